@@ -1,0 +1,74 @@
+//! The configuration file as written: serde structs that mirror the TOML and
+//! reject unknown keys, so a typo is an error instead of a silently ignored
+//! setting. Nothing here is trusted; [`super::validate`] turns it into
+//! [`super::Config`].
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub public_url: String,
+    pub listen: RawListen,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub logging: RawLogging,
+    #[serde(default)]
+    pub apps: Vec<RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub proxy: String,
+    pub admin: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub threads: Option<usize>,
+    pub grace_period_seconds: Option<u64>,
+    pub graceful_shutdown_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub backend: Option<String>,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub key_prefix: Option<String>,
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLogging {
+    pub level: Option<String>,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub id: String,
+    pub slug: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub upstream: String,
+    pub mcp_path: Option<String>,
+    pub host: Option<String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    pub connect_timeout_ms: Option<u64>,
+    pub read_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+}

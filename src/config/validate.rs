@@ -1,0 +1,279 @@
+//! Raw → validated configuration. Every rule that can reject a config lives
+//! here, and every rejection names its key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use super::raw::{RawApp, RawConfig};
+use super::{
+    AppConfig, Config, ConfigError, Listen, LogFormat, Logging, ServerSettings, StorageConfig,
+    Upstream,
+};
+
+pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let err = |key: &str, msg: String| ConfigError::new(path, key, msg);
+
+    let public = Url::parse(&raw.public_url)
+        .map_err(|e| err("public_url", format!("not a URL: {e}")))?;
+    if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
+        return Err(err("public_url", "must be an http(s) URL with a host".into()));
+    }
+    if public.query().is_some() || public.fragment().is_some() {
+        return Err(err("public_url", "must not have a query or fragment".into()));
+    }
+    let public_url = raw.public_url.trim_end_matches('/').to_string();
+    let public_origin = public.origin().ascii_serialization();
+
+    let addr = |key: &str, v: &str| -> Result<SocketAddr, ConfigError> {
+        v.parse()
+            .map_err(|e| err(key, format!("`{v}` is not an address like 127.0.0.1:8080: {e}")))
+    };
+    let listen = Listen {
+        proxy: addr("listen.proxy", &raw.listen.proxy)?,
+        admin: addr("listen.admin", &raw.listen.admin)?,
+    };
+    if listen.proxy == listen.admin && listen.proxy.port() != 0 {
+        return Err(err("listen.admin", "must differ from listen.proxy".into()));
+    }
+
+    let threads = raw.server.threads.unwrap_or(2);
+    if threads == 0 || threads > 256 {
+        return Err(err("server.threads", "must be between 1 and 256".into()));
+    }
+    let server = ServerSettings {
+        threads,
+        grace_period_seconds: raw.server.grace_period_seconds.unwrap_or(5),
+        graceful_shutdown_timeout_seconds: raw.server.graceful_shutdown_timeout_seconds.unwrap_or(5),
+    };
+
+    let storage = storage(path, &raw)?;
+
+    let level = raw.logging.level.unwrap_or_else(|| "info".into());
+    if !matches!(level.as_str(), "trace" | "debug" | "info" | "warn" | "error") {
+        return Err(err("logging.level", format!("`{level}` is not one of trace, debug, info, warn, error")));
+    }
+    let format = match raw.logging.format.as_deref().unwrap_or("text") {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => return Err(err("logging.format", format!("`{other}` is not text or json"))),
+    };
+
+    let mut apps = Vec::with_capacity(raw.apps.len());
+    let (mut ids, mut slugs, mut hosts) = (HashSet::new(), HashSet::new(), HashSet::new());
+    for (i, raw_app) in raw.apps.into_iter().enumerate() {
+        let key = |field: &str| format!("apps[{i}].{field}");
+        let app = app(raw_app).map_err(|(field, msg)| err(&key(field), msg))?;
+        if !ids.insert(app.id.clone()) {
+            return Err(err(&key("id"), format!("duplicate app id `{}`", app.id)));
+        }
+        if !slugs.insert(app.slug.clone()) {
+            return Err(err(&key("slug"), format!("duplicate app slug `{}`", app.slug)));
+        }
+        if let Some(h) = &app.host {
+            if !hosts.insert(h.clone()) {
+                return Err(err(&key("host"), format!("duplicate app host `{h}`")));
+            }
+        }
+        apps.push(app);
+    }
+
+    Ok(Config {
+        source: path.to_path_buf(),
+        public_url,
+        public_origin,
+        listen,
+        server,
+        storage,
+        logging: Logging { level, format },
+        apps,
+    })
+}
+
+fn storage(path: &Path, raw: &RawConfig) -> Result<StorageConfig, ConfigError> {
+    let s = &raw.storage;
+    let err = |key: &str, msg: &str| ConfigError::new(path, key, msg);
+    match s.backend.as_deref().unwrap_or("embedded") {
+        "embedded" => {
+            if s.url.is_some() || s.url_env.is_some() || s.key_prefix.is_some() {
+                return Err(err("storage.url", "only valid with backend = \"redis\""));
+            }
+            let p = s.path.clone().unwrap_or_else(|| "data/gateway.redb".into());
+            Ok(StorageConfig::Embedded { path: PathBuf::from(p) })
+        }
+        "redis" => {
+            if s.path.is_some() {
+                return Err(err("storage.path", "only valid with backend = \"embedded\""));
+            }
+            let url = match (&s.url, &s.url_env) {
+                (Some(u), None) => u.clone(),
+                (None, Some(var)) => std::env::var(var).map_err(|_| {
+                    ConfigError::new(path, "storage.url_env", format!("environment variable {var} is not set"))
+                })?,
+                (Some(_), Some(_)) => return Err(err("storage.url", "set url or url_env, not both")),
+                (None, None) => return Err(err("storage.url", "required with backend = \"redis\"")),
+            };
+            let parsed = Url::parse(&url).map_err(|_| err("storage.url", "not a redis:// URL"))?;
+            if !matches!(parsed.scheme(), "redis" | "rediss") {
+                return Err(err("storage.url", "must start with redis:// or rediss://"));
+            }
+            Ok(StorageConfig::Redis {
+                url,
+                key_prefix: s.key_prefix.clone().unwrap_or_else(|| "drio:".into()),
+                timeout: Duration::from_millis(s.timeout_ms.unwrap_or(250)),
+            })
+        }
+        other => Err(ConfigError::new(
+            path,
+            "storage.backend",
+            format!("`{other}` is not embedded or redis"),
+        )),
+    }
+}
+
+type FieldError = (&'static str, String);
+
+fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
+    let valid_token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    if !valid_token(&raw.slug) {
+        return Err(("slug", "must be 1-64 characters of a-z, 0-9, '-' or '_'".into()));
+    }
+    if raw.id.is_empty() || raw.id.len() > 128 || raw.id.contains('/') {
+        return Err(("id", "must be 1-128 characters without '/'".into()));
+    }
+    let upstream = parse_upstream(&raw.upstream).map_err(|m| ("upstream", m))?;
+    let mcp_path = raw.mcp_path.unwrap_or_else(|| "/mcp".into());
+    if !mcp_path.starts_with('/') || mcp_path.contains(['?', '#']) {
+        return Err(("mcp_path", "must be a path starting with '/'".into()));
+    }
+    let host = match raw.host {
+        Some(h) => {
+            let h = h.to_ascii_lowercase();
+            if h.is_empty() || h.contains(['/', ':', ' ']) {
+                return Err(("host", "must be a bare host name like notes.mcp.example.com".into()));
+            }
+            Some(h)
+        }
+        None => None,
+    };
+    let allowed_origins = raw
+        .allowed_origins
+        .iter()
+        .map(|o| normalize_origin(o).ok_or(("allowed_origins", format!("`{o}` is not an origin like https://app.example.com"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ms = |v: Option<u64>, default: u64, field: &'static str| match v.unwrap_or(default) {
+        0 => Err((field, "must be greater than 0".to_string())),
+        n => Ok(Duration::from_millis(n)),
+    };
+    Ok(AppConfig {
+        name: raw.name.unwrap_or_else(|| raw.slug.clone()),
+        id: raw.id,
+        slug: raw.slug,
+        description: raw.description,
+        upstream,
+        mcp_path,
+        host,
+        public: raw.public,
+        allowed_origins,
+        connect_timeout: ms(raw.connect_timeout_ms, 3_000, "connect_timeout_ms")?,
+        read_timeout: ms(raw.read_timeout_ms, 300_000, "read_timeout_ms")?,
+        required_scopes: raw.required_scopes,
+    })
+}
+
+/// Parses an upstream base URL (`http(s)://host[:port][/base]`).
+pub fn parse_upstream(s: &str) -> Result<Upstream, String> {
+    let url = Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => return Err(format!("scheme `{other}` is not http or https")),
+    };
+    let host = url.host_str().ok_or_else(|| format!("`{s}` has no host"))?.to_string();
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!("`{s}` must not carry a query, fragment or credentials"));
+    }
+    let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok(Upstream {
+        tls,
+        host,
+        port,
+        authority,
+        base_path: url.path().trim_end_matches('/').to_string(),
+    })
+}
+
+/// `scheme://host[:port]` in its ASCII serialisation, or None if `s` isn't one.
+pub fn normalize_origin(s: &str) -> Option<String> {
+    let url = Url::parse(s).ok()?;
+    if url.path() != "/" && !url.path().is_empty() {
+        return None;
+    }
+    match url.origin() {
+        o @ url::Origin::Tuple(..) => Some(o.ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+public_url = "https://gw.example.com/"
+[listen]
+proxy = "127.0.0.1:8080"
+admin = "127.0.0.1:9090"
+"#;
+
+    fn load(extra: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("test.toml"), &format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.public_url, "https://gw.example.com");
+        assert_eq!(c.public_origin, "https://gw.example.com");
+        assert!(matches!(c.storage, StorageConfig::Embedded { .. }));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load("[logging]\nlevl = \"info\"\n").unwrap_err();
+        assert_eq!(e.key, "levl", "{e}");
+        assert!(e.to_string().starts_with("test.toml: levl"), "{e}");
+    }
+
+    #[test]
+    fn bad_upstream_names_the_app_key() {
+        let e = load("[[apps]]\nid = \"a\"\nslug = \"a\"\nupstream = \"ftp://x\"\n").unwrap_err();
+        assert_eq!(e.key, "apps[0].upstream");
+    }
+
+    #[test]
+    fn upstream_parts() {
+        let u = parse_upstream("https://api.example.com/base/").unwrap();
+        assert_eq!((u.tls, u.port, u.authority.as_str(), u.base_path.as_str()), (true, 443, "api.example.com", "/base"));
+        let u = parse_upstream("http://127.0.0.1:3001").unwrap();
+        assert_eq!((u.port, u.authority.as_str(), u.base_path.as_str()), (3001, "127.0.0.1:3001", ""));
+    }
+
+    #[test]
+    fn origins_normalise() {
+        assert_eq!(normalize_origin("HTTPS://App.Example.com:443").as_deref(), Some("https://app.example.com"));
+        assert_eq!(normalize_origin("https://x.com/path"), None);
+    }
+}

@@ -1,0 +1,23 @@
+//! drio-gateway: a Pingora reverse proxy that lets MCP clients sign in through
+//! OAuth 2.1 and reach upstream MCP tool servers with the right credentials.
+//!
+//! The crate is laid out by responsibility:
+//! - [`config`]: TOML → validated configuration;
+//! - [`server`]: assembles the Pingora server (proxy + admin listeners);
+//! - [`proxy`]: the one `ProxyHttp` implementation and its phases;
+//! - [`oauth`]: the authorization server MCP clients talk to (RFC 6749, 7591, 8414, 9728);
+//! - [`auth`]: bearer validation with a two-tier cache (RFC 6750, 7519, 7662);
+//! - [`credentials`]: upstream credential injection;
+//! - [`store`]: embedded and Redis state stores;
+//! - [`metrics`], [`errors`]: what operators and clients see when things go wrong.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod errors;
+pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod state;
+pub mod store;

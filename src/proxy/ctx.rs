@@ -1,0 +1,51 @@
+//! Per-request state carried across the proxy phases.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::metrics::{UpstreamErrorKind, LOCAL_APP, NO_APP};
+use crate::proxy::route::Route;
+
+/// Typed per-request context (Pingora's `CTX`).
+pub struct Ctx {
+    pub request_id: String,
+    pub started: Instant,
+    /// The app this request was routed to, if any.
+    pub route: Option<Arc<Route>>,
+    /// Path and query to send upstream, computed in `request_filter`.
+    pub upstream_uri: Option<http::Uri>,
+    /// Answered by the gateway itself (OAuth, management API, health).
+    pub local: bool,
+    /// The response is an SSE stream (counted in `drio_open_streams`).
+    pub streaming: bool,
+    pub upstream_error: Option<UpstreamErrorKind>,
+}
+
+impl Ctx {
+    pub fn new() -> Self {
+        Self {
+            request_id: String::new(),
+            started: Instant::now(),
+            route: None,
+            upstream_uri: None,
+            local: false,
+            streaming: false,
+            upstream_error: None,
+        }
+    }
+
+    /// The `app` metric label: a configured slug or a fixed marker.
+    pub fn app_label(&self) -> &str {
+        match (&self.route, self.local) {
+            (Some(r), _) => &r.app.slug,
+            (None, true) => LOCAL_APP,
+            (None, false) => NO_APP,
+        }
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

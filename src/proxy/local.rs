@@ -1,0 +1,113 @@
+//! The in-process router for routes the gateway answers itself
+//! (`/.well-known/*`, `/api/v1/*`, `/healthz`), called from `request_filter`
+//! so there is no second HTTP server and no extra hop.
+//!
+//! Handlers see a [`LocalRequest`] (headers plus a size-capped body) and
+//! return a [`LocalResponse`]; they never touch the Pingora session.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use serde::Serialize;
+
+use crate::errors::{ApiError, OAuthError};
+use crate::state::State;
+
+/// Largest request body a local route accepts (OAuth forms, management JSON).
+pub const MAX_LOCAL_BODY: usize = 1024 * 1024;
+
+pub struct LocalRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub client_ip: Option<IpAddr>,
+    pub request_id: String,
+}
+
+impl LocalRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Debug)]
+pub struct LocalResponse {
+    pub status: u16,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
+}
+
+impl LocalResponse {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+        Self {
+            status,
+            headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            body: body.into(),
+        }
+    }
+
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(body) => Self::new(status, "application/json", body),
+            Err(_) => Self::api_error(&ApiError::internal(), ""),
+        }
+    }
+
+    pub fn api_error(err: &ApiError, request_id: &str) -> Self {
+        Self::new(err.status, "application/json", err.body(request_id))
+    }
+
+    /// An RFC 6749 error; token responses are never cacheable (§5.1).
+    pub fn oauth_error(err: &OAuthError) -> Self {
+        Self::new(err.status, "application/json", err.body()).no_store()
+    }
+
+    pub fn html(status: u16, body: impl Into<Bytes>) -> Self {
+        Self::new(status, "text/html; charset=utf-8", body)
+            .with_header(HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY"))
+            .with_header(
+                HeaderName::from_static("content-security-policy"),
+                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+            )
+            .no_store()
+    }
+
+    /// A 302 to `location`; returns 500 if the location is not a valid header.
+    pub fn redirect(location: &str) -> Self {
+        match HeaderValue::from_str(location) {
+            Ok(v) => Self::new(302, "text/plain; charset=utf-8", Bytes::new())
+                .with_header(http::header::LOCATION, v)
+                .no_store(),
+            Err(_) => Self::api_error(&ApiError::internal(), ""),
+        }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn no_store(self) -> Self {
+        self.with_header(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+            .with_header(http::header::PRAGMA, HeaderValue::from_static("no-cache"))
+    }
+}
+
+/// True when `path` belongs to the gateway rather than to an app.
+pub fn is_local_path(path: &str) -> bool {
+    path.starts_with("/.well-known/") || path.starts_with("/api/v1/") || path == "/healthz"
+}
+
+/// Answers a local route.
+pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
+    match (&req.method, req.path.as_str()) {
+        (&Method::GET, "/healthz") => LocalResponse::json(200, &serde_json::json!({"status": "ok"})),
+        _ => {
+            let _ = state;
+            LocalResponse::api_error(&ApiError::not_found("Route"), &req.request_id)
+        }
+    }
+}

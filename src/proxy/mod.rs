@@ -1,0 +1,297 @@
+//! The one `ProxyHttp` implementation. Each phase is thin and hands off:
+//!
+//! - `request_filter`: request id, local routes ([`local`]), app routing
+//!   ([`route`]), Origin check ([`origin`]), bearer validation;
+//! - `upstream_peer`: the routed app's upstream;
+//! - `upstream_request_filter`: path rewrite, `Host`, forwarding headers, and
+//!   removal of the client's credentials (no token passthrough);
+//! - `response_filter`: request id, stream accounting;
+//! - `fail_to_proxy`: upstream failures as 502/504 envelopes;
+//! - `logging`: metrics and the access log line.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType};
+
+use crate::errors::ApiError;
+use crate::metrics::{method_label, status_class, UpstreamErrorKind};
+use crate::state::State;
+
+pub mod ctx;
+pub mod local;
+pub mod origin;
+pub mod request_id;
+pub mod respond;
+pub mod route;
+
+pub use ctx::Ctx;
+
+/// Cookies the gateway sets for its own pages; never forwarded upstream.
+const OWN_COOKIE_PREFIX: &str = "__Host-drio";
+
+pub struct Gateway {
+    state: Arc<State>,
+}
+
+impl Gateway {
+    pub fn new(state: Arc<State>) -> Self {
+        Self { state }
+    }
+
+    async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        ctx.local = true;
+        let has_body = !matches!(session.req_header().method, Method::GET | Method::HEAD);
+        let body = if has_body {
+            match respond::read_body(session, local::MAX_LOCAL_BODY).await? {
+                Some(b) => b,
+                None => {
+                    let err = ApiError::new(413, "payload_too_large", "Request body too large");
+                    respond::error(session, &ctx.request_id, &err).await?;
+                    return Ok(true);
+                }
+            }
+        } else {
+            Bytes::new()
+        };
+        let head = session.req_header();
+        let req = local::LocalRequest {
+            method: head.method.clone(),
+            path: head.uri.path().to_string(),
+            query: head.uri.query().map(str::to_string),
+            headers: head.headers.clone(),
+            body,
+            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+            request_id: ctx.request_id.clone(),
+        };
+        let resp = local::dispatch(&self.state, &req).await;
+        respond::write(session, &ctx.request_id, resp).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        self.state.metrics.inflight.inc();
+        let head = session.req_header();
+        ctx.request_id = request_id::from_client_or_new(
+            head.headers.get("x-request-id").map(HeaderValue::as_bytes),
+        );
+        if local::is_local_path(head.uri.path()) {
+            return self.serve_local(session, ctx).await;
+        }
+
+        let routes = self.state.routes.load();
+        let host = head
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| head.uri.host());
+        let path = head.uri.path();
+        let (route, rest) = if let Some(r) = host.and_then(|h| routes.by_host(h)) {
+            (r.clone(), path)
+        } else if let Some(sel) = routes.by_path(path) {
+            (sel.route, sel.rest)
+        } else {
+            let err = ApiError::not_found(if route::is_app_path(path) { "App" } else { "Route" });
+            respond::error(session, &ctx.request_id, &err).await?;
+            return Ok(true);
+        };
+        let app = &route.app;
+
+        let origin = head.headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
+        if !origin::origin_allowed(origin, &self.state.config.public_origin, app) {
+            self.state.metrics.origin_rejections.with_label_values(&[&app.slug]).inc();
+            ctx.route = Some(route.clone());
+            let err = ApiError::new(403, "forbidden_origin", "Origin not allowed for this app");
+            respond::error(session, &ctx.request_id, &err).await?;
+            return Ok(true);
+        }
+
+        let mut uri = String::with_capacity(app.upstream.base_path.len() + rest.len() + 64);
+        uri.push_str(&app.upstream.base_path);
+        uri.push_str(rest);
+        if let Some(q) = head.uri.query() {
+            uri.push('?');
+            uri.push_str(q);
+        }
+        ctx.upstream_uri = Some(
+            http::Uri::try_from(uri).map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
+        );
+        ctx.route = Some(route);
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
+        let route = ctx.route.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
+        let app = &route.app;
+        let addr = route
+            .addr
+            .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve"))?;
+        let mut peer = HttpPeer::new(addr, app.upstream.tls, app.upstream.host.clone());
+        peer.options.connection_timeout = Some(app.connect_timeout);
+        peer.options.read_timeout = Some(app.read_timeout);
+        peer.options.write_timeout = Some(app.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let Some(route) = ctx.route.as_ref() else { return Ok(()) };
+        if let Some(uri) = ctx.upstream_uri.take() {
+            upstream.set_uri(uri);
+        }
+        upstream.insert_header(header::HOST, route.app.upstream.authority.as_str())?;
+        // The client's token is for the gateway, never for the upstream (MCP
+        // authorization spec, "Token Passthrough").
+        upstream.remove_header(&header::AUTHORIZATION);
+        strip_own_cookies(upstream)?;
+        upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
+            let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(prev) => format!("{prev}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream.insert_header("x-forwarded-for", xff)?;
+        }
+        let proto = if self.state.config.public_url.starts_with("https:") { "https" } else { "http" };
+        upstream.insert_header("x-forwarded-proto", proto)?;
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        let is_sse = resp
+            .headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if is_sse && !ctx.streaming {
+            ctx.streaming = true;
+            self.state.metrics.open_streams.inc();
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (status, err) = classify(e, ctx);
+        let mut code = status;
+        if status != 0 && session.response_written().is_none() {
+            if respond::error(session, &ctx.request_id, &err).await.is_err() {
+                code = 0;
+            }
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let m = &self.state.metrics;
+        m.inflight.dec();
+        if ctx.streaming {
+            m.open_streams.dec();
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let app = ctx.app_label();
+        let method = method_label(&session.req_header().method);
+        let elapsed = ctx.started.elapsed();
+        m.requests.with_label_values(&[app, method, status_class(status)]).inc();
+        m.duration.with_label_values(&[app]).observe(elapsed.as_secs_f64());
+        if let Some(kind) = ctx.upstream_error {
+            m.upstream_errors.with_label_values(&[app, kind.as_str()]).inc();
+        }
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            app,
+            method,
+            path = session.req_header().uri.path(),
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            upstream_error = ctx.upstream_error.map(UpstreamErrorKind::as_str),
+            error = e.map(|e| e.etype().as_str()),
+            "request"
+        );
+    }
+}
+
+/// Maps a proxy failure to the status and envelope the client sees, and
+/// records the upstream error kind.
+fn classify(e: &Error, ctx: &mut Ctx) -> (u16, ApiError) {
+    use ErrorType::*;
+    if let HTTPStatus(code) = e.etype() {
+        return (*code, ApiError::new(*code, "bad_request", "Request could not be processed"));
+    }
+    match e.esource() {
+        ErrorSource::Upstream => {
+            let (kind, status) = match e.etype() {
+                ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => (UpstreamErrorKind::Timeout, 504),
+                ConnectRefused | ConnectNoRoute | ConnectError | SocketError | BindError => (UpstreamErrorKind::Connect, 502),
+                TLSHandshakeFailure | InvalidCert | HandshakeError => (UpstreamErrorKind::Tls, 502),
+                ConnectionClosed | ReadError | WriteError => (UpstreamErrorKind::Reset, 502),
+                _ => (UpstreamErrorKind::Other, 502),
+            };
+            ctx.upstream_error = Some(kind);
+            let err = if status == 504 {
+                ApiError::new(504, "gateway_timeout", "The app's upstream did not answer in time")
+            } else {
+                ApiError::new(502, "bad_gateway", "The app's upstream could not be reached")
+            }
+            .with_details(serde_json::json!({ "kind": kind.as_str() }));
+            (status, err)
+        }
+        ErrorSource::Downstream => match e.etype() {
+            ReadError | WriteError | ConnectionClosed => (0, ApiError::bad_request("client went away")),
+            ReadTimedout | WriteTimedout => (408, ApiError::new(408, "request_timeout", "Request timed out")),
+            _ => (400, ApiError::bad_request("Malformed request")),
+        },
+        ErrorSource::Internal | ErrorSource::Unset => match e.etype() {
+            ConnectNoRoute => {
+                ctx.upstream_error = Some(UpstreamErrorKind::Connect);
+                (502, ApiError::new(502, "bad_gateway", "The app's upstream could not be resolved"))
+            }
+            _ => (500, ApiError::internal()),
+        },
+    }
+}
+
+/// Removes the gateway's own cookies (consent and sign-in pages) from the
+/// upstream request, keeping any others.
+fn strip_own_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
+    let Some(cookie) = req.headers.get(header::COOKIE).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    if !cookie.contains(OWN_COOKIE_PREFIX) {
+        return Ok(());
+    }
+    let kept: Vec<&str> = cookie
+        .split(';')
+        .map(str::trim)
+        .filter(|c| !c.starts_with(OWN_COOKIE_PREFIX))
+        .collect();
+    if kept.is_empty() {
+        req.remove_header(&header::COOKIE);
+    } else {
+        req.insert_header(header::COOKIE, kept.join("; "))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Host / path → app → upstream peer.
+//!
+//! The route table is rebuilt off the hot path (at start, on a live change,
+//! when upstream DNS is refreshed) and swapped in atomically; a request only
+//! reads it. Upstream host names are resolved while building the table, so
+//! choosing a peer never does DNS on the request path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::AppConfig;
+
+/// One routable app with its resolved upstream address.
+#[derive(Debug)]
+pub struct Route {
+    pub app: Arc<AppConfig>,
+    /// None when the upstream host did not resolve; requests then get 502.
+    pub addr: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    by_slug: HashMap<String, Arc<Route>>,
+    by_host: HashMap<String, Arc<Route>>,
+}
+
+/// What a request path selected.
+pub struct Selected<'a> {
+    pub route: Arc<Route>,
+    /// The path below the app prefix, always starting with '/'.
+    pub rest: &'a str,
+}
+
+impl RouteTable {
+    /// Builds a table, resolving each upstream host (asynchronously, never on
+    /// the request path).
+    pub async fn build(apps: impl IntoIterator<Item = Arc<AppConfig>>) -> RouteTable {
+        let mut table = RouteTable::default();
+        for app in apps {
+            let addr = resolve(&app.upstream.host, app.upstream.port).await;
+            if addr.is_none() {
+                tracing::warn!(app = %app.slug, host = %app.upstream.host, "upstream host did not resolve");
+            }
+            let route = Arc::new(Route { app: app.clone(), addr });
+            if let Some(h) = &app.host {
+                table.by_host.insert(h.clone(), route.clone());
+            }
+            table.by_slug.insert(app.slug.clone(), route);
+        }
+        table
+    }
+
+    pub fn apps(&self) -> impl Iterator<Item = &Arc<AppConfig>> {
+        self.by_slug.values().map(|r| &r.app)
+    }
+
+    pub fn by_slug(&self, slug: &str) -> Option<&Arc<Route>> {
+        self.by_slug.get(slug)
+    }
+
+    /// Matches a request's Host header (port ignored, case-insensitive).
+    pub fn by_host(&self, host: &str) -> Option<&Arc<Route>> {
+        if self.by_host.is_empty() {
+            return None;
+        }
+        let name = strip_port(host);
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.by_host.get(&name.to_ascii_lowercase())
+        } else {
+            self.by_host.get(name)
+        }
+    }
+
+    /// Matches `/apps/{slug}` or `/apps/{slug}/…`.
+    pub fn by_path<'a>(&self, path: &'a str) -> Option<Selected<'a>> {
+        let after = path.strip_prefix("/apps/")?;
+        let (slug, rest) = match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, "/"),
+        };
+        let route = self.by_slug.get(slug)?.clone();
+        Some(Selected { route, rest })
+    }
+}
+
+/// True when the path is under `/apps/` (so a miss is an unknown app).
+pub fn is_app_path(path: &str) -> bool {
+    path.starts_with("/apps/")
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(h, _)| h.trim_start_matches('['));
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    tokio::net::lookup_host((host, port)).await.ok()?.next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_upstream, AppConfig};
+    use std::time::Duration;
+
+    fn app(slug: &str, host: Option<&str>) -> Arc<AppConfig> {
+        Arc::new(AppConfig {
+            id: format!("app_{slug}"),
+            slug: slug.into(),
+            name: slug.into(),
+            description: None,
+            upstream: parse_upstream("http://127.0.0.1:9").unwrap(),
+            mcp_path: "/mcp".into(),
+            host: host.map(Into::into),
+            public: true,
+            allowed_origins: vec![],
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            required_scopes: vec![],
+        })
+    }
+
+    #[tokio::test]
+    async fn routes_by_path_and_host() {
+        let t = RouteTable::build([app("notes", Some("notes.mcp.example.com")), app("crm", None)]).await;
+        let s = t.by_path("/apps/notes/mcp").unwrap();
+        assert_eq!((s.route.app.slug.as_str(), s.rest), ("notes", "/mcp"));
+        assert_eq!(t.by_path("/apps/crm").unwrap().rest, "/");
+        assert!(t.by_path("/apps/nope/mcp").is_none());
+        assert!(t.by_path("/appsnotes/mcp").is_none());
+        assert_eq!(t.by_host("Notes.MCP.example.com:443").unwrap().app.slug, "notes");
+        assert!(t.by_host("other.example.com").is_none());
+        assert_eq!(t.by_slug("crm").unwrap().addr, Some("127.0.0.1:9".parse().unwrap()));
+    }
+}

@@ -1,0 +1,80 @@
+//! Assembles the process: logging, the background runtime that owns the
+//! state, and the Pingora server with its two listeners (proxy and admin).
+
+use std::sync::Arc;
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::config::{Config, LogFormat};
+use crate::proxy::Gateway;
+use crate::state::{StartError, State};
+
+/// Installs the global tracing subscriber (also receiving Pingora's `log`
+/// records). `RUST_LOG` overrides the configured level.
+pub fn init_logging(cfg: &crate::config::Logging) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match cfg.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Builds the state and runs the gateway until a shutdown signal.
+pub fn run(config: Config) -> Result<(), StartError> {
+    init_logging(&config.logging);
+
+    // The state (store connections, caches, background refreshers) lives on
+    // its own runtime so it outlives any one Pingora service runtime.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("drio-bg")
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Other(format!("cannot start runtime: {e}")))?;
+    let state = runtime.block_on(State::build(config))?;
+    runtime.block_on(async { state.spawn_background() });
+
+    let server = build_server(state.clone());
+    tracing::info!(
+        proxy = %state.config.listen.proxy,
+        admin = %state.config.listen.admin,
+        store = state.store.backend(),
+        public_url = %state.config.public_url,
+        "drio-gateway starting"
+    );
+    // Keep the background runtime alive for the life of the process.
+    let _runtime = runtime;
+    server.run(pingora::server::RunArgs::default());
+    Ok(())
+}
+
+fn build_server(state: Arc<State>) -> Server {
+    let cfg = &state.config;
+    let conf = ServerConf {
+        threads: cfg.server.threads,
+        grace_period_seconds: Some(cfg.server.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(cfg.server.graceful_shutdown_timeout_seconds),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(state.clone()),
+        "drio-proxy",
+    );
+    proxy.add_tcp(&cfg.listen.proxy.to_string());
+
+    let mut admin = Service::new("drio-admin".to_string(), AdminApp::new(state.clone()));
+    admin.add_tcp(&cfg.listen.admin.to_string());
+
+    server.add_service(proxy);
+    server.add_service(admin);
+    server
+}
