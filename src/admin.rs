@@ -35,7 +35,11 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match session.req_header().uri.path() {
-            "/metrics" => reply(200, "text/plain; version=0.0.4", self.state.metrics.render()),
+            "/metrics" => reply(
+                200,
+                "text/plain; version=0.0.4",
+                self.state.metrics.render(),
+            ),
             "/healthz" => reply(200, "application/json", br#"{"status":"ok"}"#.to_vec()),
             "/readyz" => {
                 let store = self.state.store.backend();
@@ -45,7 +49,11 @@ impl ServeHttp for AdminApp {
                     Err(_) => reply(503, "application/json", format!(r#"{{"status":"not_ready","store":"{store}","reason":"timeout"}}"#).into_bytes()),
                 }
             }
-            _ => reply(404, "application/json", br#"{"error":"not_found"}"#.to_vec()),
+            _ => reply(
+                404,
+                "application/json",
+                br#"{"error":"not_found"}"#.to_vec(),
+            ),
         }
     }
 }

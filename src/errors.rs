@@ -36,7 +36,12 @@ struct EnvelopeBody<'a> {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -49,7 +54,11 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(401, "unauthorized", "Missing or invalid Bearer access token")
+        Self::new(
+            401,
+            "unauthorized",
+            "Missing or invalid Bearer access token",
+        )
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -101,7 +110,11 @@ struct OAuthBody<'a> {
 
 impl OAuthError {
     pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
-        Self { status, error, description: description.into() }
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
     }
     pub fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(400, "invalid_request", d)
@@ -132,7 +145,10 @@ impl OAuthError {
     }
 
     pub fn body(&self) -> Bytes {
-        let b = OAuthBody { error: self.error, error_description: &self.description };
+        let b = OAuthBody {
+            error: self.error,
+            error_description: &self.description,
+        };
         Bytes::from(serde_json::to_vec(&b).unwrap_or_default())
     }
 }
@@ -153,7 +169,13 @@ mod tests {
 
     #[test]
     fn oauth_error_shape() {
-        let v: Value = serde_json::from_slice(&OAuthError::invalid_request("Missing required field: refresh_token").body()).unwrap();
-        assert_eq!(v, serde_json::json!({"error": "invalid_request", "error_description": "Missing required field: refresh_token"}));
+        let v: Value = serde_json::from_slice(
+            &OAuthError::invalid_request("Missing required field: refresh_token").body(),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": "invalid_request", "error_description": "Missing required field: refresh_token"})
+        );
     }
 }

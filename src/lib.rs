@@ -13,7 +13,6 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod auth;
 pub mod config;
 pub mod errors;
 pub mod metrics;

@@ -29,7 +29,11 @@ fn main() -> ExitCode {
         }
     };
     if args.validate {
-        println!("{}: configuration is valid ({} apps)", args.config.display(), config.apps.len());
+        println!(
+            "{}: configuration is valid ({} apps)",
+            args.config.display(),
+            config.apps.len()
+        );
         return ExitCode::SUCCESS;
     }
     match drio_gateway::server::run(config) {

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
+    pub stream_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub inflight: IntGauge,
     pub open_streams: IntGauge,
@@ -77,22 +78,46 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("drio_requests_total", "Requests by app, method and status class"),
+            Opts::new(
+                "drio_requests_total",
+                "Requests by app, method and status class",
+            ),
             &["app", "method", "status_class"],
         )?;
         let duration = HistogramVec::new(
-            HistogramOpts::new("drio_request_duration_seconds", "Time from request to end of response")
-                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0]),
+            HistogramOpts::new(
+                "drio_request_duration_seconds",
+                "Time from request to end of response",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0, 120.0,
+            ]),
+            &["app"],
+        )?;
+        let stream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "drio_stream_duration_seconds",
+                "Lifetime of server-sent event responses",
+            )
+            .buckets(vec![0.1, 1.0, 10.0, 60.0, 300.0, 1800.0, 3600.0, 14400.0]),
             &["app"],
         )?;
         let upstream_errors = IntCounterVec::new(
-            Opts::new("drio_upstream_errors_total", "Upstream failures by app and kind"),
+            Opts::new(
+                "drio_upstream_errors_total",
+                "Upstream failures by app and kind",
+            ),
             &["app", "kind"],
         )?;
         let inflight = IntGauge::new("drio_inflight_requests", "Requests being served now")?;
-        let open_streams = IntGauge::new("drio_open_streams", "Server-sent event streams open now")?;
+        let open_streams =
+            IntGauge::new("drio_open_streams", "Server-sent event streams open now")?;
         let origin_rejections = IntCounterVec::new(
-            Opts::new("drio_origin_rejections_total", "Requests refused for a disallowed Origin"),
+            Opts::new(
+                "drio_origin_rejections_total",
+                "Requests refused for a disallowed Origin",
+            ),
             &["app"],
         )?;
         let build = IntGaugeVec::new(
@@ -103,6 +128,7 @@ impl Metrics {
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
+            Box::new(stream_duration.clone()),
             Box::new(upstream_errors.clone()),
             Box::new(inflight.clone()),
             Box::new(open_streams.clone()),
@@ -111,7 +137,16 @@ impl Metrics {
         ] {
             registry.register(c)?;
         }
-        Ok(Self { registry, requests, duration, upstream_errors, inflight, open_streams, origin_rejections })
+        Ok(Self {
+            registry,
+            requests,
+            duration,
+            stream_duration,
+            upstream_errors,
+            inflight,
+            open_streams,
+            origin_rejections,
+        })
     }
 
     /// The Prometheus text exposition of every registered metric.
@@ -130,15 +165,23 @@ mod tests {
     #[test]
     fn renders_registered_metrics() {
         let m = Metrics::new().unwrap();
-        m.requests.with_label_values(&["notes", "POST", "2xx"]).inc();
+        m.requests
+            .with_label_values(&["notes", "POST", "2xx"])
+            .inc();
         let text = String::from_utf8(m.render()).unwrap();
-        assert!(text.contains(r#"drio_requests_total{app="notes",method="POST",status_class="2xx"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"drio_requests_total{app="notes",method="POST",status_class="2xx"} 1"#),
+            "{text}"
+        );
         assert!(text.contains("drio_build_info{version="), "{text}");
     }
 
     #[test]
     fn labels_are_closed_sets() {
-        assert_eq!(method_label(&http::Method::from_bytes(b"BREW").unwrap()), "OTHER");
+        assert_eq!(
+            method_label(&http::Method::from_bytes(b"BREW").unwrap()),
+            "OTHER"
+        );
         assert_eq!(status_class(503), "5xx");
     }
 }

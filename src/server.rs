@@ -17,9 +17,15 @@ use crate::state::{StartError, State};
 pub fn init_logging(cfg: &crate::config::Logging) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match cfg.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
@@ -27,6 +33,14 @@ pub fn init_logging(cfg: &crate::config::Logging) {
 /// Builds the state and runs the gateway until a shutdown signal.
 pub fn run(config: Config) -> Result<(), StartError> {
     init_logging(&config.logging);
+    // Pingora retries a busy address forever; an operator wants to hear now.
+    for (name, addr) in [
+        ("listen.proxy", config.listen.proxy),
+        ("listen.admin", config.listen.admin),
+    ] {
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| StartError::Other(format!("{name} = {addr}: cannot listen: {e}")))?;
+    }
 
     // The state (store connections, caches, background refreshers) lives on
     // its own runtime so it outlives any one Pingora service runtime.

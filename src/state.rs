@@ -27,7 +27,10 @@ pub struct State {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot open the {backend} store: {source}")]
-    Store { backend: &'static str, source: StoreError },
+    Store {
+        backend: &'static str,
+        source: StoreError,
+    },
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
     #[error("cannot build the HTTP client: {0}")]
@@ -46,7 +49,11 @@ impl State {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("drio-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let routes = RouteTable::build(config.apps.iter().cloned().map(Arc::new)).await;
+        let routes = RouteTable::build(
+            &config.public_url,
+            config.apps.iter().cloned().map(Arc::new),
+        )
+        .await;
         Ok(Arc::new(State {
             config: Arc::new(config),
             routes: ArcSwap::from_pointee(routes),
@@ -66,7 +73,9 @@ impl State {
             loop {
                 tick.tick().await;
                 let apps: Vec<_> = state.routes.load().apps().cloned().collect();
-                state.routes.store(Arc::new(RouteTable::build(apps).await));
+                state.routes.store(Arc::new(
+                    RouteTable::build(&state.config.public_url, apps).await,
+                ));
             }
         });
     }
@@ -74,13 +83,23 @@ impl State {
 
 async fn open_store(cfg: &StorageConfig) -> Result<Arc<dyn Store>, StartError> {
     match cfg {
-        StorageConfig::Embedded { path } => store::open::open_embedded(path)
-            .await
-            .map_err(|source| StartError::Store { backend: "embedded", source }),
-        StorageConfig::Redis { url, key_prefix, timeout } => {
-            store::open::open_redis(url, key_prefix, *timeout)
+        StorageConfig::Embedded { path } => {
+            store::open::open_embedded(path)
                 .await
-                .map_err(|source| StartError::Store { backend: "redis", source })
+                .map_err(|source| StartError::Store {
+                    backend: "embedded",
+                    source,
+                })
         }
+        StorageConfig::Redis {
+            url,
+            key_prefix,
+            timeout,
+        } => store::open::open_redis(url, key_prefix, *timeout)
+            .await
+            .map_err(|source| StartError::Store {
+                backend: "redis",
+                source,
+            }),
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub mod raw;
 pub mod validate;
 
-pub use validate::{parse_upstream, normalize_origin};
+pub use validate::{normalize_origin, parse_upstream};
 
 /// A configuration problem, located by file and key.
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +63,14 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone)]
 pub enum StorageConfig {
-    Embedded { path: PathBuf },
-    Redis { url: String, key_prefix: String, timeout: Duration },
+    Embedded {
+        path: PathBuf,
+    },
+    Redis {
+        url: String,
+        key_prefix: String,
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +128,12 @@ impl Config {
     /// Validates configuration text; `path` is used in error messages only.
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-            let key = e.message().split('`').nth(1).unwrap_or("(syntax)").to_string();
+            let key = e
+                .message()
+                .split('`')
+                .nth(1)
+                .unwrap_or("(syntax)")
+                .to_string();
             ConfigError::new(path, key, e.to_string().trim_end().replace('\n', " "))
         })?;
         validate::validate(path, raw)

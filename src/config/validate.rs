@@ -17,20 +17,30 @@ use super::{
 pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let err = |key: &str, msg: String| ConfigError::new(path, key, msg);
 
-    let public = Url::parse(&raw.public_url)
-        .map_err(|e| err("public_url", format!("not a URL: {e}")))?;
+    let public =
+        Url::parse(&raw.public_url).map_err(|e| err("public_url", format!("not a URL: {e}")))?;
     if !matches!(public.scheme(), "http" | "https") || public.host_str().is_none() {
-        return Err(err("public_url", "must be an http(s) URL with a host".into()));
+        return Err(err(
+            "public_url",
+            "must be an http(s) URL with a host".into(),
+        ));
     }
     if public.query().is_some() || public.fragment().is_some() {
-        return Err(err("public_url", "must not have a query or fragment".into()));
+        return Err(err(
+            "public_url",
+            "must not have a query or fragment".into(),
+        ));
     }
     let public_url = raw.public_url.trim_end_matches('/').to_string();
     let public_origin = public.origin().ascii_serialization();
 
     let addr = |key: &str, v: &str| -> Result<SocketAddr, ConfigError> {
-        v.parse()
-            .map_err(|e| err(key, format!("`{v}` is not an address like 127.0.0.1:8080: {e}")))
+        v.parse().map_err(|e| {
+            err(
+                key,
+                format!("`{v}` is not an address like 127.0.0.1:8080: {e}"),
+            )
+        })
     };
     let listen = Listen {
         proxy: addr("listen.proxy", &raw.listen.proxy)?,
@@ -47,19 +57,33 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let server = ServerSettings {
         threads,
         grace_period_seconds: raw.server.grace_period_seconds.unwrap_or(5),
-        graceful_shutdown_timeout_seconds: raw.server.graceful_shutdown_timeout_seconds.unwrap_or(5),
+        graceful_shutdown_timeout_seconds: raw
+            .server
+            .graceful_shutdown_timeout_seconds
+            .unwrap_or(5),
     };
 
     let storage = storage(path, &raw)?;
 
     let level = raw.logging.level.unwrap_or_else(|| "info".into());
-    if !matches!(level.as_str(), "trace" | "debug" | "info" | "warn" | "error") {
-        return Err(err("logging.level", format!("`{level}` is not one of trace, debug, info, warn, error")));
+    if !matches!(
+        level.as_str(),
+        "trace" | "debug" | "info" | "warn" | "error"
+    ) {
+        return Err(err(
+            "logging.level",
+            format!("`{level}` is not one of trace, debug, info, warn, error"),
+        ));
     }
     let format = match raw.logging.format.as_deref().unwrap_or("text") {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
-        other => return Err(err("logging.format", format!("`{other}` is not text or json"))),
+        other => {
+            return Err(err(
+                "logging.format",
+                format!("`{other}` is not text or json"),
+            ))
+        }
     };
 
     let mut apps = Vec::with_capacity(raw.apps.len());
@@ -71,7 +95,10 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             return Err(err(&key("id"), format!("duplicate app id `{}`", app.id)));
         }
         if !slugs.insert(app.slug.clone()) {
-            return Err(err(&key("slug"), format!("duplicate app slug `{}`", app.slug)));
+            return Err(err(
+                &key("slug"),
+                format!("duplicate app slug `{}`", app.slug),
+            ));
         }
         if let Some(h) = &app.host {
             if !hosts.insert(h.clone()) {
@@ -102,19 +129,32 @@ fn storage(path: &Path, raw: &RawConfig) -> Result<StorageConfig, ConfigError> {
                 return Err(err("storage.url", "only valid with backend = \"redis\""));
             }
             let p = s.path.clone().unwrap_or_else(|| "data/gateway.redb".into());
-            Ok(StorageConfig::Embedded { path: PathBuf::from(p) })
+            Ok(StorageConfig::Embedded {
+                path: PathBuf::from(p),
+            })
         }
         "redis" => {
             if s.path.is_some() {
-                return Err(err("storage.path", "only valid with backend = \"embedded\""));
+                return Err(err(
+                    "storage.path",
+                    "only valid with backend = \"embedded\"",
+                ));
             }
             let url = match (&s.url, &s.url_env) {
                 (Some(u), None) => u.clone(),
                 (None, Some(var)) => std::env::var(var).map_err(|_| {
-                    ConfigError::new(path, "storage.url_env", format!("environment variable {var} is not set"))
+                    ConfigError::new(
+                        path,
+                        "storage.url_env",
+                        format!("environment variable {var} is not set"),
+                    )
                 })?,
-                (Some(_), Some(_)) => return Err(err("storage.url", "set url or url_env, not both")),
-                (None, None) => return Err(err("storage.url", "required with backend = \"redis\"")),
+                (Some(_), Some(_)) => {
+                    return Err(err("storage.url", "set url or url_env, not both"))
+                }
+                (None, None) => {
+                    return Err(err("storage.url", "required with backend = \"redis\""))
+                }
             };
             let parsed = Url::parse(&url).map_err(|_| err("storage.url", "not a redis:// URL"))?;
             if !matches!(parsed.scheme(), "redis" | "rediss") {
@@ -140,10 +180,14 @@ fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
     let valid_token = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     };
     if !valid_token(&raw.slug) {
-        return Err(("slug", "must be 1-64 characters of a-z, 0-9, '-' or '_'".into()));
+        return Err((
+            "slug",
+            "must be 1-64 characters of a-z, 0-9, '-' or '_'".into(),
+        ));
     }
     if raw.id.is_empty() || raw.id.len() > 128 || raw.id.contains('/') {
         return Err(("id", "must be 1-128 characters without '/'".into()));
@@ -157,7 +201,10 @@ fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
         Some(h) => {
             let h = h.to_ascii_lowercase();
             if h.is_empty() || h.contains(['/', ':', ' ']) {
-                return Err(("host", "must be a bare host name like notes.mcp.example.com".into()));
+                return Err((
+                    "host",
+                    "must be a bare host name like notes.mcp.example.com".into(),
+                ));
             }
             Some(h)
         }
@@ -166,7 +213,12 @@ fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
     let allowed_origins = raw
         .allowed_origins
         .iter()
-        .map(|o| normalize_origin(o).ok_or(("allowed_origins", format!("`{o}` is not an origin like https://app.example.com"))))
+        .map(|o| {
+            normalize_origin(o).ok_or((
+                "allowed_origins",
+                format!("`{o}` is not an origin like https://app.example.com"),
+            ))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let ms = |v: Option<u64>, default: u64, field: &'static str| match v.unwrap_or(default) {
         0 => Err((field, "must be greater than 0".to_string())),
@@ -196,16 +248,26 @@ pub fn parse_upstream(s: &str) -> Result<Upstream, String> {
         "https" => true,
         other => return Err(format!("scheme `{other}` is not http or https")),
     };
-    let host = url.host_str().ok_or_else(|| format!("`{s}` has no host"))?.to_string();
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("`{s}` has no host"))?
+        .to_string();
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("`{s}` must not carry a query, fragment or credentials"));
+        return Err(format!(
+            "`{s}` must not carry a query, fragment or credentials"
+        ));
     }
-    let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
     let authority = match url.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.clone(),
     };
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     Ok(Upstream {
         tls,
         host,
@@ -266,14 +328,23 @@ admin = "127.0.0.1:9090"
     #[test]
     fn upstream_parts() {
         let u = parse_upstream("https://api.example.com/base/").unwrap();
-        assert_eq!((u.tls, u.port, u.authority.as_str(), u.base_path.as_str()), (true, 443, "api.example.com", "/base"));
+        assert_eq!(
+            (u.tls, u.port, u.authority.as_str(), u.base_path.as_str()),
+            (true, 443, "api.example.com", "/base")
+        );
         let u = parse_upstream("http://127.0.0.1:3001").unwrap();
-        assert_eq!((u.port, u.authority.as_str(), u.base_path.as_str()), (3001, "127.0.0.1:3001", ""));
+        assert_eq!(
+            (u.port, u.authority.as_str(), u.base_path.as_str()),
+            (3001, "127.0.0.1:3001", "")
+        );
     }
 
     #[test]
     fn origins_normalise() {
-        assert_eq!(normalize_origin("HTTPS://App.Example.com:443").as_deref(), Some("https://app.example.com"));
+        assert_eq!(
+            normalize_origin("HTTPS://App.Example.com:443").as_deref(),
+            Some("https://app.example.com")
+        );
         assert_eq!(normalize_origin("https://x.com/path"), None);
     }
 }

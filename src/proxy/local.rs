@@ -44,7 +44,10 @@ impl LocalResponse {
     pub fn new(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
         Self {
             status,
-            headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+            headers: vec![(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static(content_type),
+            )],
             body: body.into(),
         }
     }
@@ -91,8 +94,11 @@ impl LocalResponse {
     }
 
     pub fn no_store(self) -> Self {
-        self.with_header(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
-            .with_header(http::header::PRAGMA, HeaderValue::from_static("no-cache"))
+        self.with_header(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        )
+        .with_header(http::header::PRAGMA, HeaderValue::from_static("no-cache"))
     }
 }
 
@@ -104,7 +110,9 @@ pub fn is_local_path(path: &str) -> bool {
 /// Answers a local route.
 pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
     match (&req.method, req.path.as_str()) {
-        (&Method::GET, "/healthz") => LocalResponse::json(200, &serde_json::json!({"status": "ok"})),
+        (&Method::GET, "/healthz") => {
+            LocalResponse::json(200, &serde_json::json!({"status": "ok"}))
+        }
         _ => {
             let _ = state;
             LocalResponse::api_error(&ApiError::not_found("Route"), &req.request_id)

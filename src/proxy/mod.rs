@@ -66,7 +66,10 @@ impl Gateway {
             query: head.uri.query().map(str::to_string),
             headers: head.headers.clone(),
             body,
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+            client_ip: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
             request_id: ctx.request_id.clone(),
         };
         let resp = local::dispatch(&self.state, &req).await;
@@ -105,7 +108,11 @@ impl ProxyHttp for Gateway {
         } else if let Some(sel) = routes.by_path(path) {
             (sel.route, sel.rest)
         } else {
-            let err = ApiError::not_found(if route::is_app_path(path) { "App" } else { "Route" });
+            let err = ApiError::not_found(if route::is_app_path(path) {
+                "App"
+            } else {
+                "Route"
+            });
             respond::error(session, &ctx.request_id, &err).await?;
             return Ok(true);
         };
@@ -113,7 +120,11 @@ impl ProxyHttp for Gateway {
 
         let origin = head.headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
         if !origin::origin_allowed(origin, &self.state.config.public_origin, app) {
-            self.state.metrics.origin_rejections.with_label_values(&[&app.slug]).inc();
+            self.state
+                .metrics
+                .origin_rejections
+                .with_label_values(&[&app.slug])
+                .inc();
             ctx.route = Some(route.clone());
             let err = ApiError::new(403, "forbidden_origin", "Origin not allowed for this app");
             respond::error(session, &ctx.request_id, &err).await?;
@@ -128,18 +139,26 @@ impl ProxyHttp for Gateway {
             uri.push_str(q);
         }
         ctx.upstream_uri = Some(
-            http::Uri::try_from(uri).map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
+            http::Uri::try_from(uri)
+                .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
         );
         ctx.route = Some(route);
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> pingora::Result<Box<HttpPeer>> {
-        let route = ctx.route.as_ref().ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
         let app = &route.app;
-        let addr = route
-            .addr
-            .ok_or_else(|| Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve"))?;
+        let addr = route.addr.ok_or_else(|| {
+            Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve")
+        })?;
         let mut peer = HttpPeer::new(addr, app.upstream.tls, app.upstream.host.clone());
         peer.options.connection_timeout = Some(app.connect_timeout);
         peer.options.read_timeout = Some(app.read_timeout);
@@ -153,7 +172,9 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        let Some(route) = ctx.route.as_ref() else { return Ok(()) };
+        let Some(route) = ctx.route.as_ref() else {
+            return Ok(());
+        };
         if let Some(uri) = ctx.upstream_uri.take() {
             upstream.set_uri(uri);
         }
@@ -163,14 +184,26 @@ impl ProxyHttp for Gateway {
         upstream.remove_header(&header::AUTHORIZATION);
         strip_own_cookies(upstream)?;
         upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
-            let xff = match upstream.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            let xff = match upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(prev) => format!("{prev}, {ip}"),
                 None => ip.to_string(),
             };
             upstream.insert_header("x-forwarded-for", xff)?;
         }
-        let proto = if self.state.config.public_url.starts_with("https:") { "https" } else { "http" };
+        let proto = if self.state.config.public_url.starts_with("https:") {
+            "https"
+        } else {
+            "http"
+        };
         upstream.insert_header("x-forwarded-proto", proto)?;
         Ok(())
     }
@@ -196,12 +229,27 @@ impl ProxyHttp for Gateway {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let (status, err) = classify(e, ctx);
         let mut code = status;
-        if status != 0 && session.response_written().is_none() {
-            if respond::error(session, &ctx.request_id, &err).await.is_err() {
-                code = 0;
-            }
+        if status != 0
+            && session.response_written().is_none()
+            && respond::error(session, &ctx.request_id, &err)
+                .await
+                .is_err()
+        {
+            code = 0;
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, e: &Error) -> bool {
+        // A client hanging up (routine for SSE) is not a gateway error.
+        *e.esource() == ErrorSource::Downstream
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            )
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
@@ -214,10 +262,21 @@ impl ProxyHttp for Gateway {
         let app = ctx.app_label();
         let method = method_label(&session.req_header().method);
         let elapsed = ctx.started.elapsed();
-        m.requests.with_label_values(&[app, method, status_class(status)]).inc();
-        m.duration.with_label_values(&[app]).observe(elapsed.as_secs_f64());
+        m.requests
+            .with_label_values(&[app, method, status_class(status)])
+            .inc();
+        // Long-lived SSE streams would swamp request latency; they get their own histogram.
+        let hist = if ctx.streaming {
+            &m.stream_duration
+        } else {
+            &m.duration
+        };
+        hist.with_label_values(&[app])
+            .observe(elapsed.as_secs_f64());
         if let Some(kind) = ctx.upstream_error {
-            m.upstream_errors.with_label_values(&[app, kind.as_str()]).inc();
+            m.upstream_errors
+                .with_label_values(&[app, kind.as_str()])
+                .inc();
         }
         tracing::info!(
             target: "access",
@@ -239,35 +298,62 @@ impl ProxyHttp for Gateway {
 fn classify(e: &Error, ctx: &mut Ctx) -> (u16, ApiError) {
     use ErrorType::*;
     if let HTTPStatus(code) = e.etype() {
-        return (*code, ApiError::new(*code, "bad_request", "Request could not be processed"));
+        return (
+            *code,
+            ApiError::new(*code, "bad_request", "Request could not be processed"),
+        );
     }
     match e.esource() {
         ErrorSource::Upstream => {
             let (kind, status) = match e.etype() {
-                ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => (UpstreamErrorKind::Timeout, 504),
-                ConnectRefused | ConnectNoRoute | ConnectError | SocketError | BindError => (UpstreamErrorKind::Connect, 502),
+                ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
+                    (UpstreamErrorKind::Timeout, 504)
+                }
+                ConnectRefused | ConnectNoRoute | ConnectError | SocketError | BindError => {
+                    (UpstreamErrorKind::Connect, 502)
+                }
                 TLSHandshakeFailure | InvalidCert | HandshakeError => (UpstreamErrorKind::Tls, 502),
                 ConnectionClosed | ReadError | WriteError => (UpstreamErrorKind::Reset, 502),
                 _ => (UpstreamErrorKind::Other, 502),
             };
             ctx.upstream_error = Some(kind);
             let err = if status == 504 {
-                ApiError::new(504, "gateway_timeout", "The app's upstream did not answer in time")
+                ApiError::new(
+                    504,
+                    "gateway_timeout",
+                    "The app's upstream did not answer in time",
+                )
             } else {
-                ApiError::new(502, "bad_gateway", "The app's upstream could not be reached")
+                ApiError::new(
+                    502,
+                    "bad_gateway",
+                    "The app's upstream could not be reached",
+                )
             }
             .with_details(serde_json::json!({ "kind": kind.as_str() }));
             (status, err)
         }
         ErrorSource::Downstream => match e.etype() {
-            ReadError | WriteError | ConnectionClosed => (0, ApiError::bad_request("client went away")),
-            ReadTimedout | WriteTimedout => (408, ApiError::new(408, "request_timeout", "Request timed out")),
+            ReadError | WriteError | ConnectionClosed => {
+                (0, ApiError::bad_request("client went away"))
+            }
+            ReadTimedout | WriteTimedout => (
+                408,
+                ApiError::new(408, "request_timeout", "Request timed out"),
+            ),
             _ => (400, ApiError::bad_request("Malformed request")),
         },
         ErrorSource::Internal | ErrorSource::Unset => match e.etype() {
             ConnectNoRoute => {
                 ctx.upstream_error = Some(UpstreamErrorKind::Connect);
-                (502, ApiError::new(502, "bad_gateway", "The app's upstream could not be resolved"))
+                (
+                    502,
+                    ApiError::new(
+                        502,
+                        "bad_gateway",
+                        "The app's upstream could not be resolved",
+                    ),
+                )
             }
             _ => (500, ApiError::internal()),
         },
@@ -277,7 +363,11 @@ fn classify(e: &Error, ctx: &mut Ctx) -> (u16, ApiError) {
 /// Removes the gateway's own cookies (consent and sign-in pages) from the
 /// upstream request, keeping any others.
 fn strip_own_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
-    let Some(cookie) = req.headers.get(header::COOKIE).and_then(|v| v.to_str().ok()) else {
+    let Some(cookie) = req
+        .headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Ok(());
     };
     if !cookie.contains(OWN_COOKIE_PREFIX) {

@@ -7,7 +7,9 @@ use crate::config::AppConfig;
 
 pub fn origin_allowed(origin: Option<&[u8]>, public_origin: &str, app: &AppConfig) -> bool {
     let Some(raw) = origin else { return true };
-    let Ok(origin) = std::str::from_utf8(raw) else { return false };
+    let Ok(origin) = std::str::from_utf8(raw) else {
+        return false;
+    };
     // Browsers send a serialised origin; compare case-insensitively on the
     // scheme and host, which is what the normalised config holds.
     let matches = |allowed: &str| allowed.eq_ignore_ascii_case(origin.trim_end_matches('/'));
@@ -50,7 +52,11 @@ mod tests {
         assert!(origin_allowed(None, own, &a));
         assert!(origin_allowed(Some(b"https://gw.example.com"), own, &a));
         assert!(origin_allowed(Some(b"https://allowed.example"), own, &a));
-        assert!(origin_allowed(Some(b"https://notes.mcp.example.com"), own, &a));
+        assert!(origin_allowed(
+            Some(b"https://notes.mcp.example.com"),
+            own,
+            &a
+        ));
         assert!(!origin_allowed(Some(b"https://evil.example"), own, &a));
         assert!(!origin_allowed(Some(b"null"), own, &a));
         assert!(!origin_allowed(Some(b"http://gw.example.com"), own, &a));

@@ -15,7 +15,8 @@ pub fn from_client_or_new(header: Option<&[u8]>) -> String {
 fn is_sane(v: &[u8]) -> bool {
     !v.is_empty()
         && v.len() <= MAX_LEN
-        && v.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 #[cfg(test)]

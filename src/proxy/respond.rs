@@ -10,7 +10,11 @@ use crate::errors::ApiError;
 use crate::proxy::local::LocalResponse;
 
 /// Writes a complete response. Returns the status written.
-pub async fn write(session: &mut Session, request_id: &str, resp: LocalResponse) -> pingora::Result<u16> {
+pub async fn write(
+    session: &mut Session,
+    request_id: &str,
+    resp: LocalResponse,
+) -> pingora::Result<u16> {
     let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 3))?;
     for (name, value) in resp.headers {
         header.append_header(name, value)?;
@@ -20,7 +24,9 @@ pub async fn write(session: &mut Session, request_id: &str, resp: LocalResponse)
         header.insert_header("x-request-id", v)?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(header), head_only || resp.body.is_empty()).await?;
+    session
+        .write_response_header(Box::new(header), head_only || resp.body.is_empty())
+        .await?;
     if !head_only && !resp.body.is_empty() {
         session.write_response_body(Some(resp.body), true).await?;
     }
@@ -28,8 +34,17 @@ pub async fn write(session: &mut Session, request_id: &str, resp: LocalResponse)
 }
 
 /// Writes a drio error envelope.
-pub async fn error(session: &mut Session, request_id: &str, err: &ApiError) -> pingora::Result<u16> {
-    write(session, request_id, LocalResponse::api_error(err, request_id)).await
+pub async fn error(
+    session: &mut Session,
+    request_id: &str,
+    err: &ApiError,
+) -> pingora::Result<u16> {
+    write(
+        session,
+        request_id,
+        LocalResponse::api_error(err, request_id),
+    )
+    .await
 }
 
 /// Same as [`error`] with extra headers (e.g. `WWW-Authenticate`).

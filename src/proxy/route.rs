@@ -17,6 +17,10 @@ pub struct Route {
     pub app: Arc<AppConfig>,
     /// None when the upstream host did not resolve; requests then get 502.
     pub addr: Option<SocketAddr>,
+    /// The app's MCP URL: its RFC 8707 resource identifier and token audience.
+    pub resource: String,
+    /// Where its RFC 9728 protected-resource metadata lives (sent in 401 challenges).
+    pub resource_metadata_url: String,
 }
 
 #[derive(Debug, Default)]
@@ -35,14 +39,25 @@ pub struct Selected<'a> {
 impl RouteTable {
     /// Builds a table, resolving each upstream host (asynchronously, never on
     /// the request path).
-    pub async fn build(apps: impl IntoIterator<Item = Arc<AppConfig>>) -> RouteTable {
+    pub async fn build(
+        public_url: &str,
+        apps: impl IntoIterator<Item = Arc<AppConfig>>,
+    ) -> RouteTable {
         let mut table = RouteTable::default();
         for app in apps {
             let addr = resolve(&app.upstream.host, app.upstream.port).await;
             if addr.is_none() {
                 tracing::warn!(app = %app.slug, host = %app.upstream.host, "upstream host did not resolve");
             }
-            let route = Arc::new(Route { app: app.clone(), addr });
+            let route = Arc::new(Route {
+                resource: app.resource_url(public_url),
+                resource_metadata_url: format!(
+                    "{public_url}/.well-known/oauth-protected-resource/apps/{}{}",
+                    app.slug, app.mcp_path
+                ),
+                app: app.clone(),
+                addr,
+            });
             if let Some(h) = &app.host {
                 table.by_host.insert(h.clone(), route.clone());
             }
@@ -91,7 +106,9 @@ pub fn is_app_path(path: &str) -> bool {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| h.trim_start_matches('['));
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| h.trim_start_matches('['));
     }
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
@@ -128,14 +145,35 @@ mod tests {
 
     #[tokio::test]
     async fn routes_by_path_and_host() {
-        let t = RouteTable::build([app("notes", Some("notes.mcp.example.com")), app("crm", None)]).await;
+        let t = RouteTable::build(
+            "https://gw.example.com",
+            [
+                app("notes", Some("notes.mcp.example.com")),
+                app("crm", None),
+            ],
+        )
+        .await;
         let s = t.by_path("/apps/notes/mcp").unwrap();
         assert_eq!((s.route.app.slug.as_str(), s.rest), ("notes", "/mcp"));
         assert_eq!(t.by_path("/apps/crm").unwrap().rest, "/");
         assert!(t.by_path("/apps/nope/mcp").is_none());
         assert!(t.by_path("/appsnotes/mcp").is_none());
-        assert_eq!(t.by_host("Notes.MCP.example.com:443").unwrap().app.slug, "notes");
+        assert_eq!(
+            t.by_host("Notes.MCP.example.com:443").unwrap().app.slug,
+            "notes"
+        );
         assert!(t.by_host("other.example.com").is_none());
-        assert_eq!(t.by_slug("crm").unwrap().addr, Some("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(
+            t.by_slug("notes").unwrap().resource,
+            "https://gw.example.com/apps/notes/mcp"
+        );
+        assert_eq!(
+            t.by_slug("notes").unwrap().resource_metadata_url,
+            "https://gw.example.com/.well-known/oauth-protected-resource/apps/notes/mcp"
+        );
+        assert_eq!(
+            t.by_slug("crm").unwrap().addr,
+            Some("127.0.0.1:9".parse().unwrap())
+        );
     }
 }

@@ -100,7 +100,10 @@ pub trait Store: Send + Sync + 'static {
 /// Typed helpers over the byte-oriented [`Store`].
 #[async_trait]
 pub trait StoreExt: Store {
-    async fn get_json<T: DeserializeOwned + Send>(&self, key: &str) -> Result<Option<T>, StoreError> {
+    async fn get_json<T: DeserializeOwned + Send>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         match self.get(key).await? {
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -119,7 +122,10 @@ pub trait StoreExt: Store {
         self.put(key, &bytes, ttl).await
     }
 
-    async fn take_json<T: DeserializeOwned + Send>(&self, key: &str) -> Result<Option<T>, StoreError> {
+    async fn take_json<T: DeserializeOwned + Send>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         match self.take(key).await? {
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)

@@ -1,0 +1,181 @@
+//! `drio-gateway --config FILE --validate`: exit 0 for a valid file, exit 2
+//! with an error naming the file and the offending key otherwise.
+//!
+//! Each broken config is a known-valid generated one with a single change,
+//! so a rejection can only come from that change.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::gateway::{AppSpec, GatewayBuilder, Layout, TestGateway};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_drio-gateway");
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/gateway.toml");
+
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `--validate` on `path`. Fails the test (instead of hanging) if the
+/// process does not exit promptly, e.g. because it started serving.
+fn validate(path: &Path) -> Outcome {
+    let mut child = Command::new(BINARY)
+        .arg("--config")
+        .arg(path)
+        .arg("--validate")
+        .env_remove("DRIO_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn drio-gateway");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("poll child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("--validate on {} did not exit within 10 s", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("collect output");
+    Outcome {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Writes `toml` to a file in `dir` and validates it.
+fn validate_text(dir: &Path, toml: &str) -> (Outcome, PathBuf) {
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, toml).expect("write config");
+    (validate(&path), path)
+}
+
+/// A valid config with one app, as the harness would generate it.
+fn generated(builder: &GatewayBuilder, dir: &Path) -> String {
+    builder.render(&Layout {
+        proxy_port: 18080,
+        admin_port: 19090,
+        dir,
+    })
+}
+
+fn one_app() -> GatewayBuilder {
+    TestGateway::new().app_with(AppSpec::new("notes", "http://127.0.0.1:3001"))
+}
+
+/// True when `word` occurs in `text` as a whole identifier, not as part of a
+/// longer one (`prox` inside `proxy` does not count).
+fn names(text: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
+}
+
+#[track_caller]
+fn assert_rejected(out: &Outcome, path: &Path, key: &str) {
+    assert_eq!(out.code, Some(2), "exit code; stderr: {}", out.stderr);
+    assert!(
+        names(&out.stderr, key),
+        "stderr names `{key}`: {}",
+        out.stderr
+    );
+    let file = path.display().to_string();
+    assert!(
+        out.stderr.contains(&file),
+        "stderr names {file}: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn example_config_is_valid() {
+    let out = validate(Path::new(EXAMPLE));
+    assert_eq!(
+        out.code,
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[test]
+fn generated_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = validate_text(dir.path(), &generated(&one_app(), dir.path()));
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+}
+
+#[test]
+fn unknown_key_is_rejected_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let valid = generated(&one_app(), dir.path());
+    let typo = valid.replacen("\nproxy = ", "\nprox = ", 1);
+    assert_ne!(typo, valid, "the template has a [listen] proxy key");
+    let (out, path) = validate_text(dir.path(), &typo);
+    assert_rejected(&out, &path, "prox");
+}
+
+#[test]
+fn non_http_upstream_is_rejected_naming_the_app_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = TestGateway::new().app_with(AppSpec::new("notes", "ftp://x"));
+    let (out, path) = validate_text(dir.path(), &generated(&builder, dir.path()));
+    assert_rejected(&out, &path, "apps[0].upstream");
+}
+
+#[test]
+fn duplicate_slugs_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut second = AppSpec::new("notes", "http://127.0.0.1:3002");
+    second.id = "app_notes_2".into();
+    let builder = one_app().app_with(second);
+    let (out, path) = validate_text(dir.path(), &generated(&builder, dir.path()));
+    assert_rejected(&out, &path, "slug");
+    assert!(
+        out.stderr.contains("apps[1]"),
+        "names the second app: {}",
+        out.stderr
+    );
+}
+
+/// A busy listen address is a start error naming the key, not a silent retry
+/// loop while the admin listener reports healthy.
+#[test]
+fn busy_proxy_address_fails_fast_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let text =
+        generated(&one_app(), dir.path()).replace("127.0.0.1:18080", &format!("127.0.0.1:{port}"));
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, text).expect("write config");
+    let mut child = Command::new(BINARY)
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("poll").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("gateway kept running with its proxy address taken");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("listen.proxy"), "{stderr}");
+}

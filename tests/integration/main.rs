@@ -1,0 +1,8 @@
+//! The `integration` test target: black-box tests that run the real
+//! gateway binary against real upstreams and stores (see `support`).
+
+mod config_cli;
+mod idp_selftest;
+mod proxy_core;
+mod store_conformance;
+mod support;

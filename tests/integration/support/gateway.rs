@@ -1,0 +1,333 @@
+//! `TestGateway`: the real `drio-gateway` binary, started on free loopback
+//! ports with a generated configuration, for black-box tests.
+//!
+//! ```ignore
+//! let upstream = TestUpstream::start().await;
+//! let gw = TestGateway::new()
+//!     .app("notes", &upstream)
+//!     .host("notes.mcp.example.com")
+//!     .allowed_origin("https://allowed.example")
+//!     .start()
+//!     .await;
+//! let resp = gw.client().post(gw.app_url("notes", "/mcp")).send().await?;
+//! ```
+//!
+//! Everything the process needs (config, embedded store, log file) lives in a
+//! temporary directory owned by the handle; the process is killed on drop.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+mod client;
+mod config;
+
+pub use client::{assert_envelope, header_str, send, Mcp, SseReader};
+pub use config::{AppSpec, Layout};
+
+use super::ports::free_port;
+use super::redis::RedisServer;
+use super::upstream::TestUpstream;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_drio-gateway");
+/// How long a start may take before the test fails with the log tail.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(15);
+/// Why a start is retried: Pingora logs "ADDR is in use, will try again".
+const PORT_TAKEN: &str = "a listen port is in use";
+
+/// Describes a gateway to start; see the module docs.
+#[must_use = "call .start().await to run the gateway"]
+pub struct GatewayBuilder {
+    apps: Vec<AppSpec>,
+    redis_url: Option<String>,
+    extra_toml: String,
+}
+
+impl GatewayBuilder {
+    /// Adds a public app `slug` in front of a test upstream.
+    pub fn app(self, slug: &str, upstream: &TestUpstream) -> Self {
+        self.app_with(AppSpec::new(slug, &upstream.url()))
+    }
+
+    /// Adds an app described in full (e.g. one pointing at a dead port).
+    pub fn app_with(mut self, app: AppSpec) -> Self {
+        self.apps.push(app);
+        self
+    }
+
+    /// Routes requests with this `Host` to the most recently added app.
+    pub fn host(self, host: &str) -> Self {
+        self.last_app(|a| a.host = Some(host.into()))
+    }
+
+    /// Allows this browser origin for the most recently added app.
+    pub fn allowed_origin(self, origin: &str) -> Self {
+        self.last_app(|a| a.allowed_origins.push(origin.into()))
+    }
+
+    /// Sets the upstream read timeout of the most recently added app.
+    pub fn read_timeout_ms(self, ms: u64) -> Self {
+        self.last_app(|a| a.read_timeout_ms = ms)
+    }
+
+    /// Keeps gateway state in this Redis instead of the embedded store.
+    pub fn redis(mut self, server: &RedisServer) -> Self {
+        self.redis_url = Some(server.url());
+        self
+    }
+
+    /// Appends raw TOML after everything generated (for sections added later).
+    pub fn raw_toml(mut self, extra: &str) -> Self {
+        self.extra_toml.push('\n');
+        self.extra_toml.push_str(extra);
+        self.extra_toml.push('\n');
+        self
+    }
+
+    fn last_app(mut self, change: impl FnOnce(&mut AppSpec)) -> Self {
+        let app = self
+            .apps
+            .last_mut()
+            .expect("add an app before configuring it");
+        change(app);
+        self
+    }
+
+    /// Writes the config, starts the binary and waits until both listeners answer.
+    ///
+    /// A free port can be taken by someone else before the gateway binds it;
+    /// when that happens it is started again on fresh ports.
+    pub async fn start(self) -> TestGateway {
+        let dir = tempfile::tempdir().expect("gateway tempdir");
+        let mut gw = TestGateway {
+            log_path: dir.path().join("gateway.log"),
+            config_path: dir.path().join("gateway.toml"),
+            dir,
+            proxy_port: 0,
+            admin_port: 0,
+            child: None,
+            spawned_at_log_len: 0,
+            client: client(),
+        };
+        for attempt in 1.. {
+            (gw.proxy_port, gw.admin_port) = (free_port(), free_port());
+            let config = self.render(&Layout {
+                proxy_port: gw.proxy_port,
+                admin_port: gw.admin_port,
+                dir: gw.dir.path(),
+            });
+            std::fs::write(&gw.config_path, config).expect("write gateway config");
+            gw.spawn();
+            match gw.wait_healthy().await {
+                Ok(()) => break,
+                Err(why) if attempt < 3 && why == PORT_TAKEN => {
+                    eprintln!("drio-gateway lost a port race; retrying on other ports");
+                }
+                Err(why) => gw.failed(&why),
+            }
+        }
+        gw
+    }
+}
+
+/// An HTTP client for tests: no proxies from the environment, no redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("build reqwest client")
+}
+
+/// A running gateway process.
+pub struct TestGateway {
+    dir: TempDir,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    proxy_port: u16,
+    admin_port: u16,
+    child: Option<Child>,
+    /// Where this run's output starts in the (appended) log file.
+    spawned_at_log_len: u64,
+    client: reqwest::Client,
+}
+
+impl TestGateway {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> GatewayBuilder {
+        GatewayBuilder {
+            apps: Vec::new(),
+            redis_url: None,
+            extra_toml: String::new(),
+        }
+    }
+
+    /// Proxy listener base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.proxy_port)
+    }
+
+    /// `{url}/apps/{slug}{path}`: an app's URL on the gateway.
+    pub fn app_url(&self, slug: &str, path: &str) -> String {
+        format!("{}/apps/{slug}{path}", self.url())
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// The configured `public_url` (the gateway's own origin).
+    pub fn public_url(&self) -> String {
+        self.url()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The temporary directory holding config, store and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The last `n` lines the process wrote to stdout and stderr.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// The Prometheus text served on the admin listener.
+    pub async fn metrics_text(&self) -> String {
+        let resp = self
+            .client
+            .get(format!("{}/metrics", self.admin_url()))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(resp.status(), 200, "GET /metrics");
+        resp.text().await.expect("metrics body")
+    }
+
+    /// Polls `/metrics` until `ready` holds (metrics are recorded after the
+    /// response is sent, so they may lag the client by a moment). Returns the
+    /// text that satisfied it; panics with the last text after 5 s.
+    pub async fn metrics_until(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.metrics_text().await;
+            if ready(&text) {
+                return text;
+            }
+            if Instant::now() > deadline {
+                panic!("metrics never reached the expected state:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the process and waits for it to exit. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts again with the same config, ports and data directory.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+        if let Err(why) = self.wait_healthy().await {
+            self.failed(&why);
+        }
+    }
+
+    fn spawn(&mut self) {
+        self.spawned_at_log_len = std::fs::metadata(&self.log_path).map_or(0, |m| m.len());
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open gateway log");
+        let child = Command::new(BINARY)
+            .arg("--config")
+            .arg(&self.config_path)
+            .current_dir(self.dir.path())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone log handle")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {BINARY}: {e}"));
+        self.child = Some(child);
+    }
+
+    /// Fails the test with the reason, config path and log tail.
+    fn failed(&self, why: &str) -> ! {
+        panic!(
+            "drio-gateway failed to start ({why}); config {}:\n{}",
+            self.config_path.display(),
+            self.log_tail(40)
+        );
+    }
+
+    /// Polls until both listeners answer: the admin `/healthz` with 200, the
+    /// proxy with anything carrying `X-Request-Id` (which every gateway
+    /// response has), since Pingora serves one listener while it is still
+    /// retrying to bind the other. `Err` if the process exits or reports a
+    /// port in use; panics with the log tail if it never gets ready.
+    async fn wait_healthy(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + HEALTHY_WITHIN;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                return Err(format!("exited: {status}"));
+            }
+            if self.answers().await {
+                return Ok(());
+            }
+            if self.log_since_spawn().contains(" is in use") {
+                self.stop();
+                return Err(PORT_TAKEN.into());
+            }
+            if Instant::now() > deadline {
+                self.failed(&format!("not ready within {HEALTHY_WITHIN:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn answers(&self) -> bool {
+        let probe = |url: String| self.client.get(url).timeout(Duration::from_secs(1)).send();
+        let admin = probe(format!("{}/healthz", self.admin_url())).await;
+        if !admin.is_ok_and(|r| r.status() == 200) {
+            return false;
+        }
+        let proxy = probe(format!("{}/healthz", self.url())).await;
+        proxy.is_ok_and(|r| r.headers().contains_key("x-request-id"))
+    }
+
+    fn log_since_spawn(&self) -> String {
+        let log = std::fs::read(&self.log_path).unwrap_or_default();
+        let start = (self.spawned_at_log_len as usize).min(log.len());
+        String::from_utf8_lossy(&log[start..]).into_owned()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

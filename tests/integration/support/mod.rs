@@ -1,0 +1,10 @@
+//! Test harness shared by the integration tests: free ports, a fake MCP
+//! upstream, the gateway process, Redis and an identity provider.
+// Not every test target uses every helper.
+#![allow(dead_code)]
+
+pub mod gateway;
+pub mod idp;
+pub mod ports;
+pub mod redis;
+pub mod upstream;
