@@ -1,6 +1,7 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process
-//! is serving) and `/readyz` (the store answers). Kept off the proxy
-//! listener so it can stay private.
+//! is serving), `/readyz` (the store answers) and `POST /tokens/revoke` (an
+//! operator revokes a bearer token on every instance, RFC 7009 semantics).
+//! Kept off the proxy listener so it can stay private.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +32,59 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
         .unwrap_or_default()
 }
 
+impl AdminApp {
+    async fn revoke(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= 64 * 1024 => {
+                    body.extend_from_slice(&chunk)
+                }
+                Ok(Some(_)) => {
+                    return reply(
+                        413,
+                        "application/json",
+                        br#"{"error":"body_too_large"}"#.to_vec(),
+                    )
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    return reply(400, "application/json", br#"{"error":"bad_body"}"#.to_vec())
+                }
+            }
+        }
+        #[derive(serde::Deserialize)]
+        struct Req {
+            token: String,
+        }
+        let Ok(req) = serde_json::from_slice::<Req>(&body) else {
+            return reply(
+                400,
+                "application/json",
+                br#"{"error":"expected {\"token\": \"...\"}"}"#.to_vec(),
+            );
+        };
+        match self.state.auth.revoke_token(&req.token).await {
+            Ok(()) => reply(200, "application/json", br#"{"revoked":true}"#.to_vec()),
+            Err(e) => reply(
+                503,
+                "application/json",
+                serde_json::json!({"error": "store_unavailable", "reason": e.to_string()})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if session.req_header().method == http::Method::POST
+            && session.req_header().uri.path() == "/tokens/revoke"
+        {
+            return self.revoke(session).await;
+        }
         match session.req_header().uri.path() {
             "/metrics" => reply(
                 200,

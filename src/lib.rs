@@ -13,10 +13,12 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod errors;
 pub mod metrics;
 pub mod proxy;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::auth::TokenValidator;
 use crate::config::{Config, StorageConfig};
 use crate::metrics::Metrics;
 use crate::proxy::route::RouteTable;
@@ -22,6 +23,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// Outbound client for identity providers and upstream token endpoints.
     pub http: reqwest::Client,
+    /// Bearer validation for apps and the management API.
+    pub auth: Arc<TokenValidator>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +52,23 @@ impl State {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("drio-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let auth = crate::auth::build::validator(
+            &config.auth,
+            None,
+            None,
+            Arc::clone(&store),
+            http.clone(),
+            &metrics.registry,
+        )?;
+        auth.spawn_background()
+            .await
+            .map_err(|source| StartError::Store {
+                backend: store.backend(),
+                source,
+            })?;
         let routes = RouteTable::build(
             &config.public_url,
+            &config.auth.audiences,
             config.apps.iter().cloned().map(Arc::new),
         )
         .await;
@@ -60,6 +78,7 @@ impl State {
             store,
             metrics,
             http,
+            auth,
         }))
     }
 
@@ -74,7 +93,8 @@ impl State {
                 tick.tick().await;
                 let apps: Vec<_> = state.routes.load().apps().cloned().collect();
                 state.routes.store(Arc::new(
-                    RouteTable::build(&state.config.public_url, apps).await,
+                    RouteTable::build(&state.config.public_url, &state.config.auth.audiences, apps)
+                        .await,
                 ));
             }
         });

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod auth;
 pub mod raw;
 pub mod validate;
 
@@ -45,6 +46,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub storage: StorageConfig,
     pub logging: Logging,
+    pub auth: auth::AuthConfig,
     pub apps: Vec<AppConfig>,
 }
 
@@ -115,6 +117,7 @@ pub struct AppConfig {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub required_scopes: Vec<String>,
+    pub identity_headers: auth::IdentityHeaders,
 }
 
 impl Config {

@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub logging: RawLogging,
     #[serde(default)]
+    pub auth: super::auth::RawAuth,
+    #[serde(default)]
     pub apps: Vec<RawApp>,
 }
 
@@ -71,4 +73,5 @@ pub struct RawApp {
     pub read_timeout_ms: Option<u64>,
     #[serde(default)]
     pub required_scopes: Vec<String>,
+    pub identity_headers: Option<super::auth::RawIdentityHeaders>,
 }

@@ -86,11 +86,18 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         }
     };
 
+    let auth = super::auth::auth(raw.auth).map_err(|(k, m)| err(&k, m))?;
     let mut apps = Vec::with_capacity(raw.apps.len());
     let (mut ids, mut slugs, mut hosts) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (i, raw_app) in raw.apps.into_iter().enumerate() {
         let key = |field: &str| format!("apps[{i}].{field}");
-        let app = app(raw_app).map_err(|(field, msg)| err(&key(field), msg))?;
+        let app = app(raw_app).map_err(|(field, msg)| err(&key(&field), msg))?;
+        if !app.public && !auth.can_verify() {
+            return Err(err(
+                &key("public"),
+                "the app requires bearer tokens but [auth] configures no jwks_uri, introspection_endpoint or userinfo_endpoint; set `public = true` or configure [auth]".into(),
+            ));
+        }
         if !ids.insert(app.id.clone()) {
             return Err(err(&key("id"), format!("duplicate app id `{}`", app.id)));
         }
@@ -116,6 +123,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         server,
         storage,
         logging: Logging { level, format },
+        auth,
         apps,
     })
 }
@@ -174,7 +182,7 @@ fn storage(path: &Path, raw: &RawConfig) -> Result<StorageConfig, ConfigError> {
     }
 }
 
-type FieldError = (&'static str, String);
+type FieldError = (String, String);
 
 fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
     let valid_token = |s: &str| {
@@ -185,24 +193,24 @@ fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
     };
     if !valid_token(&raw.slug) {
         return Err((
-            "slug",
+            "slug".into(),
             "must be 1-64 characters of a-z, 0-9, '-' or '_'".into(),
         ));
     }
     if raw.id.is_empty() || raw.id.len() > 128 || raw.id.contains('/') {
-        return Err(("id", "must be 1-128 characters without '/'".into()));
+        return Err(("id".into(), "must be 1-128 characters without '/'".into()));
     }
-    let upstream = parse_upstream(&raw.upstream).map_err(|m| ("upstream", m))?;
+    let upstream = parse_upstream(&raw.upstream).map_err(|m| ("upstream".to_string(), m))?;
     let mcp_path = raw.mcp_path.unwrap_or_else(|| "/mcp".into());
     if !mcp_path.starts_with('/') || mcp_path.contains(['?', '#']) {
-        return Err(("mcp_path", "must be a path starting with '/'".into()));
+        return Err(("mcp_path".into(), "must be a path starting with '/'".into()));
     }
     let host = match raw.host {
         Some(h) => {
             let h = h.to_ascii_lowercase();
             if h.is_empty() || h.contains(['/', ':', ' ']) {
                 return Err((
-                    "host",
+                    "host".into(),
                     "must be a bare host name like notes.mcp.example.com".into(),
                 ));
             }
@@ -215,13 +223,13 @@ fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
         .iter()
         .map(|o| {
             normalize_origin(o).ok_or((
-                "allowed_origins",
+                "allowed_origins".to_string(),
                 format!("`{o}` is not an origin like https://app.example.com"),
             ))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let ms = |v: Option<u64>, default: u64, field: &'static str| match v.unwrap_or(default) {
-        0 => Err((field, "must be greater than 0".to_string())),
+        0 => Err((field.to_string(), "must be greater than 0".to_string())),
         n => Ok(Duration::from_millis(n)),
     };
     Ok(AppConfig {
@@ -237,6 +245,7 @@ fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
         connect_timeout: ms(raw.connect_timeout_ms, 3_000, "connect_timeout_ms")?,
         read_timeout: ms(raw.read_timeout_ms, 300_000, "read_timeout_ms")?,
         required_scopes: raw.required_scopes,
+        identity_headers: super::auth::identity_headers(raw.identity_headers)?,
     })
 }
 

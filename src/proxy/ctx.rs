@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::auth::Principal;
 use crate::metrics::{UpstreamErrorKind, LOCAL_APP, NO_APP};
 use crate::proxy::route::Route;
 
@@ -19,6 +20,8 @@ pub struct Ctx {
     /// The response is an SSE stream (counted in `drio_open_streams`).
     pub streaming: bool,
     pub upstream_error: Option<UpstreamErrorKind>,
+    /// Who the bearer token speaks for (protected apps only).
+    pub principal: Option<Arc<Principal>>,
 }
 
 impl Ctx {
@@ -31,6 +34,7 @@ impl Ctx {
             local: false,
             streaming: false,
             upstream_error: None,
+            principal: None,
         }
     }
 

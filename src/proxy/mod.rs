@@ -23,6 +23,7 @@ use crate::errors::ApiError;
 use crate::metrics::{method_label, status_class, UpstreamErrorKind};
 use crate::state::State;
 
+mod authn;
 pub mod ctx;
 pub mod local;
 pub mod origin;
@@ -131,6 +132,18 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
 
+        if !app.public {
+            match authn::authenticate(&self.state, head, &route).await {
+                Ok(p) => ctx.principal = Some(p),
+                Err(e) => {
+                    let (err, challenge) = authn::refusal(&e, &route.resource_metadata_url);
+                    ctx.route = Some(route.clone());
+                    respond::error_with(session, &ctx.request_id, &err, challenge).await?;
+                    return Ok(true);
+                }
+            }
+        }
+
         let mut uri = String::with_capacity(app.upstream.base_path.len() + rest.len() + 64);
         uri.push_str(&app.upstream.base_path);
         uri.push_str(rest);
@@ -183,6 +196,7 @@ impl ProxyHttp for Gateway {
         // authorization spec, "Token Passthrough").
         upstream.remove_header(&header::AUTHORIZATION);
         strip_own_cookies(upstream)?;
+        authn::identity_headers(upstream, route, ctx.principal.as_deref())?;
         upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(ip) = session
             .client_addr()

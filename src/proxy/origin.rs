@@ -42,6 +42,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             required_scopes: vec![],
+            identity_headers: Default::default(),
         }
     }
 

@@ -21,6 +21,9 @@ pub struct Route {
     pub resource: String,
     /// Where its RFC 9728 protected-resource metadata lives (sent in 401 challenges).
     pub resource_metadata_url: String,
+    /// Token audiences accepted here (RFC 8707): the resource URL in its path
+    /// and host forms, the gateway's own URL, and any configured extras.
+    pub audiences: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +44,7 @@ impl RouteTable {
     /// the request path).
     pub async fn build(
         public_url: &str,
+        extra_audiences: &[String],
         apps: impl IntoIterator<Item = Arc<AppConfig>>,
     ) -> RouteTable {
         let mut table = RouteTable::default();
@@ -49,8 +53,21 @@ impl RouteTable {
             if addr.is_none() {
                 tracing::warn!(app = %app.slug, host = %app.upstream.host, "upstream host did not resolve");
             }
+            let resource = app.resource_url(public_url);
+            let mut audiences = vec![
+                resource.clone(),
+                format!("{public_url}/apps/{}{}", app.slug, app.mcp_path),
+                public_url.to_string(),
+            ];
+            if let (Some(h), Some((scheme, _))) = (&app.host, public_url.split_once("://")) {
+                audiences.push(format!("{scheme}://{h}{}", app.mcp_path));
+            }
+            audiences.extend(extra_audiences.iter().cloned());
+            audiences.sort_unstable();
+            audiences.dedup();
             let route = Arc::new(Route {
-                resource: app.resource_url(public_url),
+                audiences,
+                resource,
                 resource_metadata_url: format!(
                     "{public_url}/.well-known/oauth-protected-resource/apps/{}{}",
                     app.slug, app.mcp_path
@@ -140,6 +157,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             required_scopes: vec![],
+            identity_headers: Default::default(),
         })
     }
 
@@ -147,6 +165,7 @@ mod tests {
     async fn routes_by_path_and_host() {
         let t = RouteTable::build(
             "https://gw.example.com",
+            &[],
             [
                 app("notes", Some("notes.mcp.example.com")),
                 app("crm", None),

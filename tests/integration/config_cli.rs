@@ -179,3 +179,41 @@ fn busy_proxy_address_fails_fast_naming_the_key() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("listen.proxy"), "{stderr}");
 }
+
+#[test]
+fn protected_app_without_a_way_to_verify_tokens_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, path) = validate_text(dir.path(), &generated(&one_app().protected(), dir.path()));
+    assert_rejected(&out, &path, "apps[0].public");
+}
+
+#[test]
+fn symmetric_jwt_algorithms_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = one_app().protected().raw_toml(
+        "[auth]\nissuer = \"https://idp.example.com\"\njwks_uri = \"https://idp.example.com/jwks\"\nalgorithms = [\"RS256\", \"HS256\"]",
+    );
+    let (out, path) = validate_text(dir.path(), &generated(&builder, dir.path()));
+    assert_rejected(&out, &path, "auth.algorithms");
+    assert!(out.stderr.contains("HS256"), "{}", out.stderr);
+}
+
+#[test]
+fn introspection_secret_must_be_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = one_app().protected().raw_toml(
+        "[auth]\nintrospection_endpoint = \"https://idp.example.com/introspect\"\nintrospection_client_id = \"gw\"\nintrospection_client_secret_env = \"DRIO_TEST_UNSET_SECRET_VAR\"",
+    );
+    let (out, path) = validate_text(dir.path(), &generated(&builder, dir.path()));
+    assert_rejected(&out, &path, "auth.introspection_client_secret_env");
+}
+
+#[test]
+fn identity_headers_cannot_overwrite_authorization() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = TestGateway::new()
+        .app_with(AppSpec::new("notes", "http://127.0.0.1:3001"))
+        .app_toml("[apps.identity_headers]\nsubject = \"Authorization\"");
+    let (out, path) = validate_text(dir.path(), &generated(&builder, dir.path()));
+    assert_rejected(&out, &path, "apps[0].identity_headers.subject");
+}

@@ -1,6 +1,7 @@
 //! The `integration` test target: black-box tests that run the real
 //! gateway binary against real upstreams and stores (see `support`).
 
+mod bearer;
 mod config_cli;
 mod idp_selftest;
 mod proxy_core;

@@ -43,6 +43,7 @@ const PORT_TAKEN: &str = "a listen port is in use";
 pub struct GatewayBuilder {
     apps: Vec<AppSpec>,
     redis_url: Option<String>,
+    redis_prefix: Option<String>,
     extra_toml: String,
 }
 
@@ -68,6 +69,19 @@ impl GatewayBuilder {
         self.last_app(|a| a.allowed_origins.push(origin.into()))
     }
 
+    /// Requires a bearer token at the most recently added app.
+    pub fn protected(self) -> Self {
+        self.last_app(|a| a.public = false)
+    }
+
+    /// Adds raw TOML inside the most recently added app's table.
+    pub fn app_toml(self, toml: &str) -> Self {
+        self.last_app(|a| {
+            a.extra_toml.push_str(toml);
+            a.extra_toml.push('\n');
+        })
+    }
+
     /// Sets the upstream read timeout of the most recently added app.
     pub fn read_timeout_ms(self, ms: u64) -> Self {
         self.last_app(|a| a.read_timeout_ms = ms)
@@ -76,6 +90,12 @@ impl GatewayBuilder {
     /// Keeps gateway state in this Redis instead of the embedded store.
     pub fn redis(mut self, server: &RedisServer) -> Self {
         self.redis_url = Some(server.url());
+        self
+    }
+
+    /// Uses this Redis key prefix, so several gateways share one state.
+    pub fn shared_state(mut self, prefix: &str) -> Self {
+        self.redis_prefix = Some(prefix.into());
         self
     }
 
@@ -161,6 +181,7 @@ impl TestGateway {
         GatewayBuilder {
             apps: Vec::new(),
             redis_url: None,
+            redis_prefix: None,
             extra_toml: String::new(),
         }
     }

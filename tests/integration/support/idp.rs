@@ -16,7 +16,7 @@
 //! ```
 #![allow(dead_code)]
 
-mod keys;
+pub mod keys;
 mod routes;
 
 use std::collections::{HashMap, HashSet};
@@ -128,6 +128,10 @@ struct IdpState {
     revoked: HashSet<String>,
     calls: HashMap<String, usize>,
     authorizations: Vec<AuthorizeRecord>,
+    /// Added latency before every answer, in milliseconds.
+    delay_ms: u64,
+    /// Answer every request with 503, as an IdP in an outage would.
+    failing: bool,
 }
 
 impl TestIdp {
@@ -153,6 +157,8 @@ impl TestIdp {
                 revoked: HashSet::new(),
                 calls: HashMap::new(),
                 authorizations: Vec::new(),
+                delay_ms: 0,
+                failing: false,
             }),
         });
         let server = tokio::spawn(serve(listener, shared.clone()));
@@ -238,6 +244,21 @@ impl TestIdp {
         state.key_serial += 1;
         state.key = SigningKey::generate(format!("idp-key-{}", state.key_serial));
         state.key.kid.clone()
+    }
+
+    /// Signs arbitrary claims with the current key (for tokens `/token` would never issue).
+    pub fn sign_claims(&self, claims: &serde_json::Value) -> String {
+        self.shared.lock().key.sign(claims)
+    }
+
+    /// Delays every answer by `ms` milliseconds (to make concurrent callers overlap).
+    pub fn set_delay_ms(&self, ms: u64) {
+        self.shared.lock().delay_ms = ms;
+    }
+
+    /// While set, every endpoint answers 503.
+    pub fn set_failing(&self, failing: bool) {
+        self.shared.lock().failing = failing;
     }
 
     /// The `kid` of the current signing key.

@@ -21,6 +21,8 @@ pub struct AppSpec {
     pub allowed_origins: Vec<String>,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
+    /// Raw TOML lines placed inside this app's table (e.g. `required_scopes`).
+    pub extra_toml: String,
 }
 
 impl AppSpec {
@@ -37,6 +39,7 @@ impl AppSpec {
             allowed_origins: Vec::new(),
             connect_timeout_ms: 1000,
             read_timeout_ms: 2000,
+            extra_toml: String::new(),
         }
     }
 
@@ -60,6 +63,8 @@ impl AppSpec {
             let list: Vec<String> = self.allowed_origins.iter().map(|o| q(o)).collect();
             out += &format!("allowed_origins = [{}]\n", list.join(", "));
         }
+        out += &self.extra_toml;
+        out.push('\n');
         out
     }
 }
@@ -83,11 +88,13 @@ impl GatewayBuilder {
             Some(url) => {
                 // A fresh prefix per gateway so tests sharing a Redis never collide.
                 static NEXT: AtomicU32 = AtomicU32::new(0);
-                let prefix = format!(
-                    "t:{}:{}:",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                );
+                let prefix = self.redis_prefix.clone().unwrap_or_else(|| {
+                    format!(
+                        "t:{}:{}:",
+                        std::process::id(),
+                        NEXT.fetch_add(1, Ordering::Relaxed)
+                    )
+                });
                 format!(
                     "backend = \"redis\"\nurl = {}\nkey_prefix = {}\n",
                     q(url),

@@ -42,8 +42,21 @@ pub(super) async fn handle(shared: &Shared, request: Request<Incoming>) -> Reply
         (&Method::POST, "/revoke") => "revoke",
         _ => return json_reply(StatusCode::NOT_FOUND, json!({"error": "not_found"})),
     };
+    let (delay, failing) = {
+        let mut state = shared.lock();
+        *state.calls.entry(endpoint.to_string()).or_default() += 1;
+        (state.delay_ms, state.failing)
+    };
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    if failing {
+        return json_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "temporarily_unavailable"}),
+        );
+    }
     let mut state = shared.lock();
-    *state.calls.entry(endpoint.to_string()).or_default() += 1;
     let issuer = shared.issuer.as_str();
     let form = || parse(&body);
     match endpoint {

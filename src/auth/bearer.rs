@@ -1,0 +1,113 @@
+//! Bearer extraction and challenges (RFC 6750 §2.1 and §3; MCP authorization
+//! spec "Protected Resource Metadata Discovery").
+//!
+//! Only the `Authorization: Bearer` header is accepted: tokens in query
+//! strings or bodies leak into logs and caches (RFC 6750 §2.3, MCP spec).
+
+use super::TokenError;
+
+/// The token in an `Authorization` header value.
+pub fn extract_bearer(authorization: Option<&[u8]>) -> Result<&str, TokenError> {
+    let raw = authorization.ok_or(TokenError::Missing)?;
+    let value = std::str::from_utf8(raw)
+        .map_err(|_| TokenError::Malformed("authorization header is not text"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or(TokenError::Malformed("expected `Bearer <token>`"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::Malformed("only the Bearer scheme is accepted"));
+    }
+    let token = token.trim_matches(' ');
+    // RFC 6750 §2.1 b64token: one token68, no spaces or commas.
+    let b64token = |b: u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    };
+    if token.is_empty() || !token.bytes().all(b64token) {
+        return Err(TokenError::Malformed("bearer token is not a b64token"));
+    }
+    Ok(token)
+}
+
+/// The `WWW-Authenticate` value for a refusal, or None when none applies
+/// (503: the token was not judged).
+pub fn challenge(err: &TokenError, resource_metadata: &str) -> Option<String> {
+    let mut out = format!("Bearer resource_metadata=\"{resource_metadata}\"");
+    let code = match err {
+        TokenError::Unavailable(_) => return None,
+        TokenError::Missing => return Some(out),
+        other => other.oauth_code()?,
+    };
+    out.push_str(", error=\"");
+    out.push_str(code);
+    out.push('"');
+    let description = match err {
+        TokenError::Malformed(d) => *d,
+        TokenError::Expired => "The access token expired",
+        TokenError::Revoked => "The access token was revoked",
+        TokenError::InsufficientScope { .. } => "The access token lacks a required scope",
+        _ => "The access token is not valid for this resource",
+    };
+    out.push_str(", error_description=\"");
+    out.push_str(description);
+    out.push('"');
+    if let TokenError::InsufficientScope { required } = err {
+        out.push_str(", scope=\"");
+        out.push_str(&required.join(" "));
+        out.push('"');
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extracts_only_well_formed_bearer_tokens() {
+        assert_eq!(
+            extract_bearer(Some(b"Bearer abc.def-ghi")),
+            Ok("abc.def-ghi")
+        );
+        assert_eq!(extract_bearer(Some(b"bearer abc")), Ok("abc"));
+        assert_eq!(extract_bearer(None), Err(TokenError::Missing));
+        assert!(matches!(
+            extract_bearer(Some(b"Basic dXNlcjpwYXNz")),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            extract_bearer(Some(b"Bearer")),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            extract_bearer(Some(b"Bearer a b")),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(
+            extract_bearer(Some(b"Bearer a,b")),
+            Err(TokenError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn challenges_follow_rfc6750() {
+        let rm = "https://gw/.well-known/oauth-protected-resource/apps/a/mcp";
+        assert_eq!(
+            challenge(&TokenError::Missing, rm).unwrap(),
+            format!("Bearer resource_metadata=\"{rm}\"")
+        );
+        let c = challenge(&TokenError::Expired, rm).unwrap();
+        assert!(c.contains("error=\"invalid_token\""), "{c}");
+        let c = challenge(
+            &TokenError::InsufficientScope {
+                required: vec!["a".into(), "b".into()],
+            },
+            rm,
+        )
+        .unwrap();
+        assert!(
+            c.contains("error=\"insufficient_scope\"") && c.contains("scope=\"a b\""),
+            "{c}"
+        );
+        assert!(challenge(&TokenError::Unavailable("x".into()), rm).is_none());
+    }
+}
