@@ -13,8 +13,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod api;
 pub mod auth;
+pub mod catalog;
 pub mod config;
+pub mod credentials;
 pub mod errors;
 pub mod metrics;
 pub mod proxy;

@@ -51,7 +51,9 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .build()
         .map_err(|e| StartError::Other(format!("cannot start runtime: {e}")))?;
     let state = runtime.block_on(State::build(config))?;
-    runtime.block_on(async { state.spawn_background() });
+    runtime
+        .block_on(state.spawn_background())
+        .map_err(|e| StartError::Other(format!("cannot subscribe to catalog changes: {e}")))?;
 
     let server = build_server(state.clone());
     tracing::info!(

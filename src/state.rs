@@ -11,9 +11,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::auth::TokenValidator;
+use crate::catalog::live::InjectionCache;
 use crate::config::{Config, StorageConfig};
 use crate::metrics::Metrics;
 use crate::proxy::route::RouteTable;
+use crate::secrets::SecretBox;
 use crate::store::{self, Store, StoreError};
 
 pub struct State {
@@ -25,6 +27,9 @@ pub struct State {
     pub http: reqwest::Client,
     /// Bearer validation for apps and the management API.
     pub auth: Arc<TokenValidator>,
+    /// Encryption of stored secrets; None when no key is configured.
+    pub sbox: Option<Arc<SecretBox>>,
+    pub injections: InjectionCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,38 +71,97 @@ impl State {
                 backend: store.backend(),
                 source,
             })?;
-        let routes = RouteTable::build(
-            &config.public_url,
-            &config.auth.audiences,
-            config.apps.iter().cloned().map(Arc::new),
-        )
-        .await;
-        Ok(Arc::new(State {
+        let sbox = secret_box(&config.secrets_key_env, store.as_ref()).await?;
+        let state = Arc::new(State {
             config: Arc::new(config),
-            routes: ArcSwap::from_pointee(routes),
+            routes: ArcSwap::from_pointee(RouteTable::default()),
             store,
             metrics,
             http,
             auth,
-        }))
+            sbox,
+            injections: InjectionCache::default(),
+        });
+        state
+            .reload_routes()
+            .await
+            .map_err(|source| StartError::Store {
+                backend: state.store.backend(),
+                source,
+            })?;
+        Ok(state)
     }
 
-    /// Re-resolves upstream host names now and then, so a DNS change reaches
-    /// the data plane without a restart.
-    pub fn spawn_background(self: &Arc<Self>) {
+    /// Rebuilds the route table from the config and the catalog in the store.
+    pub async fn reload_routes(&self) -> Result<(), StoreError> {
+        let table = crate::catalog::live::build(self).await?;
+        self.routes.store(Arc::new(table));
+        Ok(())
+    }
+
+    /// Applies a catalog change here and tells every other instance.
+    pub async fn catalog_changed(&self) {
+        if let Err(e) = self.reload_routes().await {
+            tracing::warn!(error = %e, "route reload after a catalog change failed");
+        }
+        if let Err(e) = self
+            .store
+            .publish(crate::catalog::CHANGES_CHANNEL, b"changed")
+            .await
+        {
+            tracing::warn!(error = %e, "could not broadcast a catalog change");
+        }
+    }
+
+    /// Keeps the route table current: on every catalog change broadcast by
+    /// any instance, and every 30 s so upstream DNS changes are picked up.
+    pub async fn spawn_background(self: &Arc<Self>) -> Result<(), StoreError> {
+        let mut changes = self
+            .store
+            .subscribe(crate::catalog::CHANGES_CHANNEL)
+            .await?;
         let state = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             tick.tick().await;
             loop {
-                tick.tick().await;
-                let apps: Vec<_> = state.routes.load().apps().cloned().collect();
-                state.routes.store(Arc::new(
-                    RouteTable::build(&state.config.public_url, &state.config.auth.audiences, apps)
-                        .await,
-                ));
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    msg = changes.recv() => if msg.is_none() { break },
+                }
+                if let Err(e) = state.reload_routes().await {
+                    tracing::warn!(error = %e, "route reload failed; keeping the current routes");
+                }
             }
         });
+        Ok(())
+    }
+}
+
+/// The secrets key, if configured. Without one the gateway refuses to start
+/// when encrypted secrets are already stored: it could not use them.
+async fn secret_box(env: &str, store: &dyn Store) -> Result<Option<Arc<SecretBox>>, StartError> {
+    match std::env::var(env).ok().filter(|v| !v.is_empty()) {
+        Some(key) => SecretBox::from_base64(&key)
+            .map(|b| Some(Arc::new(b)))
+            .map_err(|e| StartError::Other(format!("{env}: {e}"))),
+        None => {
+            let stored =
+                store
+                    .scan_prefix("secret:", 1)
+                    .await
+                    .map_err(|source| StartError::Store {
+                        backend: store.backend(),
+                        source,
+                    })?;
+            if stored.is_empty() {
+                Ok(None)
+            } else {
+                Err(StartError::Other(format!(
+                    "the store holds encrypted secrets but {env} is not set: set it to the key they were written with"
+                )))
+            }
+        }
     }
 }
 

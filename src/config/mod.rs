@@ -47,6 +47,10 @@ pub struct Config {
     pub storage: StorageConfig,
     pub logging: Logging,
     pub auth: auth::AuthConfig,
+    /// Variable holding the key that encrypts stored secrets.
+    pub secrets_key_env: String,
+    /// Subjects or e-mails with access to every app in the management API.
+    pub admins: Vec<String>,
     pub apps: Vec<AppConfig>,
 }
 

@@ -19,6 +19,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub auth: super::auth::RawAuth,
     #[serde(default)]
+    pub secrets: RawSecrets,
+    #[serde(default)]
+    pub management: RawManagement,
+    #[serde(default)]
     pub apps: Vec<RawApp>,
 }
 
@@ -74,4 +78,19 @@ pub struct RawApp {
     #[serde(default)]
     pub required_scopes: Vec<String>,
     pub identity_headers: Option<super::auth::RawIdentityHeaders>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    /// Environment variable holding the base64 AES-256 key for secrets at rest.
+    pub key_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawManagement {
+    /// Subjects (or e-mails) that see and manage every app.
+    #[serde(default)]
+    pub admins: Vec<String>,
 }

@@ -124,6 +124,11 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         storage,
         logging: Logging { level, format },
         auth,
+        secrets_key_env: raw
+            .secrets
+            .key_env
+            .unwrap_or_else(|| "DRIO_SECRETS_KEY".into()),
+        admins: raw.management.admins,
         apps,
     })
 }
@@ -182,9 +187,9 @@ fn storage(path: &Path, raw: &RawConfig) -> Result<StorageConfig, ConfigError> {
     }
 }
 
-type FieldError = (String, String);
+pub(crate) type FieldError = (String, String);
 
-fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
+pub(crate) fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
     let valid_token = |s: &str| {
         !s.is_empty()
             && s.len() <= 64

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::Principal;
+use crate::credentials::Resolved;
 use crate::metrics::{UpstreamErrorKind, LOCAL_APP, NO_APP};
 use crate::proxy::route::Route;
 
@@ -22,6 +23,8 @@ pub struct Ctx {
     pub upstream_error: Option<UpstreamErrorKind>,
     /// Who the bearer token speaks for (protected apps only).
     pub principal: Option<Arc<Principal>>,
+    /// Upstream credentials resolved for this request.
+    pub credential: Option<Resolved>,
 }
 
 impl Ctx {
@@ -35,6 +38,7 @@ impl Ctx {
             streaming: false,
             upstream_error: None,
             principal: None,
+            credential: None,
         }
     }
 

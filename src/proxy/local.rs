@@ -109,6 +109,9 @@ pub fn is_local_path(path: &str) -> bool {
 
 /// Answers a local route.
 pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
+    if let Some(resp) = crate::api::dispatch(state, req).await {
+        return resp;
+    }
     match (&req.method, req.path.as_str()) {
         (&Method::GET, "/healthz") => {
             LocalResponse::json(200, &serde_json::json!({"status": "ok"}))

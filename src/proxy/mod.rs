@@ -19,14 +19,17 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 
+use crate::credentials;
 use crate::errors::ApiError;
 use crate::metrics::{method_label, status_class, UpstreamErrorKind};
 use crate::state::State;
 
 mod authn;
 pub mod ctx;
+pub mod jsonrpc;
 pub mod local;
 pub mod origin;
+mod prepare;
 pub mod request_id;
 pub mod respond;
 pub mod route;
@@ -155,7 +158,11 @@ impl ProxyHttp for Gateway {
             http::Uri::try_from(uri)
                 .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
         );
-        ctx.route = Some(route);
+        ctx.route = Some(route.clone());
+        if let Some(refusal) = prepare::prepare_upstream(session, ctx, &route).await? {
+            respond::write(session, &ctx.request_id, refusal).await?;
+            return Ok(true);
+        }
         Ok(false)
     }
 
@@ -197,6 +204,9 @@ impl ProxyHttp for Gateway {
         upstream.remove_header(&header::AUTHORIZATION);
         strip_own_cookies(upstream)?;
         authn::identity_headers(upstream, route, ctx.principal.as_deref())?;
+        if let Some(c) = &ctx.credential {
+            credentials::apply(c, upstream)?;
+        }
         upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(ip) = session
             .client_addr()

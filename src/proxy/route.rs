@@ -5,11 +5,12 @@
 //! reads it. Upstream host names are resolved while building the table, so
 //! choosing a peer never does DNS on the request path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::AppConfig;
+use crate::credentials::Injection;
 
 /// One routable app with its resolved upstream address.
 #[derive(Debug)]
@@ -24,6 +25,41 @@ pub struct Route {
     /// Token audiences accepted here (RFC 8707): the resource URL in its path
     /// and host forms, the gateway's own URL, and any configured extras.
     pub audiences: Vec<String>,
+    /// Upstream credentials of the app's default auth connection.
+    pub injection: Arc<Injection>,
+    /// Tools whose `tools/call` the gateway refuses.
+    pub disabled_tools: Arc<HashSet<String>>,
+}
+
+/// What a route is built from: the app plus its catalog extras.
+pub struct RouteSpec {
+    pub app: Arc<AppConfig>,
+    pub injection: Arc<Injection>,
+    pub disabled_tools: Arc<HashSet<String>>,
+}
+
+impl RouteSpec {
+    /// An app with no upstream credentials and every tool enabled.
+    pub fn plain(app: Arc<AppConfig>) -> Self {
+        Self {
+            app,
+            injection: Arc::new(Injection::None),
+            disabled_tools: Arc::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Injection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the credential itself.
+        f.write_str(match self {
+            Injection::None => "None",
+            Injection::Header(..) => "Header(***)",
+            Injection::Query { .. } => "Query(***)",
+            Injection::ClientCredentials(_) => "ClientCredentials",
+            Injection::PerUser(_) => "PerUser",
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -45,10 +81,11 @@ impl RouteTable {
     pub async fn build(
         public_url: &str,
         extra_audiences: &[String],
-        apps: impl IntoIterator<Item = Arc<AppConfig>>,
+        specs: impl IntoIterator<Item = RouteSpec>,
     ) -> RouteTable {
         let mut table = RouteTable::default();
-        for app in apps {
+        for spec in specs {
+            let app = spec.app;
             let addr = resolve(&app.upstream.host, app.upstream.port).await;
             if addr.is_none() {
                 tracing::warn!(app = %app.slug, host = %app.upstream.host, "upstream host did not resolve");
@@ -74,6 +111,8 @@ impl RouteTable {
                 ),
                 app: app.clone(),
                 addr,
+                injection: spec.injection,
+                disabled_tools: spec.disabled_tools,
             });
             if let Some(h) = &app.host {
                 table.by_host.insert(h.clone(), route.clone());
@@ -167,8 +206,8 @@ mod tests {
             "https://gw.example.com",
             &[],
             [
-                app("notes", Some("notes.mcp.example.com")),
-                app("crm", None),
+                RouteSpec::plain(app("notes", Some("notes.mcp.example.com"))),
+                RouteSpec::plain(app("crm", None)),
             ],
         )
         .await;

@@ -4,6 +4,7 @@
 mod bearer;
 mod config_cli;
 mod idp_selftest;
+mod management;
 mod proxy_core;
 mod store_conformance;
 mod support;

@@ -131,6 +131,7 @@ impl GatewayBuilder {
             child: None,
             spawned_at_log_len: 0,
             client: client(),
+            env: vec![("DRIO_SECRETS_KEY".into(), Some(TEST_SECRETS_KEY.into()))],
         };
         for attempt in 1.. {
             (gw.proxy_port, gw.admin_port) = (free_port(), free_port());
@@ -173,7 +174,12 @@ pub struct TestGateway {
     /// Where this run's output starts in the (appended) log file.
     spawned_at_log_len: u64,
     client: reqwest::Client,
+    /// Environment of the gateway process (None removes a variable).
+    env: Vec<(String, Option<String>)>,
 }
+
+/// The key the harness gives every gateway for secrets at rest (32 bytes, base64).
+pub const TEST_SECRETS_KEY: &str = "ZHJpby10ZXN0LXNlY3JldHMta2V5LTMyLWJ5dGVzISE=";
 
 impl TestGateway {
     #[allow(clippy::new_ret_no_self)]
@@ -271,6 +277,27 @@ impl TestGateway {
         }
     }
 
+    /// Restarts a gateway that is expected to refuse to start: returns its
+    /// exit code and log once it exits (fails the test if it keeps running).
+    pub async fn restart_expecting_exit(&mut self) -> (Option<i32>, String) {
+        self.stop();
+        self.spawn();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let child = self.child.as_mut().expect("spawned");
+            if let Some(status) = child.try_wait().expect("wait for gateway") {
+                self.child = None;
+                return (status.code(), self.log_tail(20));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the gateway started although it should refuse:\n{}",
+                self.log_tail(20)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     fn spawn(&mut self) {
         self.spawned_at_log_len = std::fs::metadata(&self.log_path).map_or(0, |m| m.len());
         let log = OpenOptions::new()
@@ -278,7 +305,14 @@ impl TestGateway {
             .append(true)
             .open(&self.log_path)
             .expect("open gateway log");
-        let child = Command::new(BINARY)
+        let mut cmd = Command::new(BINARY);
+        for (k, v) in &self.env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let child = cmd
             .arg("--config")
             .arg(&self.config_path)
             .current_dir(self.dir.path())
@@ -289,6 +323,12 @@ impl TestGateway {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {BINARY}: {e}"));
         self.child = Some(child);
+    }
+
+    /// Sets (or with None removes) an environment variable for the next (re)start.
+    pub fn set_env(&mut self, name: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.into(), value.map(Into::into)));
     }
 
     /// Fails the test with the reason, config path and log tail.

@@ -6,5 +6,6 @@
 pub mod gateway;
 pub mod idp;
 pub mod ports;
+pub mod provider;
 pub mod redis;
 pub mod upstream;

@@ -6,7 +6,8 @@
 //! - `POST /mcp`: JSON-RPC. `initialize` issues an `Mcp-Session-Id`; every
 //!   other method needs an issued id (else 404). `tools/call` of the `stream`
 //!   tool with `Accept: text/event-stream` answers with SSE events spaced by
-//!   `delay_ms`, each flushed on its own; other methods echo as JSON.
+//!   `delay_ms`, each flushed on its own; `tools/list` lists `echo` and
+//!   `stream`; other methods echo as JSON.
 //! - `GET /mcp`: a long-lived SSE stream, one event every 200 ms.
 //! - `DELETE /mcp`: forgets the session.
 //! - `GET /big?bytes=N`, `POST /echo`, `GET /slow?ms=N`; anything else is 404.
@@ -232,6 +233,13 @@ fn mcp_post(shared: &Shared, req: &RecordedRequest, live_session: bool) -> Respo
         let count = params["arguments"]["count"].as_u64().unwrap_or(3);
         let delay = Duration::from_millis(params["arguments"]["delay_ms"].as_u64().unwrap_or(300));
         return sse(progress_events(id, count, delay));
+    }
+    if method == "tools/list" {
+        let tools = json!({"jsonrpc": "2.0", "id": id, "result": {"tools": [
+            {"name": "echo", "description": "Echoes its arguments", "inputSchema": {"type": "object"}},
+            {"name": "stream", "description": "Streams progress events", "inputSchema": {"type": "object"}},
+        ]}});
+        return reply(StatusCode::OK, "application/json", tools.to_string());
     }
     let echo = json!({"jsonrpc": "2.0", "id": id, "result": {"method": method, "params": params}});
     reply(StatusCode::OK, "application/json", echo.to_string())

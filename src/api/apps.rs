@@ -1,0 +1,343 @@
+//! `/api/v1/apps` and `/api/v1/apps/{appId}[/config]`: create, read, change
+//! and delete apps. Stored settings are validated by the same code as the
+//! config file's `[[apps]]`, and a change reaches every instance's route
+//! table before its next request.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{store_err, templates, view, Caller};
+use crate::catalog::{self, live, AppRecord, AppSettings, ToolSwitches};
+use crate::config::AppConfig;
+use crate::errors::ApiError;
+use crate::proxy::local::LocalResponse;
+use crate::state::State;
+use crate::store::StoreExt;
+
+/// An app as the caller may see it.
+pub enum AppRef {
+    Config(AppConfig),
+    Stored(AppRecord),
+}
+
+impl AppRef {
+    pub fn id(&self) -> &str {
+        match self {
+            AppRef::Config(a) => &a.id,
+            AppRef::Stored(r) => &r.id,
+        }
+    }
+}
+
+/// Loads an app the caller may see; anything else is 404 (no existence leak).
+pub async fn load(state: &State, user: &Caller, id: &str) -> Result<AppRef, ApiError> {
+    if let Some(app) = state.config.apps.iter().find(|a| a.id == id) {
+        return Ok(AppRef::Config(app.clone()));
+    }
+    let rec: Option<AppRecord> = state
+        .store
+        .get_json(&catalog::app_key(id))
+        .await
+        .map_err(store_err)?;
+    match rec {
+        Some(r) if user.admin || r.owner == user.subject() => Ok(AppRef::Stored(r)),
+        _ => Err(ApiError::not_found("App")),
+    }
+}
+
+/// Like [`load`], for changes: config-file apps are read-only to everyone but admins' tool/auth changes.
+pub async fn load_owned(state: &State, user: &Caller, id: &str) -> Result<AppRecord, ApiError> {
+    match load(state, user, id).await? {
+        AppRef::Stored(r) => Ok(r),
+        AppRef::Config(_) => Err(read_only()),
+    }
+}
+
+fn read_only() -> ApiError {
+    ApiError::new(
+        409,
+        "read_only",
+        "This app is declared in the gateway's config file and cannot be changed here",
+    )
+}
+
+pub async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiError> {
+    let public = &state.config.public_url;
+    let mut apps: Vec<Value> = state
+        .config
+        .apps
+        .iter()
+        .map(|a| view::configured(a, public))
+        .collect();
+    let stored = live::dynamic_apps(state).await.map_err(store_err)?;
+    apps.extend(
+        stored
+            .iter()
+            .filter(|r| user.admin || r.owner == user.subject())
+            .map(|r| view::stored(r, public)),
+    );
+    Ok(LocalResponse::json(200, &json!({ "apps": apps })))
+}
+
+pub async fn get(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
+    let public = &state.config.public_url;
+    let app = match load(state, user, id).await? {
+        AppRef::Config(a) => view::configured(&a, public),
+        AppRef::Stored(r) => view::stored(&r, public),
+    };
+    Ok(LocalResponse::json(200, &json!({ "app": app })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateApp {
+    name: String,
+    slug: Option<String>,
+    description: Option<String>,
+    template_id: Option<String>,
+    upstream_url: Option<String>,
+    config: Option<AppSettings>,
+    is_enabled: Option<bool>,
+}
+
+pub async fn create(
+    state: &State,
+    user: &Caller,
+    body: CreateApp,
+) -> Result<LocalResponse, ApiError> {
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        return Err(ApiError::validation("name", "must be 1-200 characters"));
+    }
+    let slug = body.slug.unwrap_or_else(|| slugify(&name));
+    let settings = match (body.config, body.upstream_url, &body.template_id) {
+        (Some(c), None, _) => c,
+        (None, Some(url), Some(t)) => templates::find(t)
+            .ok_or_else(|| ApiError::validation("templateId", format!("unknown template `{t}`")))?
+            .settings(url),
+        (None, Some(url), None) => templates::TEMPLATES[0].settings(url),
+        (Some(_), Some(_), _) => {
+            return Err(ApiError::validation(
+                "upstreamUrl",
+                "give upstreamUrl or config, not both",
+            ))
+        }
+        (None, None, _) => {
+            return Err(ApiError::validation(
+                "upstreamUrl",
+                "is required (or a full config)",
+            ))
+        }
+    };
+    let now = catalog::now_rfc3339();
+    let rec = AppRecord {
+        id: catalog::new_id("app"),
+        slug,
+        name,
+        description: body.description,
+        status: "active".into(),
+        is_enabled: body.is_enabled.unwrap_or(true),
+        template_id: body.template_id,
+        owner: user.subject().to_string(),
+        created_at: now.clone(),
+        updated_at: now,
+        settings,
+    };
+    validate(&rec)?;
+    if state.config.apps.iter().any(|a| a.slug == rec.slug) {
+        return Err(ApiError::new(
+            409,
+            "conflict",
+            format!("slug `{}` is taken", rec.slug),
+        ));
+    }
+    // The slug reservation makes two concurrent creations of one slug safe.
+    let reserved = state
+        .store
+        .put_if_absent(&slug_key(&rec.slug), rec.id.as_bytes(), None)
+        .await
+        .map_err(store_err)?;
+    if !reserved {
+        return Err(ApiError::new(
+            409,
+            "conflict",
+            format!("slug `{}` is taken", rec.slug),
+        ));
+    }
+    write(state, &rec, 201).await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchApp {
+    name: Option<String>,
+    description: Option<String>,
+    is_enabled: Option<bool>,
+    template_id: Option<String>,
+    status: Option<String>,
+}
+
+pub async fn patch(
+    state: &State,
+    user: &Caller,
+    id: &str,
+    body: PatchApp,
+) -> Result<LocalResponse, ApiError> {
+    let mut rec = load_owned(state, user, id).await?;
+    if let Some(n) = body.name {
+        if n.trim().is_empty() || n.len() > 200 {
+            return Err(ApiError::validation("name", "must be 1-200 characters"));
+        }
+        rec.name = n.trim().to_string();
+    }
+    if let Some(d) = body.description {
+        rec.description = Some(d);
+    }
+    if let Some(e) = body.is_enabled {
+        rec.is_enabled = e;
+    }
+    if let Some(t) = body.template_id {
+        rec.template_id = Some(t);
+    }
+    if let Some(s) = body.status {
+        if !matches!(s.as_str(), "active" | "paused" | "archived") {
+            return Err(ApiError::validation(
+                "status",
+                "must be active, paused or archived",
+            ));
+        }
+        rec.status = s;
+    }
+    save(state, rec).await
+}
+
+pub async fn delete(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
+    let rec = load_owned(state, user, id).await?;
+    for (key, bytes) in state
+        .store
+        .scan_prefix(&catalog::conn_prefix(id), 10_000)
+        .await
+        .map_err(store_err)?
+    {
+        if let Ok(c) = serde_json::from_slice::<catalog::Connection>(&bytes) {
+            if let Some(r) = c.secret_ref {
+                state
+                    .store
+                    .delete(&catalog::secrets::key(&r))
+                    .await
+                    .map_err(store_err)?;
+            }
+        }
+        state.store.delete(&key).await.map_err(store_err)?;
+    }
+    state
+        .store
+        .delete(&catalog::app_key(id))
+        .await
+        .map_err(store_err)?;
+    state
+        .store
+        .delete(&slug_key(&rec.slug))
+        .await
+        .map_err(store_err)?;
+    state.catalog_changed().await;
+    Ok(LocalResponse::json(200, &json!({ "deleted": true })))
+}
+
+pub async fn get_config(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
+    let settings = match load(state, user, id).await? {
+        AppRef::Stored(r) => r.settings,
+        AppRef::Config(a) => {
+            view::configured_settings(&a, tool_switches(state, &a.id).await?.disabled_tools)
+        }
+    };
+    Ok(LocalResponse::json(200, &json!({ "config": settings })))
+}
+
+pub async fn put_config(
+    state: &State,
+    user: &Caller,
+    id: &str,
+    settings: AppSettings,
+) -> Result<LocalResponse, ApiError> {
+    let mut rec = load_owned(state, user, id).await?;
+    rec.settings = settings;
+    validate(&rec)?;
+    let settings = rec.settings.clone();
+    save(state, rec).await?;
+    Ok(LocalResponse::json(200, &json!({ "config": settings })))
+}
+
+pub async fn save(state: &State, mut rec: AppRecord) -> Result<LocalResponse, ApiError> {
+    rec.updated_at = catalog::now_rfc3339();
+    write(state, &rec, 200).await
+}
+
+async fn write(state: &State, rec: &AppRecord, status: u16) -> Result<LocalResponse, ApiError> {
+    state
+        .store
+        .put_json(&catalog::app_key(&rec.id), rec, None)
+        .await
+        .map_err(store_err)?;
+    state.catalog_changed().await;
+    Ok(LocalResponse::json(
+        status,
+        &json!({ "app": view::stored(rec, &state.config.public_url) }),
+    ))
+}
+
+/// Tool switches of a config-file app.
+pub async fn tool_switches(state: &State, id: &str) -> Result<ToolSwitches, ApiError> {
+    Ok(state
+        .store
+        .get_json(&catalog::tools_key(id))
+        .await
+        .map_err(store_err)?
+        .unwrap_or_default())
+}
+
+/// Validation errors are 422 naming the field in the API's own (camelCase) terms.
+fn validate(rec: &AppRecord) -> Result<AppConfig, ApiError> {
+    live::to_app_config(rec).map_err(|(field, msg)| {
+        let field = match field.as_str() {
+            "upstream" => "upstreamUrl".to_string(),
+            "slug" | "id" | "name" => field,
+            other => format!("config.{}", camel(other)),
+        };
+        ApiError::validation(&field, msg)
+    })
+}
+
+fn camel(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut up = false;
+    for c in snake.chars() {
+        match c {
+            '_' => up = true,
+            c if up => {
+                out.extend(c.to_uppercase());
+                up = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn slug_key(slug: &str) -> String {
+    format!("slug:{slug}")
+}
+
+pub fn slugify(name: &str) -> String {
+    let mut s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    let s = s.trim_matches('-');
+    let s = if s.is_empty() { "app" } else { s };
+    s.chars().take(64).collect()
+}

@@ -1,0 +1,307 @@
+//! `GET/PATCH /api/v1/apps/{appId}/commands`: the app's MCP tools as its
+//! upstream reports them (`tools/list`, MCP 2025-06-18 §Tools, asked through
+//! the app's own credentials) with the gateway's enabled flag, and switching
+//! a tool off or on. A disabled tool's `tools/call` is refused by the proxy.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::apps::{self, AppRef};
+use super::{store_err, Caller};
+use crate::catalog::{self, ToolSwitches};
+use crate::credentials::{InjectError, Resolved};
+use crate::errors::ApiError;
+use crate::proxy::local::LocalResponse;
+use crate::proxy::route::Route;
+use crate::state::State;
+use crate::store::StoreExt;
+
+async fn disabled(state: &State, app: &AppRef) -> Result<Vec<String>, ApiError> {
+    Ok(match app {
+        AppRef::Stored(r) => r.settings.disabled_tools.clone(),
+        AppRef::Config(a) => apps::tool_switches(state, &a.id).await?.disabled_tools,
+    })
+}
+
+pub async fn list(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
+    let app = apps::load(state, user, id).await?;
+    let off: HashSet<String> = disabled(state, &app).await?.into_iter().collect();
+    let slug = match &app {
+        AppRef::Stored(r) => r.slug.clone(),
+        AppRef::Config(a) => a.slug.clone(),
+    };
+    let route = state.routes.load().by_slug(&slug).cloned().ok_or_else(|| {
+        ApiError::new(
+            409,
+            "app_disabled",
+            "The app is disabled; enable it to list its tools",
+        )
+    })?;
+    let tools = upstream_tools(state, &route, user).await?;
+    let commands: Vec<Value> = tools
+        .into_iter()
+        .map(|mut t| {
+            let name = t
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            t["enabled"] = json!(!off.contains(&name));
+            t
+        })
+        .collect();
+    Ok(LocalResponse::json(200, &json!({ "commands": commands })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Switch {
+    name: String,
+    enabled: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum PatchCommands {
+    One(Switch),
+    Many { commands: Vec<Switch> },
+}
+
+pub async fn patch(
+    state: &State,
+    user: &Caller,
+    id: &str,
+    body: PatchCommands,
+) -> Result<LocalResponse, ApiError> {
+    let switches = match body {
+        PatchCommands::One(s) => vec![s],
+        PatchCommands::Many { commands } => commands,
+    };
+    if switches
+        .iter()
+        .any(|s| s.name.is_empty() || s.name.len() > 256)
+    {
+        return Err(ApiError::validation(
+            "name",
+            "must be a tool name (1-256 characters)",
+        ));
+    }
+    let apply = |list: &mut Vec<String>| {
+        for s in &switches {
+            list.retain(|n| n != &s.name);
+            if !s.enabled {
+                list.push(s.name.clone());
+            }
+        }
+        list.sort();
+    };
+    let disabled = match apps::load(state, user, id).await? {
+        AppRef::Stored(mut r) => {
+            apply(&mut r.settings.disabled_tools);
+            let d = r.settings.disabled_tools.clone();
+            apps::save(state, r).await?;
+            d
+        }
+        AppRef::Config(a) if user.admin => {
+            let key = catalog::tools_key(&a.id);
+            let mut sw: ToolSwitches = state
+                .store
+                .get_json(&key)
+                .await
+                .map_err(store_err)?
+                .unwrap_or_default();
+            apply(&mut sw.disabled_tools);
+            state
+                .store
+                .put_json(&key, &sw, None)
+                .await
+                .map_err(store_err)?;
+            state.catalog_changed().await;
+            sw.disabled_tools
+        }
+        AppRef::Config(_) => {
+            return Err(ApiError::new(
+                403,
+                "forbidden",
+                "Only gateway admins may change a config-file app",
+            ))
+        }
+    };
+    Ok(LocalResponse::json(
+        200,
+        &json!({ "disabledTools": disabled }),
+    ))
+}
+
+/// Asks the upstream for its tools, as an MCP client would, with the
+/// credentials the data plane would inject for this caller.
+async fn upstream_tools(
+    state: &State,
+    route: &Route,
+    user: &Caller,
+) -> Result<Vec<Value>, ApiError> {
+    let u = &route.app.upstream;
+    let mut url = format!(
+        "{}://{}{}{}",
+        if u.tls { "https" } else { "http" },
+        u.authority,
+        u.base_path,
+        route.app.mcp_path
+    );
+    let credential = route
+        .injection
+        .resolve(Some(&user.principal))
+        .await
+        .map_err(|e| match e {
+            InjectError::NotConnected { connect_url } => ApiError::new(
+                409,
+                "upstream_authorization_required",
+                format!("Connect your account first: {connect_url}"),
+            )
+            .with_details(json!({ "connectUrl": connect_url })),
+            InjectError::Unavailable(_) => ApiError::new(
+                502,
+                "upstream_credentials_unavailable",
+                "The gateway could not obtain credentials for this app's upstream",
+            ),
+        })?;
+    if let Resolved::Query { pair, .. } = &credential {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(pair);
+    }
+    let client = McpCall {
+        state,
+        url: &url,
+        credential: &credential,
+    };
+    let init = client
+        .send(
+            None,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "drio-gateway", "version": env!("CARGO_PKG_VERSION")}}}),
+        )
+        .await?;
+    let session = init.0;
+    client
+        .send(
+            session.as_deref(),
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        )
+        .await?;
+    let mut tools = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..20 {
+        let params = cursor
+            .as_ref()
+            .map_or(json!({}), |c| json!({ "cursor": c }));
+        let (_, result) = client
+            .send(
+                session.as_deref(),
+                json!({"jsonrpc": "2.0", "id": 2 + page, "method": "tools/list", "params": params}),
+            )
+            .await?;
+        let result = result.ok_or_else(|| upstream_err("tools/list returned no result"))?;
+        tools.extend(
+            result
+                .get("tools")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        cursor = result
+            .get("nextCursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    if let Some(s) = session {
+        let _ = client.request(http::Method::DELETE, Some(&s)).send().await;
+    }
+    Ok(tools)
+}
+
+fn upstream_err(why: &str) -> ApiError {
+    ApiError::new(
+        502,
+        "bad_gateway",
+        format!("The app's upstream did not answer tools/list: {why}"),
+    )
+}
+
+struct McpCall<'a> {
+    state: &'a State,
+    url: &'a str,
+    credential: &'a Resolved,
+}
+
+impl McpCall<'_> {
+    fn request(&self, method: http::Method, session: Option<&str>) -> reqwest::RequestBuilder {
+        let mut req = self
+            .state
+            .http
+            .request(method, self.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18");
+        if let Resolved::Header(name, value) = self.credential {
+            req = req.header(name, value);
+        }
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        req
+    }
+
+    /// Sends one JSON-RPC message; returns the session id and the `result`.
+    async fn send(
+        &self,
+        session: Option<&str>,
+        msg: Value,
+    ) -> Result<(Option<String>, Option<Value>), ApiError> {
+        let resp = self
+            .request(http::Method::POST, session)
+            .json(&msg)
+            .send()
+            .await
+            .map_err(|e| upstream_err(&e.without_url().to_string()))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(upstream_err(&format!("status {status}")));
+        }
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let sse = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        if msg.get("id").is_none() {
+            return Ok((session, None));
+        }
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| upstream_err(&e.without_url().to_string()))?;
+        let answer: Option<Value> = if sse {
+            // The response is the SSE event carrying our id.
+            body.lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+                .find(|v| v.get("id") == msg.get("id"))
+        } else {
+            serde_json::from_str(&body).ok()
+        };
+        let answer = answer.ok_or_else(|| upstream_err("unreadable answer"))?;
+        if let Some(e) = answer.get("error") {
+            return Err(upstream_err(&format!("JSON-RPC error {e}")));
+        }
+        Ok((session, answer.get("result").cloned()))
+    }
+}

@@ -1,0 +1,264 @@
+//! Checking a connection: its shape (422 naming the field), upstream dynamic
+//! client registration (RFC 7591) when asked for, and its validation status
+//! (`draft` → `valid` | `invalid` with `lastValidatedAt` and `lastError`).
+
+use serde::Deserialize;
+
+use crate::catalog::{self, Connection, ConnectionConfig, ConnectionSecrets};
+use crate::credentials::client_credentials::ClientCredentials;
+use crate::credentials::oauth::{token_request, ProviderSettings, TokenCallError};
+use crate::errors::ApiError;
+use crate::state::State;
+
+fn url(field: &str, v: &Option<String>) -> Result<(), ApiError> {
+    match v {
+        Some(u) if !url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https")) => {
+            Err(ApiError::validation(field, "must be an http(s) URL"))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub fn shape(c: &ConnectionConfig, s: &ConnectionSecrets) -> Result<(), ApiError> {
+    let need = |ok: bool, field: &str, why: &str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::validation(field, why))
+        }
+    };
+    match c.kind.as_str() {
+        "api_key" => {
+            need(
+                s.api_key.as_deref().is_some_and(|k| !k.is_empty()),
+                "config.apiKey",
+                "is required",
+            )?;
+            need(
+                c.header_name.is_some() != c.query_param_name.is_some(),
+                "config.headerName",
+                "set exactly one of headerName or queryParamName",
+            )?;
+            if let Some(h) = &c.header_name {
+                let ok = http::HeaderName::from_bytes(h.as_bytes()).is_ok_and(|n| {
+                    !matches!(
+                        n.as_str(),
+                        "host" | "content-length" | "transfer-encoding" | "connection"
+                    )
+                });
+                need(
+                    ok,
+                    "config.headerName",
+                    "must be a header name other than Host or a hop-by-hop header",
+                )?;
+            }
+            if let (Some(p), Some(k)) = (&c.header_prefix, &s.api_key) {
+                need(
+                    http::HeaderValue::from_str(&format!("{p}{k}")).is_ok(),
+                    "config.headerPrefix",
+                    "must be printable ASCII",
+                )?;
+            }
+            Ok(())
+        }
+        "bearer" => need(
+            s.access_token.as_deref().is_some_and(|t| !t.is_empty()),
+            "config.accessToken",
+            "is required",
+        ),
+        "basic" => {
+            need(
+                c.username
+                    .as_deref()
+                    .is_some_and(|u| !u.is_empty() && !u.contains(':')),
+                "config.username",
+                "is required and cannot contain ':'",
+            )?;
+            need(s.password.is_some(), "config.password", "is required")
+        }
+        "oauth" => {
+            url("config.tokenEndpoint", &c.token_endpoint)?;
+            url("config.authorizationEndpoint", &c.authorization_endpoint)?;
+            url("config.registrationEndpoint", &c.registration_endpoint)?;
+            url("config.refreshUrl", &c.refresh_url)?;
+            need(
+                c.token_endpoint.is_some(),
+                "config.tokenEndpoint",
+                "is required",
+            )?;
+            need(
+                c.client_id.is_some() || c.registration_endpoint.is_some(),
+                "config.clientId",
+                "is required (or a registrationEndpoint)",
+            )?;
+            if let Some(m) = &c.registration_auth_mode {
+                need(
+                    matches!(m.as_str(), "none" | "initial_access_token"),
+                    "config.registrationAuthMode",
+                    "must be none or initial_access_token",
+                )?;
+                need(
+                    m != "initial_access_token" || s.registration_initial_access_token.is_some(),
+                    "config.registrationInitialAccessToken",
+                    "is required with registrationAuthMode initial_access_token",
+                )?;
+            }
+            if let Some(m) = &c.client_auth_method {
+                need(
+                    matches!(m.as_str(), "client_secret_post" | "client_secret_basic"),
+                    "config.clientAuthMethod",
+                    "must be client_secret_post or client_secret_basic",
+                )?;
+            }
+            if let Some(t) = &c.token_content_type {
+                need(
+                    matches!(
+                        t.as_str(),
+                        "application/x-www-form-urlencoded" | "application/json"
+                    ),
+                    "config.tokenContentType",
+                    "must be application/x-www-form-urlencoded or application/json",
+                )?;
+            }
+            // Client credentials need a secret; per-user flows may be PKCE-only.
+            need(
+                c.authorization_endpoint.is_some()
+                    || s.client_secret.is_some()
+                    || c.registration_endpoint.is_some(),
+                "config.clientSecret",
+                "is required for client credentials (no authorizationEndpoint)",
+            )
+        }
+        other => Err(ApiError::validation(
+            "config.type",
+            format!("unknown type `{other}`"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct Registered {
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    registration_access_token: Option<String>,
+    #[serde(default)]
+    registration_client_uri: Option<String>,
+}
+
+/// Registers the gateway at the upstream (RFC 7591) when the connection
+/// names a registration endpoint and has no client yet.
+pub async fn register_upstream(
+    state: &State,
+    conn: &mut Connection,
+    s: &mut ConnectionSecrets,
+) -> Result<(), ApiError> {
+    let c = &mut conn.config;
+    let (Some(endpoint), None) = (c.registration_endpoint.clone(), c.client_id.as_ref()) else {
+        return Ok(());
+    };
+    let redirect = format!("{}/api/v1/connections/callback", state.config.public_url);
+    let grant_types = if c.authorization_endpoint.is_some() {
+        vec!["authorization_code", "refresh_token"]
+    } else {
+        vec!["client_credentials"]
+    };
+    let mut req = state.http.post(&endpoint).json(&serde_json::json!({
+        "client_name": format!("drio-gateway ({})", conn.app_id),
+        "redirect_uris": [redirect],
+        "grant_types": grant_types,
+        "response_types": if c.authorization_endpoint.is_some() { vec!["code"] } else { vec![] },
+        "token_endpoint_auth_method": "client_secret_post",
+        "scope": c.scopes.as_ref().map(|v| v.join(" ")),
+    }));
+    if c.registration_auth_mode.as_deref() == Some("initial_access_token") {
+        if let Some(t) = &s.registration_initial_access_token {
+            req = req.bearer_auth(t);
+        }
+    }
+    let fail = |why: String| {
+        ApiError::new(
+            422,
+            "registration_failed",
+            format!("dynamic registration at the upstream failed: {why}"),
+        )
+        .with_details(serde_json::json!({ "field": "config.registrationEndpoint" }))
+    };
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| fail(e.without_url().to_string()))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(fail(format!(
+            "status {status}: {}",
+            body.chars().take(200).collect::<String>()
+        )));
+    }
+    let r: Registered = resp
+        .json()
+        .await
+        .map_err(|e| fail(e.without_url().to_string()))?;
+    c.client_id = Some(r.client_id);
+    c.registration_client_uri = r.registration_client_uri;
+    c.last_registered_at = Some(catalog::now_rfc3339());
+    s.client_secret = r.client_secret.or(s.client_secret.take());
+    s.registration_access_token = r.registration_access_token;
+    Ok(())
+}
+
+/// Sets `status`, `lastValidatedAt` and `lastError`. OAuth connections are
+/// checked against the token endpoint; static credentials by their shape.
+pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets) {
+    let result: Result<(), String> = if conn.config.kind != "oauth" {
+        Ok(())
+    } else {
+        match ProviderSettings::from_connection(conn, s) {
+            Err(e) => Err(e),
+            Ok(settings) if conn.config.authorization_endpoint.is_none() => {
+                ClientCredentials::new(settings, state.http.clone())
+                    .fetch()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+            Ok(settings) => reachable(state, &settings).await,
+        }
+    };
+    conn.last_validated_at = Some(catalog::now_rfc3339());
+    match result {
+        Ok(()) => {
+            conn.status = "valid".into();
+            conn.last_error = None;
+        }
+        Err(e) => {
+            conn.status = "invalid".into();
+            conn.last_error = Some(e);
+        }
+    }
+}
+
+/// For per-user OAuth there is no code to exchange yet: a deliberately
+/// invalid code tells whether the endpoint answers and accepts the client.
+async fn reachable(state: &State, settings: &ProviderSettings) -> Result<(), String> {
+    let params = vec![
+        ("grant_type", "authorization_code".to_string()),
+        ("code", "drio-connection-check".to_string()),
+        (
+            "redirect_uri",
+            format!("{}/api/v1/connections/callback", state.config.public_url),
+        ),
+    ];
+    match token_request(&state.http, settings, &settings.token_endpoint, params).await {
+        Ok(_) => Ok(()),
+        Err(TokenCallError::Refused { error, .. })
+            if error == "invalid_client" || error == "unauthorized_client" =>
+        {
+            Err(format!("the token endpoint rejected the client: {error}"))
+        }
+        Err(TokenCallError::Refused { .. }) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}

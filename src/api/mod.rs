@@ -1,0 +1,150 @@
+//! The management API (`/api/v1/apps…`, `/api/v1/templates`): apps, their
+//! config and commands, and upstream auth connections, in the shapes of
+//! seed `002_*`, with drio's error envelope on every failure.
+//!
+//! Every route but the template list requires a bearer token (RFC 6750),
+//! validated by the same two-tier cache as the data plane. Apps belong to
+//! the user who created them; another user gets 404 so existence does not
+//! leak. Configured admins see every app.
+
+use std::sync::Arc;
+
+use http::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::auth::{bearer, Audience, Principal, TokenError};
+use crate::errors::ApiError;
+use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::state::State;
+
+pub mod apps;
+pub mod commands;
+pub mod connect;
+pub mod connections;
+pub mod templates;
+mod view;
+
+/// Answers `/api/v1/apps…` and `/api/v1/templates`; None for other paths.
+pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse> {
+    let path = req.path.strip_prefix("/api/v1/")?;
+    let parts: Vec<&str> = path.split('/').collect();
+    let result = match (&req.method, parts.as_slice()) {
+        (&Method::GET, ["templates"]) => Ok(templates::list()),
+        (&Method::GET, ["connections", "callback"]) => {
+            return Some(connect::callback(state, req).await)
+        }
+        (&Method::GET, ["apps", app, "auth", auth, "connect"]) => {
+            return Some(connect::start(state, req, app, auth).await)
+        }
+        (_, ["apps", ..]) => match caller(state, req).await {
+            Ok(user) => route(state, req, &user, &parts[1..]).await,
+            Err(resp) => return Some(resp),
+        },
+        _ => return None,
+    };
+    Some(result.unwrap_or_else(|e| LocalResponse::api_error(&e, &req.request_id)))
+}
+
+async fn route(
+    state: &State,
+    req: &LocalRequest,
+    user: &Caller,
+    p: &[&str],
+) -> Result<LocalResponse, ApiError> {
+    match (&req.method, p) {
+        (&Method::GET, []) => apps::list(state, user).await,
+        (&Method::POST, []) => apps::create(state, user, body(req)?).await,
+        (&Method::GET, [id]) => apps::get(state, user, id).await,
+        (&Method::PATCH, [id]) => apps::patch(state, user, id, body(req)?).await,
+        (&Method::DELETE, [id]) => apps::delete(state, user, id).await,
+        (&Method::GET, [id, "config"]) => apps::get_config(state, user, id).await,
+        (&Method::PUT, [id, "config"]) => apps::put_config(state, user, id, body(req)?).await,
+        (&Method::GET, [id, "commands"]) => commands::list(state, user, id).await,
+        (&Method::PATCH, [id, "commands"]) => commands::patch(state, user, id, body(req)?).await,
+        (&Method::GET, [id, "auth"]) => connections::list(state, user, id).await,
+        (&Method::POST, [id, "auth"]) => connections::create(state, user, id, body(req)?).await,
+        (&Method::GET, [id, "auth", auth]) => connections::get(state, user, id, auth).await,
+        (&Method::PATCH, [id, "auth", auth]) => {
+            connections::patch(state, user, id, auth, body(req)?).await
+        }
+        (&Method::DELETE, [id, "auth", auth]) => connections::delete(state, user, id, auth).await,
+        (_, [_] | [_, "config" | "commands" | "auth"] | [_, "auth", _]) => Err(ApiError::new(
+            405,
+            "method_not_allowed",
+            "Method not allowed on this route",
+        )),
+        _ => Err(ApiError::not_found("Route")),
+    }
+}
+
+/// The authenticated user of a management request.
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    pub admin: bool,
+}
+
+impl Caller {
+    pub fn subject(&self) -> &str {
+        &self.principal.subject
+    }
+}
+
+pub async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalResponse> {
+    let refuse = |e: TokenError| {
+        let (status, code, message) = match &e {
+            TokenError::Unavailable(_) => (
+                503,
+                "service_unavailable",
+                "The access token cannot be verified right now".to_string(),
+            ),
+            _ => (
+                401,
+                "unauthorized",
+                "Missing or invalid Bearer access token".to_string(),
+            ),
+        };
+        let mut resp =
+            LocalResponse::api_error(&ApiError::new(status, code, message), &req.request_id);
+        let metadata = format!(
+            "{}/.well-known/oauth-protected-resource",
+            state.config.public_url
+        );
+        if let Some(c) =
+            bearer::challenge(&e, &metadata).and_then(|c| http::HeaderValue::from_str(&c).ok())
+        {
+            resp = resp.with_header(http::header::WWW_AUTHENTICATE, c);
+        }
+        resp
+    };
+    let token = bearer::extract_bearer(
+        req.headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    )
+    .map_err(refuse)?;
+    let principal = state
+        .auth
+        .validate(token, Audience::Any, &[])
+        .await
+        .map_err(refuse)?;
+    let admins = &state.config.admins;
+    let admin = admins
+        .iter()
+        .any(|a| *a == principal.subject || principal.email.as_deref() == Some(a.as_str()));
+    Ok(Caller { principal, admin })
+}
+
+/// Parses a JSON body; a bad body is 400 naming the problem.
+pub fn body<T: DeserializeOwned>(req: &LocalRequest) -> Result<T, ApiError> {
+    if req.body.is_empty() {
+        return serde_json::from_value(Value::Object(Default::default()))
+            .map_err(|e| ApiError::bad_request(format!("a JSON body is required: {e}")));
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn store_err(e: crate::store::StoreError) -> ApiError {
+    ApiError::unavailable(format!("store: {e}"))
+}

@@ -1,0 +1,69 @@
+//! `GET /api/v1/templates` (public): app templates a user can start from.
+//! A template pre-fills an app's settings; `POST /api/v1/apps` with
+//! `templateId` uses it.
+
+use serde_json::json;
+
+use crate::catalog::AppSettings;
+use crate::proxy::local::LocalResponse;
+
+pub struct Template {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub mcp_path: &'static str,
+    pub docs_url: &'static str,
+}
+
+pub const TEMPLATES: &[Template] = &[
+    Template {
+        id: "streamable-http",
+        name: "Streamable HTTP MCP server",
+        description: "Any MCP server speaking Streamable HTTP at /mcp",
+        mcp_path: "/mcp",
+        docs_url: "https://modelcontextprotocol.io/specification/2025-11-25/basic/transports",
+    },
+    Template {
+        id: "everything",
+        name: "MCP Everything server",
+        description: "The MCP reference server that exercises every protocol feature",
+        mcp_path: "/mcp",
+        docs_url: "https://github.com/modelcontextprotocol/servers/tree/main/src/everything",
+    },
+    Template {
+        id: "sse-legacy",
+        name: "HTTP+SSE MCP server (2024-11-05)",
+        description: "An older MCP server with the SSE transport at /sse",
+        mcp_path: "/sse",
+        docs_url: "https://modelcontextprotocol.io/specification/2024-11-05/basic/transports",
+    },
+];
+
+pub fn find(id: &str) -> Option<&'static Template> {
+    TEMPLATES.iter().find(|t| t.id == id)
+}
+
+impl Template {
+    pub fn settings(&self, upstream_url: String) -> AppSettings {
+        AppSettings {
+            upstream_url,
+            mcp_path: Some(self.mcp_path.into()),
+            host: None,
+            public: false,
+            required_scopes: vec![],
+            allowed_origins: vec![],
+            connect_timeout_ms: None,
+            read_timeout_ms: None,
+            identity_headers: Default::default(),
+            disabled_tools: vec![],
+        }
+    }
+}
+
+pub fn list() -> LocalResponse {
+    let templates: Vec<_> = TEMPLATES
+        .iter()
+        .map(|t| json!({"id": t.id, "name": t.name, "description": t.description, "mcpPath": t.mcp_path, "docsUrl": t.docs_url}))
+        .collect();
+    LocalResponse::json(200, &json!({ "templates": templates }))
+}

@@ -1,0 +1,224 @@
+//! The app catalog: apps and their upstream auth connections as the
+//! management API stores them, and the live route table built from them
+//! together with the apps of the config file.
+//!
+//! Records are JSON in the store (`app:{id}`, `conn:{appId}:{authId}`,
+//! `tools:{appId}`, `secret:{ref}`); secrets live only in `secret:` records,
+//! encrypted (see [`crate::secrets::SecretBox`]). Every change is broadcast
+//! on [`CHANGES_CHANNEL`] so each instance rebuilds its routes before the next
+//! request, with no restart.
+
+use serde::{Deserialize, Serialize};
+
+pub mod live;
+pub mod secrets;
+
+pub const CHANGES_CHANNEL: &str = "drio:catalog-changes";
+
+/// An app created through the management API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppRecord {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub status: String,
+    pub is_enabled: bool,
+    pub template_id: Option<String>,
+    /// The subject of the user who created it.
+    pub owner: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub settings: AppSettings,
+}
+
+/// What `GET/PUT /api/v1/apps/{id}/config` reads and writes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppSettings {
+    pub upstream_url: String,
+    #[serde(default)]
+    pub mcp_path: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub read_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub identity_headers: IdentityHeaderNames,
+    /// Tools refused at the gateway (`tools/call` never reaches the upstream).
+    #[serde(default)]
+    pub disabled_tools: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityHeaderNames {
+    pub subject: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub scopes: Option<String>,
+    pub client_id: Option<String>,
+}
+
+/// Tool switches of a config-file app (its settings are read-only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSwitches {
+    pub disabled_tools: Vec<String>,
+}
+
+/// An upstream auth connection, as stored (no secret values: see `secret_ref`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    pub id: String,
+    pub app_id: String,
+    pub provider_id: String,
+    pub provider_key: String,
+    pub provider_name: String,
+    pub key: String,
+    pub name: String,
+    pub status: String,
+    pub config: ConnectionConfig,
+    pub secret_ref: Option<String>,
+    pub grants: Vec<String>,
+    pub last_validated_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// The non-secret part of a connection's config (seed `002_*` names).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_auth_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_registered_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_param_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Seed `003_*` provider options.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope_separator: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_auth_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_params: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkce: Option<bool>,
+    pub enabled: bool,
+    pub is_default: bool,
+}
+
+/// The secret fields of a connection: accepted on write, stored encrypted,
+/// never returned.
+#[derive(Default, Serialize, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSecrets {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_initial_access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_access_token: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectionSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionSecrets(***)")
+    }
+}
+
+impl ConnectionSecrets {
+    pub fn is_empty(&self) -> bool {
+        self.client_secret.is_none()
+            && self.api_key.is_none()
+            && self.access_token.is_none()
+            && self.password.is_none()
+            && self.registration_initial_access_token.is_none()
+            && self.registration_access_token.is_none()
+    }
+
+    /// Fields set in `other` replace ours (a PATCH that sends a new secret).
+    pub fn merge(&mut self, other: ConnectionSecrets) {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
+        }
+        take!(
+            client_secret,
+            api_key,
+            access_token,
+            password,
+            registration_initial_access_token,
+            registration_access_token
+        );
+    }
+}
+
+pub fn app_key(id: &str) -> String {
+    format!("app:{id}")
+}
+
+pub fn conn_prefix(app_id: &str) -> String {
+    format!("conn:{app_id}:")
+}
+
+pub fn conn_key(app_id: &str, auth_id: &str) -> String {
+    format!("conn:{app_id}:{auth_id}")
+}
+
+pub fn tools_key(app_id: &str) -> String {
+    format!("tools:{app_id}")
+}
+
+/// RFC 3339 UTC timestamp with milliseconds, as the seeds show.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A random identifier with a type prefix (`app_…`, `auth_…`), 128 bits.
+pub fn new_id(prefix: &str) -> String {
+    let mut b = [0u8; 16];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    format!("{prefix}_{}", hex::encode(b))
+}

@@ -1,0 +1,184 @@
+//! Upstream credential injection: what the gateway adds to a request so the
+//! app's upstream accepts it, after removing the client's own token (MCP
+//! authorization spec, "Token Passthrough" is forbidden).
+//!
+//! An app's default enabled auth connection becomes one [`Injection`] when
+//! the route table is built, so the hot path only clones a prepared header:
+//! - static kinds: API key in a header (with prefix) or query parameter,
+//!   bearer (RFC 6750), basic (RFC 7617);
+//! - [`client_credentials`]: RFC 6749 §4.4 tokens, cached until shortly
+//!   before expiry and refreshed by one request however many arrive;
+//! - [`per_user`]: each user's own delegated upstream tokens.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use http::{HeaderName, HeaderValue};
+
+use crate::auth::Principal;
+use crate::catalog::{Connection, ConnectionSecrets};
+
+pub mod client_credentials;
+pub mod oauth;
+pub mod per_user;
+
+/// How requests to one app are credentialed.
+pub enum Injection {
+    None,
+    Header(HeaderName, HeaderValue),
+    /// `name` and its already percent-encoded `name=value` pair.
+    Query {
+        name: String,
+        pair: String,
+    },
+    ClientCredentials(Arc<client_credentials::ClientCredentials>),
+    PerUser(Arc<per_user::PerUser>),
+}
+
+/// What one request gets, resolved in `request_filter` (where a failure can
+/// still be answered) and applied in `upstream_request_filter`.
+#[derive(Clone)]
+pub enum Resolved {
+    None,
+    Header(HeaderName, HeaderValue),
+    Query { name: String, pair: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    /// The user has not connected their upstream account (or it was revoked).
+    #[error("connect your account at {connect_url}")]
+    NotConnected { connect_url: String },
+    #[error("upstream credentials unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Injection {
+    /// Builds the injection for a connection and its decrypted secrets.
+    /// Returns the connection's problem as text when it cannot be used.
+    pub fn build(
+        conn: &Connection,
+        secrets: &ConnectionSecrets,
+        ctx: &oauth::OAuthContext,
+    ) -> Result<Injection, String> {
+        let c = &conn.config;
+        let header = |name: &str, value: String| -> Result<Injection, String> {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("`{name}` is not a header name"))?;
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| "the credential is not a valid header value".to_string())?;
+            Ok(Injection::Header(name, mark_sensitive(value)))
+        };
+        match c.kind.as_str() {
+            "api_key" => {
+                let key = secrets.api_key.clone().ok_or("apiKey is missing")?;
+                match (&c.header_name, &c.query_param_name) {
+                    (Some(h), None) => header(
+                        h,
+                        format!("{}{key}", c.header_prefix.as_deref().unwrap_or("")),
+                    ),
+                    (None, Some(q)) => Ok(Injection::Query {
+                        name: q.clone(),
+                        pair: url::form_urlencoded::Serializer::new(String::new())
+                            .append_pair(q, &key)
+                            .finish(),
+                    }),
+                    _ => Err("set exactly one of headerName or queryParamName".into()),
+                }
+            }
+            "bearer" => header(
+                "authorization",
+                format!(
+                    "Bearer {}",
+                    secrets
+                        .access_token
+                        .as_deref()
+                        .ok_or("accessToken is missing")?
+                ),
+            ),
+            "basic" => {
+                let user = c.username.as_deref().ok_or("username is missing")?;
+                let pass = secrets.password.as_deref().unwrap_or("");
+                let b64 =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                header("authorization", format!("Basic {b64}"))
+            }
+            "oauth" => {
+                let settings = oauth::ProviderSettings::from_connection(conn, secrets)?;
+                if c.authorization_endpoint.is_some() {
+                    Ok(Injection::PerUser(Arc::new(per_user::PerUser::new(
+                        conn,
+                        settings,
+                        ctx.clone(),
+                    ))))
+                } else {
+                    Ok(Injection::ClientCredentials(Arc::new(
+                        client_credentials::ClientCredentials::new(settings, ctx.http.clone()),
+                    )))
+                }
+            }
+            other => Err(format!("unknown connection type `{other}`")),
+        }
+    }
+
+    pub async fn resolve(&self, principal: Option<&Principal>) -> Result<Resolved, InjectError> {
+        match self {
+            Injection::None => Ok(Resolved::None),
+            Injection::Header(n, v) => Ok(Resolved::Header(n.clone(), v.clone())),
+            Injection::Query { name, pair } => Ok(Resolved::Query {
+                name: name.clone(),
+                pair: pair.clone(),
+            }),
+            Injection::ClientCredentials(cc) => Ok(Resolved::Header(
+                http::header::AUTHORIZATION,
+                cc.header().await?,
+            )),
+            Injection::PerUser(pu) => Ok(Resolved::Header(
+                http::header::AUTHORIZATION,
+                pu.header(principal).await?,
+            )),
+        }
+    }
+}
+
+/// Marks a credential header so HTTP/2 HPACK never indexes it.
+pub fn mark_sensitive(mut v: HeaderValue) -> HeaderValue {
+    v.set_sensitive(true);
+    v
+}
+
+/// Applies a resolved credential to the upstream request: a header replaces
+/// any copy the client sent; a query credential replaces a same-named
+/// parameter.
+pub fn apply(
+    resolved: &Resolved,
+    upstream: &mut pingora::http::RequestHeader,
+) -> pingora::Result<()> {
+    match resolved {
+        Resolved::None => Ok(()),
+        Resolved::Header(name, value) => upstream
+            .insert_header(name.clone(), value.clone())
+            .map(|_| ()),
+        Resolved::Query { name, pair } => {
+            let uri = &upstream.uri;
+            let path = uri.path();
+            let mut q: Vec<&str> = uri
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some(name.as_str()))
+                .collect();
+            q.push(pair);
+            let new = format!("{path}?{}", q.join("&"));
+            let uri = http::Uri::try_from(new).map_err(|e| {
+                pingora::Error::because(
+                    pingora::ErrorType::InvalidHTTPHeader,
+                    "query credential",
+                    e,
+                )
+            })?;
+            upstream.set_uri(uri);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Per-user delegated OAuth to an upstream (RFC 6749 §4.1 with PKCE, RFC
+//! 7636): each user connects their own upstream account once, through
+//! `GET /api/v1/apps/{appId}/auth/{authId}/connect`, and their requests then
+//! carry their own upstream token, refreshed when needed.
+//!
+//! Tokens live encrypted in the store (`utok:{authId}:{sha256(sub)}`) and in
+//! a small in-process cache, so a request costs no store round trip while
+//! its token is fresh. A refresh the provider refuses (`invalid_grant`: the
+//! user revoked the grant) deletes the tokens, and the user is asked to
+//! connect again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use moka::future::Cache;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::oauth::{token_request, OAuthContext, ProviderSettings, TokenCallError, TokenResponse};
+use super::{mark_sensitive, InjectError};
+use crate::auth::verify::now_secs;
+use crate::auth::Principal;
+use crate::catalog::Connection;
+
+/// Refresh this many seconds before expiry.
+const MARGIN: u64 = 30;
+
+#[derive(Serialize, Deserialize, Clone)]
+pub struct UserTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    /// Unix seconds; 0 when the provider stated none.
+    pub expires_at: u64,
+}
+
+impl UserTokens {
+    pub fn from_response(t: TokenResponse, previous_refresh: Option<String>) -> Self {
+        Self {
+            access_token: t.access_token,
+            // RFC 6749 §6: a provider may keep the old refresh token.
+            refresh_token: t.refresh_token.or(previous_refresh),
+            expires_at: t.expires_in.map_or(0, |e| now_secs() + e),
+        }
+    }
+
+    fn fresh(&self) -> bool {
+        self.expires_at == 0 || self.expires_at > now_secs() + MARGIN
+    }
+}
+
+pub struct PerUser {
+    pub settings: ProviderSettings,
+    ctx: OAuthContext,
+    local: Cache<String, Arc<UserTokens>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+pub fn tokens_key(auth_id: &str, subject: &str) -> String {
+    format!(
+        "utok:{auth_id}:{}",
+        hex::encode(Sha256::digest(subject.as_bytes()))
+    )
+}
+
+impl PerUser {
+    pub fn new(conn: &Connection, settings: ProviderSettings, ctx: OAuthContext) -> Self {
+        let _ = conn;
+        Self {
+            settings,
+            ctx,
+            local: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A link the user can open in a browser (no bearer there): it carries a
+    /// single-use ticket, valid 10 minutes, naming the user and connection.
+    pub async fn connect_url(&self, principal: Option<&Principal>) -> String {
+        let base = format!(
+            "{}/api/v1/apps/{}/auth/{}/connect",
+            self.ctx.public_url, self.settings.app_id, self.settings.connection_id
+        );
+        let Some(p) = principal else { return base };
+        let ticket = crate::catalog::new_id("ct");
+        let record = ConnectTicket {
+            subject: p.subject.clone(),
+            app_id: self.settings.app_id.clone(),
+            auth_id: self.settings.connection_id.clone(),
+        };
+        let stored = match serde_json::to_vec(&record) {
+            Ok(b) => self
+                .ctx
+                .store
+                .put(&ticket_key(&ticket), &b, Some(Duration::from_secs(600)))
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        if stored {
+            format!("{base}?ticket={ticket}")
+        } else {
+            base
+        }
+    }
+
+    pub async fn header(&self, principal: Option<&Principal>) -> Result<HeaderValue, InjectError> {
+        match self.token_header(principal).await {
+            Err(InjectError::NotConnected { .. }) => Err(InjectError::NotConnected {
+                connect_url: self.connect_url(principal).await,
+            }),
+            other => other,
+        }
+    }
+
+    async fn token_header(
+        &self,
+        principal: Option<&Principal>,
+    ) -> Result<HeaderValue, InjectError> {
+        let not_connected = || InjectError::NotConnected {
+            connect_url: String::new(),
+        };
+        let p = principal.ok_or_else(not_connected)?;
+        let key = tokens_key(&self.settings.connection_id, &p.subject);
+        let tokens = match self.local.get(&key).await {
+            Some(t) if t.fresh() => t,
+            _ => {
+                let _one = self.refresh.lock().await;
+                match self.load(&key).await? {
+                    Some(t) if t.fresh() => t,
+                    Some(t) => self.refreshed(&key, &t).await?,
+                    None => return Err(not_connected()),
+                }
+            }
+        };
+        self.local.insert(key, tokens.clone()).await;
+        HeaderValue::from_str(&format!("Bearer {}", tokens.access_token))
+            .map(mark_sensitive)
+            .map_err(|_| InjectError::Unavailable("the upstream issued an unusable token".into()))
+    }
+
+    async fn load(&self, key: &str) -> Result<Option<Arc<UserTokens>>, InjectError> {
+        let unavailable = |e: String| InjectError::Unavailable(e);
+        let Some(sbox) = &self.ctx.sbox else {
+            return Err(unavailable("no secrets key".into()));
+        };
+        let Some(sealed) = self
+            .ctx
+            .store
+            .get(key)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let plain = sbox
+            .open(key, &sealed)
+            .map_err(|e| unavailable(e.to_string()))?;
+        Ok(serde_json::from_slice(&plain).ok().map(Arc::new))
+    }
+
+    pub async fn save(&self, key: &str, tokens: &UserTokens) -> Result<(), InjectError> {
+        save_tokens(&self.ctx, key, tokens).await?;
+        self.local.invalidate(key).await;
+        Ok(())
+    }
+
+    async fn refreshed(&self, key: &str, old: &UserTokens) -> Result<Arc<UserTokens>, InjectError> {
+        let not_connected = || InjectError::NotConnected {
+            connect_url: String::new(),
+        };
+        let Some(refresh) = old.refresh_token.clone() else {
+            let _ = self.ctx.store.delete(key).await;
+            return Err(not_connected());
+        };
+        let s = &self.settings;
+        let url = s.refresh_url.as_deref().unwrap_or(&s.token_endpoint);
+        let params = vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", refresh.clone()),
+        ];
+        match token_request(&self.ctx.http, s, url, params).await {
+            Ok(t) => {
+                let tokens = UserTokens::from_response(t, Some(refresh));
+                self.save(key, &tokens).await?;
+                Ok(Arc::new(tokens))
+            }
+            // The grant was revoked upstream: forget it and ask the user to reconnect.
+            Err(TokenCallError::Refused { .. }) => {
+                let _ = self.ctx.store.delete(key).await;
+                self.local.invalidate(key).await;
+                Err(not_connected())
+            }
+            Err(e) => Err(InjectError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// Who a connect link was issued to (`ctkt:{ticket}`).
+#[derive(Serialize, Deserialize)]
+pub struct ConnectTicket {
+    pub subject: String,
+    pub app_id: String,
+    pub auth_id: String,
+}
+
+pub fn ticket_key(ticket: &str) -> String {
+    format!("ctkt:{ticket}")
+}
+
+/// Seals and stores a user's upstream tokens (bound to their store key).
+pub async fn save_tokens(
+    ctx: &OAuthContext,
+    key: &str,
+    tokens: &UserTokens,
+) -> Result<(), InjectError> {
+    let unavailable = |e: String| InjectError::Unavailable(e);
+    let Some(sbox) = &ctx.sbox else {
+        return Err(unavailable("no secrets key".into()));
+    };
+    let plain = serde_json::to_vec(tokens).map_err(|e| unavailable(e.to_string()))?;
+    let sealed = sbox
+        .seal(key, &plain)
+        .map_err(|e| unavailable(e.to_string()))?;
+    ctx.store
+        .put(key, &sealed, None)
+        .await
+        .map_err(|e| unavailable(e.to_string()))
+}

@@ -1,0 +1,66 @@
+//! The last `request_filter` step for an app: inspect the body where the
+//! app's tool policy or per-user credentials need it, and resolve the
+//! upstream credential (MCP authorization spec: the gateway, not the client,
+//! authenticates to the upstream).
+
+use pingora::proxy::Session;
+
+use crate::credentials::{InjectError, Injection};
+use crate::errors::ApiError;
+use crate::proxy::ctx::Ctx;
+use crate::proxy::route::Route;
+use crate::proxy::{jsonrpc, local};
+
+/// The app-specific steps that need the body or a credential: tool policy
+/// and upstream credentials. Returns a refusal to send instead.
+pub async fn prepare_upstream(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    route: &Route,
+) -> pingora::Result<Option<local::LocalResponse>> {
+    let per_user = matches!(*route.injection, Injection::PerUser(_));
+    let body = match jsonrpc::inspect(session, per_user || !route.disabled_tools.is_empty()).await?
+    {
+        Ok(jsonrpc::Inspected::Body(b)) => b,
+        Ok(jsonrpc::Inspected::Skipped) => None,
+        Err(refusal) => return Ok(Some(refusal)),
+    };
+    if let Some(refusal) = body.as_ref().and_then(|b| jsonrpc::check_tools(route, b)) {
+        return Ok(Some(refusal));
+    }
+    match route.injection.resolve(ctx.principal.as_deref()).await {
+        Ok(resolved) => {
+            ctx.credential = Some(resolved);
+            Ok(None)
+        }
+        Err(InjectError::NotConnected { connect_url }) => {
+            let message = format!("Connect your account for this app first: {connect_url}");
+            let data = serde_json::json!({ "connectUrl": connect_url });
+            Ok(Some(match &body {
+                Some(b) => jsonrpc::error_response(
+                    &jsonrpc::request_id(Some(b)),
+                    jsonrpc::AUTH_REQUIRED,
+                    &message,
+                    Some(data),
+                    200,
+                ),
+                None => local::LocalResponse::api_error(
+                    &ApiError::new(403, "upstream_authorization_required", message)
+                        .with_details(data),
+                    &ctx.request_id,
+                ),
+            }))
+        }
+        Err(InjectError::Unavailable(why)) => {
+            tracing::warn!(app = %route.app.slug, error = %why, "upstream credentials unavailable");
+            Ok(Some(local::LocalResponse::api_error(
+                &ApiError::new(
+                    502,
+                    "upstream_credentials_unavailable",
+                    "The gateway could not obtain credentials for this app's upstream",
+                ),
+                &ctx.request_id,
+            )))
+        }
+    }
+}
