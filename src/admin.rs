@@ -1,6 +1,8 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process
 //! is serving), `/readyz` (the store answers) and `POST /tokens/revoke` (an
-//! operator revokes a bearer token on every instance, RFC 7009 semantics).
+//! operator revokes a bearer token on every instance, RFC 7009 semantics) and
+//! `POST /oauth/keys/rotate` (a new token-signing key; the previous one stays
+//! published in the JWKS so the tokens it signed verify until they expire).
 //! Kept off the proxy listener so it can stay private.
 
 use std::sync::Arc;
@@ -77,6 +79,32 @@ impl AdminApp {
     }
 }
 
+impl AdminApp {
+    async fn rotate_keys(&self) -> Response<Vec<u8>> {
+        let keys = self.state.oauth.as_ref().and_then(|o| o.keys.clone());
+        let Some(keys) = keys else {
+            return reply(409, "application/json", br#"{"error":"not_signing","reason":"the gateway signs tokens only with [oauth] token_mode = \"gateway\""}"#.to_vec());
+        };
+        match keys.rotate().await {
+            Ok(kid) => {
+                tracing::info!(%kid, "token-signing key rotated");
+                reply(
+                    200,
+                    "application/json",
+                    serde_json::json!({"kid": kid}).to_string().into_bytes(),
+                )
+            }
+            Err(e) => reply(
+                503,
+                "application/json",
+                serde_json::json!({"error": "rotation_failed", "reason": e.to_string()})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }
+}
+
 #[async_trait]
 impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -84,6 +112,11 @@ impl ServeHttp for AdminApp {
             && session.req_header().uri.path() == "/tokens/revoke"
         {
             return self.revoke(session).await;
+        }
+        if session.req_header().method == http::Method::POST
+            && session.req_header().uri.path() == "/oauth/keys/rotate"
+        {
+            return self.rotate_keys().await;
         }
         match session.req_header().uri.path() {
             "/metrics" => reply(

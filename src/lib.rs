@@ -20,6 +20,7 @@ pub mod config;
 pub mod credentials;
 pub mod errors;
 pub mod metrics;
+pub mod oauth;
 pub mod proxy;
 pub mod secrets;
 pub mod server;

@@ -30,6 +30,8 @@ pub struct State {
     /// Encryption of stored secrets; None when no key is configured.
     pub sbox: Option<Arc<SecretBox>>,
     pub injections: InjectionCache,
+    /// The authorization server, when `[oauth]` is configured.
+    pub oauth: Option<Arc<crate::oauth::OAuthServer>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +59,16 @@ impl State {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("drio-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let sbox = secret_box(&config.secrets_key_env, store.as_ref()).await?;
+        let oauth = match &config.oauth {
+            Some(cfg) => Some(Arc::new(oauth_server(cfg, &store, &sbox, &http).await?)),
+            None => None,
+        };
+        let (issuer, keys) = token_source(&config, oauth.as_deref());
         let auth = crate::auth::build::validator(
             &config.auth,
-            None,
-            None,
+            issuer,
+            keys,
             Arc::clone(&store),
             http.clone(),
             &metrics.registry,
@@ -71,7 +79,6 @@ impl State {
                 backend: store.backend(),
                 source,
             })?;
-        let sbox = secret_box(&config.secrets_key_env, store.as_ref()).await?;
         let state = Arc::new(State {
             config: Arc::new(config),
             routes: ArcSwap::from_pointee(RouteTable::default()),
@@ -81,6 +88,7 @@ impl State {
             auth,
             sbox,
             injections: InjectionCache::default(),
+            oauth,
         });
         state
             .reload_routes()
@@ -136,6 +144,56 @@ impl State {
         });
         Ok(())
     }
+}
+
+async fn oauth_server(
+    cfg: &crate::config::oauth::OAuthConfig,
+    store: &Arc<dyn Store>,
+    sbox: &Option<Arc<SecretBox>>,
+    http: &reqwest::Client,
+) -> Result<crate::oauth::OAuthServer, StartError> {
+    use crate::config::oauth::TokenMode;
+    let keys = match cfg.token_mode {
+        TokenMode::Gateway => Some(Arc::new(
+            crate::oauth::signing::Keyring::load_or_create(store.clone(), sbox.clone(), cfg.es256)
+                .await
+                .map_err(|e| StartError::Other(format!("signing keys: {e}")))?,
+        )),
+        TokenMode::Upstream => None,
+    };
+    Ok(crate::oauth::OAuthServer {
+        cfg: cfg.clone(),
+        idp: crate::oauth::idp::Idp::new(cfg.idp.clone(), http.clone()),
+        keys,
+        cimd: Default::default(),
+    })
+}
+
+/// Which tokens bearer validation trusts: the gateway's own (gateway token
+/// mode), the IdP's (upstream mode, unless `[auth]` says otherwise), or
+/// whatever `[auth]` configures.
+fn token_source(
+    config: &Config,
+    oauth: Option<&crate::oauth::OAuthServer>,
+) -> (
+    Option<String>,
+    Option<Arc<dyn crate::auth::jwks::KeySource>>,
+) {
+    let Some(o) = oauth else { return (None, None) };
+    if let Some(keys) = &o.keys {
+        return (
+            Some(config.public_url.clone()),
+            Some(keys.clone() as Arc<dyn crate::auth::jwks::KeySource>),
+        );
+    }
+    if config.auth.jwks_uri.is_some() || config.auth.introspection.is_some() {
+        return (None, None);
+    }
+    let source = Arc::new(crate::oauth::idp::IdpKeys(Arc::downgrade(&o.idp)));
+    (
+        Some(o.idp.cfg.issuer.clone()),
+        Some(source as Arc<dyn crate::auth::jwks::KeySource>),
+    )
 }
 
 /// The secrets key, if configured. Without one the gateway refuses to start

@@ -37,21 +37,7 @@ fn query(req: &LocalRequest, name: &str) -> Option<String> {
 }
 
 fn page(status: u16, title: &str, text: &str) -> LocalResponse {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
-    LocalResponse::html(
-        status,
-        format!(
-            "<!doctype html><html><head><meta charset=utf-8><title>{t}</title></head>\
-             <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
-            t = esc(title),
-            x = esc(text)
-        ),
-    )
+    LocalResponse::message_page(status, title, text)
 }
 
 pub async fn start(
@@ -64,7 +50,7 @@ pub async fn start(
         Some(t) => match state.store.take_json::<ConnectTicket>(&ticket_key(&t)).await {
             Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => tk.subject,
             Ok(_) => return page(400, "Link expired", "This connect link is unknown, used or expired. Ask your MCP client to try again for a new one."),
-            Err(_) => return page(503, "Try again", "The gateway cannot reach its store right now."),
+            Err(_) => return LocalResponse::store_down_page(),
         },
         None => match super::caller(state, req).await {
             Ok(user) => match apps::load(state, &user, app_id).await {
@@ -81,13 +67,7 @@ pub async fn start(
     {
         Ok(Some(c)) => c,
         Ok(None) => return page(404, "Not found", "This connection does not exist."),
-        Err(_) => {
-            return page(
-                503,
-                "Try again",
-                "The gateway cannot reach its store right now.",
-            )
-        }
+        Err(_) => return LocalResponse::store_down_page(),
     };
     let settings = match provider(state, &conn).await {
         Ok(s) => s,
@@ -118,11 +98,7 @@ pub async fn start(
         .await
         .is_err()
     {
-        return page(
-            503,
-            "Try again",
-            "The gateway cannot reach its store right now.",
-        );
+        return LocalResponse::store_down_page();
     }
     let Ok(mut url) = url::Url::parse(&authorize) else {
         return page(
@@ -168,7 +144,7 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
     let pending: Pending = match state.store.take_json(&format!("uconnect:{state_token}")).await {
         Ok(Some(p)) => p,
         Ok(None) => return page(400, "Link expired", "This sign-in is unknown, already completed or expired. Start again from your MCP client."),
-        Err(_) => return page(503, "Try again", "The gateway cannot reach its store right now."),
+        Err(_) => return LocalResponse::store_down_page(),
     };
     if let Some(err) = query(req, "error") {
         let desc = query(req, "error_description").unwrap_or_default();

@@ -102,8 +102,9 @@ impl Claims {
     }
 }
 
-/// An OpenID Connect userinfo answer.
-#[derive(Deserialize)]
+/// An OpenID Connect userinfo answer (OIDC Core §5.3.2), also the user the
+/// OAuth bridge signs in.
+#[derive(Debug, Clone, Default, serde::Serialize, Deserialize, PartialEq)]
 pub struct UserInfo {
     pub sub: String,
     #[serde(default)]

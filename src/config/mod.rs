@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub mod auth;
+pub mod oauth;
 pub mod raw;
 pub mod validate;
 
@@ -47,6 +48,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub logging: Logging,
     pub auth: auth::AuthConfig,
+    /// The authorization server for MCP clients, when configured.
+    pub oauth: Option<oauth::OAuthConfig>,
     /// Variable holding the key that encrypts stored secrets.
     pub secrets_key_env: String,
     /// Subjects or e-mails with access to every app in the management API.

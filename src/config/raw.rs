@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub logging: RawLogging,
     #[serde(default)]
     pub auth: super::auth::RawAuth,
+    pub oauth: Option<super::oauth::RawOAuth>,
+    pub idp: Option<super::oauth::RawIdp>,
     #[serde(default)]
     pub secrets: RawSecrets,
     #[serde(default)]

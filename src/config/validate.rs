@@ -87,15 +87,25 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     };
 
     let auth = super::auth::auth(raw.auth).map_err(|(k, m)| err(&k, m))?;
+    let oauth = match (raw.oauth, raw.idp) {
+        (Some(o), idp) => Some(super::oauth::oauth(o, idp, &public).map_err(|(k, m)| err(&k, m))?),
+        (None, Some(_)) => {
+            return Err(err(
+                "idp",
+                "[idp] is used by [oauth]; add an [oauth] section".into(),
+            ))
+        }
+        (None, None) => None,
+    };
     let mut apps = Vec::with_capacity(raw.apps.len());
     let (mut ids, mut slugs, mut hosts) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (i, raw_app) in raw.apps.into_iter().enumerate() {
         let key = |field: &str| format!("apps[{i}].{field}");
         let app = app(raw_app).map_err(|(field, msg)| err(&key(&field), msg))?;
-        if !app.public && !auth.can_verify() {
+        if !app.public && !auth.can_verify() && oauth.is_none() {
             return Err(err(
                 &key("public"),
-                "the app requires bearer tokens but [auth] configures no jwks_uri, introspection_endpoint or userinfo_endpoint; set `public = true` or configure [auth]".into(),
+                "the app requires bearer tokens but neither [oauth] nor [auth] (jwks_uri, introspection_endpoint or userinfo_endpoint) can verify them; set `public = true` or configure one".into(),
             ));
         }
         if !ids.insert(app.id.clone()) {
@@ -124,6 +134,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         storage,
         logging: Logging { level, format },
         auth,
+        oauth,
         secrets_key_env: raw
             .secrets
             .key_env

@@ -25,6 +25,8 @@ pub struct Ctx {
     pub principal: Option<Arc<Principal>>,
     /// Upstream credentials resolved for this request.
     pub credential: Option<Resolved>,
+    /// The caller's `Origin`, already checked against the app's allowlist.
+    pub cors_origin: Option<http::HeaderValue>,
 }
 
 impl Ctx {
@@ -38,6 +40,7 @@ impl Ctx {
             streaming: false,
             upstream_error: None,
             principal: None,
+            cors_origin: None,
             credential: None,
         }
     }

@@ -78,6 +78,44 @@ impl LocalResponse {
             .no_store()
     }
 
+    /// A small HTML page telling a person what happened (OAuth errors that
+    /// must not be redirected, expired sign-ins).
+    pub fn message_page(status: u16, title: &str, text: &str) -> Self {
+        Self::html(
+            status,
+            format!(
+                "<!doctype html><html><head><meta charset=utf-8><title>{t}</title></head>\
+                 <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
+                t = escape_html(title),
+                x = escape_html(text)
+            ),
+        )
+    }
+
+    /// The page shown when the store cannot be reached mid-flow.
+    pub fn store_down_page() -> Self {
+        Self::message_page(
+            503,
+            "Try again",
+            "The gateway cannot reach its store right now.",
+        )
+    }
+
+    /// Lets this page's forms end up at `source` too. Browsers apply
+    /// `form-action` to the redirects after a submission (CSP 3), and the
+    /// consent form's answer redirects to the client.
+    pub fn allow_form_target(mut self, source: &str) -> Self {
+        let csp = format!("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {source}; frame-ancestors 'none'");
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            for (name, value) in self.headers.iter_mut() {
+                if name.as_str() == "content-security-policy" {
+                    *value = v.clone();
+                }
+            }
+        }
+        self
+    }
+
     /// A 302 to `location`; returns 500 if the location is not a valid header.
     pub fn redirect(location: &str) -> Self {
         match HeaderValue::from_str(location) {
@@ -102,6 +140,14 @@ impl LocalResponse {
     }
 }
 
+/// Text made safe for HTML element content and attribute values.
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// True when `path` belongs to the gateway rather than to an app.
 pub fn is_local_path(path: &str) -> bool {
     path.starts_with("/.well-known/") || path.starts_with("/api/v1/") || path == "/healthz"
@@ -109,6 +155,9 @@ pub fn is_local_path(path: &str) -> bool {
 
 /// Answers a local route.
 pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
+    if let Some(resp) = crate::oauth::dispatch(state, req).await {
+        return resp;
+    }
     if let Some(resp) = crate::api::dispatch(state, req).await {
         return resp;
     }

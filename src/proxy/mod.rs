@@ -25,6 +25,7 @@ use crate::metrics::{method_label, status_class, UpstreamErrorKind};
 use crate::state::State;
 
 mod authn;
+pub mod cors;
 pub mod ctx;
 pub mod jsonrpc;
 pub mod local;
@@ -37,7 +38,10 @@ pub mod route;
 pub use ctx::Ctx;
 
 /// Cookies the gateway sets for its own pages; never forwarded upstream.
-const OWN_COOKIE_PREFIX: &str = "__Host-drio";
+/// The gateway's own cookies (`__Host-drio-*` over https, `drio-*` over http).
+fn own_cookie(c: &str) -> bool {
+    c.starts_with("__Host-drio") || c.starts_with("drio-")
+}
 
 pub struct Gateway {
     state: Arc<State>,
@@ -50,6 +54,11 @@ impl Gateway {
 
     async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         ctx.local = true;
+        let public_cors = cors::is_public_cors_path(session.req_header().uri.path());
+        if public_cors && cors::is_preflight(session.req_header()) {
+            respond::write(session, &ctx.request_id, cors::public_preflight()).await?;
+            return Ok(true);
+        }
         let has_body = !matches!(session.req_header().method, Method::GET | Method::HEAD);
         let body = if has_body {
             match respond::read_body(session, local::MAX_LOCAL_BODY).await? {
@@ -76,7 +85,10 @@ impl Gateway {
                 .map(|a| a.ip()),
             request_id: ctx.request_id.clone(),
         };
-        let resp = local::dispatch(&self.state, &req).await;
+        let mut resp = local::dispatch(&self.state, &req).await;
+        if public_cors {
+            resp.headers.extend(cors::public_headers());
+        }
         respond::write(session, &ctx.request_id, resp).await?;
         Ok(true)
     }
@@ -134,6 +146,14 @@ impl ProxyHttp for Gateway {
             respond::error(session, &ctx.request_id, &err).await?;
             return Ok(true);
         }
+        // An allowed cross-origin browser caller (MCP Inspector): preflights
+        // are answered here, responses expose the MCP headers to it.
+        ctx.cors_origin = head.headers.get(header::ORIGIN).cloned();
+        if let Some(origin) = ctx.cors_origin.clone().filter(|_| cors::is_preflight(head)) {
+            ctx.route = Some(route.clone());
+            respond::write(session, &ctx.request_id, cors::app_preflight(origin)).await?;
+            return Ok(true);
+        }
 
         if !app.public {
             match authn::authenticate(&self.state, head, &route).await {
@@ -141,7 +161,19 @@ impl ProxyHttp for Gateway {
                 Err(e) => {
                     let (err, challenge) = authn::refusal(&e, &route.resource_metadata_url);
                     ctx.route = Some(route.clone());
-                    respond::error_with(session, &ctx.request_id, &err, challenge).await?;
+                    let cors = ctx
+                        .cors_origin
+                        .as_ref()
+                        .map(cors::app_headers)
+                        .into_iter()
+                        .flatten();
+                    respond::error_with(
+                        session,
+                        &ctx.request_id,
+                        &err,
+                        challenge.into_iter().chain(cors),
+                    )
+                    .await?;
                     return Ok(true);
                 }
             }
@@ -239,6 +271,12 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(origin) = &ctx.cors_origin {
+            // The gateway, not the upstream, decides which origins may read.
+            for (name, value) in cors::app_headers(origin) {
+                resp.insert_header(name, value)?;
+            }
+        }
         let is_sse = resp
             .headers
             .get(header::CONTENT_TYPE)
@@ -394,13 +432,13 @@ fn strip_own_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
     else {
         return Ok(());
     };
-    if !cookie.contains(OWN_COOKIE_PREFIX) {
+    if !cookie.contains("drio") {
         return Ok(());
     }
     let kept: Vec<&str> = cookie
         .split(';')
         .map(str::trim)
-        .filter(|c| !c.starts_with(OWN_COOKIE_PREFIX))
+        .filter(|c| !own_cookie(c))
         .collect();
     if kept.is_empty() {
         req.remove_header(&header::COOKIE);

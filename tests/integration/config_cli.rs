@@ -217,3 +217,98 @@ fn identity_headers_cannot_overwrite_authorization() {
     let (out, path) = validate_text(dir.path(), &generated(&builder, dir.path()));
     assert_rejected(&out, &path, "apps[0].identity_headers.subject");
 }
+
+/// `[oauth]` and `[idp]` mistakes, each named by key.
+#[test]
+fn oauth_and_idp_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let oidc = "[idp]\nkind = \"oidc\"\nissuer = \"https://idp.example.com\"\nclient_id = \"gw\"\n";
+    let cases = [
+        (
+            format!("[oauth]\ntoken_mode = \"magic\"\n{oidc}"),
+            "oauth.token_mode",
+        ),
+        (
+            format!("[oauth]\nsigning_algorithm = \"HS256\"\n{oidc}"),
+            "oauth.signing_algorithm",
+        ),
+        ("[oauth]\n".to_string(), "idp"),
+        (oidc.to_string(), "idp"),
+        ("[oauth]\n[idp]\nkind = \"saml\"\n".to_string(), "idp.kind"),
+        (
+            "[oauth]\n[idp]\nkind = \"oidc\"\nclient_id = \"gw\"\n".to_string(),
+            "idp.issuer",
+        ),
+        (
+            "[oauth]\n[idp]\nkind = \"oidc\"\nissuer = \"https://idp.example.com\"\n".to_string(),
+            "idp.client_id",
+        ),
+        (
+            format!("[oauth]\n{oidc}client_secret_env = \"DRIO_TEST_UNSET_SECRET\"\n"),
+            "idp.client_secret_env",
+        ),
+        (
+            format!("[oauth]\n{oidc}token_endpoint_auth_method = \"private_key_jwt\"\n"),
+            "idp.token_endpoint_auth_method",
+        ),
+        (
+            "[oauth]\ntoken_mode = \"upstream\"\n[idp]\nkind = \"dev\"\n".to_string(),
+            "oauth.token_mode",
+        ),
+        (format!("[oauth]\nunknown_knob = 1\n{oidc}"), "unknown_knob"),
+    ];
+    for (section, key) in cases {
+        let (out, path) = validate_text(
+            dir.path(),
+            &generated(&one_app().raw_toml(&section), dir.path()),
+        );
+        assert_rejected(&out, &path, key);
+    }
+}
+
+/// The dev sign-in page lets anyone be anyone: only on a loopback public_url.
+#[test]
+fn the_dev_idp_refuses_a_public_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = one_app().raw_toml("[oauth]\n[idp]\nkind = \"dev\"\n");
+    let (ok, _) = validate_text(dir.path(), &generated(&dev, dir.path()));
+    assert_eq!(ok.code, Some(0), "loopback is fine: {}", ok.stderr);
+    let public = generated(&dev, dir.path()).replacen(
+        "public_url = \"http://127.0.0.1:18080\"",
+        "public_url = \"https://mcp.example.com\"",
+        1,
+    );
+    let (out, path) = validate_text(dir.path(), &public);
+    assert_rejected(&out, &path, "idp.kind");
+    assert!(out.stderr.contains("loopback"), "{}", out.stderr);
+}
+
+/// The production example validates once its secrets are in the environment.
+#[test]
+fn workos_example_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/workos.toml");
+    let run = |with_env: bool| {
+        let mut cmd = Command::new(BINARY);
+        cmd.args(["--config", path, "--validate"])
+            .env_remove("DRIO_CONFIG")
+            .stdin(Stdio::null());
+        if with_env {
+            cmd.env("WORKOS_CLIENT_SECRET", "sk_test")
+                .env("REDIS_URL", "redis://127.0.0.1:1");
+        } else {
+            cmd.env_remove("WORKOS_CLIENT_SECRET")
+                .env("REDIS_URL", "redis://127.0.0.1:1");
+        }
+        cmd.output().expect("run --validate")
+    };
+    let ok = run(true);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let missing = run(false);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("idp.client_secret_env"));
+}

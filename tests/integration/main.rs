@@ -5,6 +5,7 @@ mod bearer;
 mod config_cli;
 mod idp_selftest;
 mod management;
+mod oauth;
 mod proxy_core;
 mod store_conformance;
 mod support;

@@ -110,6 +110,7 @@ struct CodeGrant {
 struct RefreshGrant {
     user: IdpUser,
     scope: String,
+    aud: String,
 }
 
 struct IdpState {
@@ -132,6 +133,8 @@ struct IdpState {
     delay_ms: u64,
     /// Answer every request with 503, as an IdP in an outage would.
     failing: bool,
+    /// Claims merged into the next ID token (to forge a bad one).
+    id_token_overrides: Option<serde_json::Value>,
 }
 
 impl TestIdp {
@@ -159,6 +162,7 @@ impl TestIdp {
                 authorizations: Vec::new(),
                 delay_ms: 0,
                 failing: false,
+                id_token_overrides: None,
             }),
         });
         let server = tokio::spawn(serve(listener, shared.clone()));
@@ -254,6 +258,11 @@ impl TestIdp {
     /// Delays every answer by `ms` milliseconds (to make concurrent callers overlap).
     pub fn set_delay_ms(&self, ms: u64) {
         self.shared.lock().delay_ms = ms;
+    }
+
+    /// The next ID token carries these claims instead (e.g. a wrong `nonce`).
+    pub fn tamper_next_id_token(&self, overrides: serde_json::Value) {
+        self.shared.lock().id_token_overrides = Some(overrides);
     }
 
     /// While set, every endpoint answers 503.

@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod idp;
+pub mod oauth_client;
 pub mod ports;
 pub mod provider;
 pub mod redis;

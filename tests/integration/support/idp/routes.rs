@@ -222,12 +222,18 @@ fn token(state: &mut IdpState, issuer: &str, p: &Params) -> Reply {
                 return bad_request("invalid_grant", "PKCE verification failed");
             }
             let scope = grant.record.scope.clone();
+            // RFC 8707: a requested resource becomes the access token's audience.
+            let aud = p
+                .get("resource")
+                .cloned()
+                .unwrap_or_else(|| CLIENT_ID.to_string());
             issue(
                 state,
                 issuer,
                 &grant.user,
                 &scope,
                 grant.record.nonce.as_deref(),
+                &aud,
             )
         }
         "refresh_token" => {
@@ -237,7 +243,7 @@ fn token(state: &mut IdpState, issuer: &str, p: &Params) -> Reply {
                     "unknown, revoked or already used refresh token",
                 );
             };
-            issue(state, issuer, &grant.user, &grant.scope, None)
+            issue(state, issuer, &grant.user, &grant.scope, None, &grant.aud)
         }
         _ => bad_request("unsupported_grant_type", "grant_type is not supported"),
     }
@@ -250,22 +256,17 @@ fn issue(
     user: &IdpUser,
     scope: &str,
     nonce: Option<&str>,
+    aud: &str,
 ) -> Reply {
     let ttl = state.access_ttl;
-    let access = access_claims(
-        issuer,
-        &user.sub,
-        Some(user.email.clone()),
-        CLIENT_ID,
-        scope,
-        ttl,
-    );
+    let access = access_claims(issuer, &user.sub, Some(user.email.clone()), aud, scope, ttl);
     let refresh = random_token();
     state.refresh_tokens.insert(
         refresh.clone(),
         RefreshGrant {
             user: user.clone(),
             scope: scope.to_string(),
+            aud: aud.to_string(),
         },
     );
     let mut id_claims = json!({
@@ -275,6 +276,11 @@ fn issue(
     });
     if let Some(nonce) = nonce {
         id_claims["nonce"] = json!(nonce);
+    }
+    if let Some(serde_json::Value::Object(overrides)) = state.id_token_overrides.take() {
+        for (k, v) in overrides {
+            id_claims[k] = v;
+        }
     }
     let mut reply = json_reply(
         StatusCode::OK,

@@ -1,0 +1,262 @@
+//! `GET /api/v1/auth/authorize` (RFC 6749 §4.1.1, RFC 7636, RFC 8707).
+//!
+//! Until the client and its redirect URI are proven, errors are shown to the
+//! user (400), never redirected: redirecting would make the gateway an open
+//! redirector. After that, errors go back to the client with `error`,
+//! `error_description`, `state` and `iss` (RFC 9207). On success the request
+//! is stored as a pending authorization (10 minutes, single use) and the
+//! browser goes to the identity provider with the gateway's own callback,
+//! PKCE, state and nonce.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use super::clients::{self, Client};
+use super::{cimd, query, random, register, with_params, OAuthServer, PENDING_TTL};
+use crate::errors::OAuthError;
+use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::state::State;
+use crate::store::StoreExt;
+
+/// An authorization waiting for the user to sign in (`pend:{state}`).
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Pending {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub client_state: Option<String>,
+    pub code_challenge: String,
+    pub scope: String,
+    pub resource: Option<String>,
+    pub nonce: String,
+    pub idp_verifier: String,
+}
+
+pub fn pending_key(state: &str) -> String {
+    format!("pend:{state}")
+}
+
+/// A registered client or a client metadata document.
+pub async fn lookup(
+    state: &State,
+    oauth: &OAuthServer,
+    client_id: &str,
+) -> Result<Arc<Client>, OAuthError> {
+    if cimd::is_cimd(client_id) {
+        return cimd::resolve(&oauth.cimd, oauth.cfg.allow_private_cimd, client_id).await;
+    }
+    let client: Option<Client> = state
+        .store
+        .get_json(&register::key(client_id))
+        .await
+        .map_err(|e| OAuthError::temporarily_unavailable(format!("store: {e}")))?;
+    client
+        .map(Arc::new)
+        .ok_or_else(|| OAuthError::invalid_client("unknown client_id (register it first)"))
+}
+
+pub fn page(status: u16, title: &str, text: &str) -> LocalResponse {
+    LocalResponse::message_page(status, title, text)
+}
+
+/// An error sent back to a proven redirect URI.
+pub fn redirect_error(
+    state: &State,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> LocalResponse {
+    let mut p = vec![("error", error), ("error_description", description)];
+    if let Some(s) = client_state {
+        p.push(("state", s));
+    }
+    p.push(("iss", &state.config.public_url));
+    LocalResponse::redirect(&with_params(redirect_uri, &p))
+}
+
+pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+    let q = query(req);
+    let Some(client_id) = q.get("client_id").filter(|c| !c.is_empty()) else {
+        return page(400, "Invalid request", "client_id is required.");
+    };
+    let client = match lookup(state, oauth, client_id).await {
+        Ok(c) => c,
+        // Shown to the user, so 400 (not invalid_client's 401) unless the store is down.
+        Err(e) => {
+            return page(
+                if e.status == 503 { 503 } else { 400 },
+                "Unknown application",
+                &e.description,
+            )
+        }
+    };
+    let requested = match (q.get("redirect_uri"), client.redirect_uris.as_slice()) {
+        (Some(r), _) => r.clone(),
+        (None, [only]) => only.clone(),
+        (None, _) => {
+            return page(
+                400,
+                "Invalid request",
+                "redirect_uri is required: this client registered several.",
+            )
+        }
+    };
+    if clients::match_redirect(&client, &requested).is_none() {
+        return page(
+            400,
+            "Invalid redirect",
+            "redirect_uri does not match any URI registered for this client.",
+        );
+    }
+    // From here the redirect URI is proven: errors go back to the client.
+    let client_state = q.get("state").cloned();
+    let fail = |error: &str, description: &str| {
+        redirect_error(
+            state,
+            &requested,
+            client_state.as_deref(),
+            error,
+            description,
+        )
+    };
+    if q.get("response_type").map(String::as_str) != Some("code") {
+        return fail("unsupported_response_type", "response_type must be code");
+    }
+    let Some(challenge) = q
+        .get("code_challenge")
+        .filter(|c| (43..=128).contains(&c.len()))
+    else {
+        return fail(
+            "invalid_request",
+            "code_challenge is required (PKCE, RFC 7636)",
+        );
+    };
+    if q.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        return fail(
+            "invalid_request",
+            "code_challenge_method must be S256; plain is not accepted",
+        );
+    }
+    let supported = oauth.scopes_supported();
+    let scope = q
+        .get("scope")
+        .cloned()
+        .or_else(|| client.scope.clone())
+        .unwrap_or_else(|| "openid profile email".into());
+    if let Some(bad) = scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .find(|s| !supported.iter().any(|x| x == s))
+    {
+        return fail("invalid_scope", &format!("scope `{bad}` is not supported"));
+    }
+    let resource = match q.get("resource") {
+        Some(r) => match canonical_resource(state, r) {
+            Some(c) => Some(c),
+            None => {
+                return fail(
+                    "invalid_target",
+                    "resource is not an MCP server behind this gateway",
+                )
+            }
+        },
+        None => None,
+    };
+    let idp_state = random(24);
+    let pending = Pending {
+        client_id: client.client_id.clone(),
+        redirect_uri: requested.clone(),
+        client_state: client_state.clone(),
+        code_challenge: challenge.clone(),
+        scope,
+        resource,
+        nonce: random(16),
+        idp_verifier: random(32),
+    };
+    if state
+        .store
+        .put_json(&pending_key(&idp_state), &pending, Some(PENDING_TTL))
+        .await
+        .is_err()
+    {
+        return fail(
+            "temporarily_unavailable",
+            "the gateway cannot store the authorization right now",
+        );
+    }
+    match idp_url(state, oauth, &idp_state, &pending).await {
+        Ok(url) => LocalResponse::redirect(&url),
+        Err(why) => fail("temporarily_unavailable", &why),
+    }
+}
+
+async fn idp_url(
+    state: &State,
+    oauth: &OAuthServer,
+    idp_state: &str,
+    p: &Pending,
+) -> Result<String, String> {
+    let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
+    if oauth.idp.is_dev() {
+        return Ok(format!(
+            "{}/api/v1/auth/dev/login?state={idp_state}",
+            state.config.public_url
+        ));
+    }
+    let e = oauth.idp.endpoints().await.map_err(|e| e.to_string())?;
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(p.idp_verifier.as_bytes()));
+    let scopes = oauth.idp.cfg.scopes.join(" ");
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", oauth.idp.cfg.client_id.as_str()),
+        ("redirect_uri", callback.as_str()),
+        ("scope", scopes.as_str()),
+        ("state", idp_state),
+        ("nonce", p.nonce.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    // Upstream token mode: the IdP's token is the client's, so it must be for the resource.
+    if oauth.cfg.token_mode == crate::config::oauth::TokenMode::Upstream {
+        if let Some(r) = &p.resource {
+            params.push(("resource", r.as_str()));
+        }
+    }
+    Ok(with_params(&e.authorization_endpoint, &params))
+}
+
+/// The gateway resource a requested `resource` names, compared as
+/// canonical URIs (RFC 8707 §2; scheme and host case-insensitive, no
+/// trailing slash), or None.
+pub fn canonical_resource(state: &State, requested: &str) -> Option<String> {
+    let canon = |s: &str| -> Option<String> {
+        let u = url::Url::parse(s).ok()?;
+        if u.fragment().is_some() {
+            return None;
+        }
+        Some(u.as_str().trim_end_matches('/').to_string())
+    };
+    let want = canon(requested)?;
+    let routes = state.routes.load();
+    let base = canon(&state.config.public_url)?;
+    if want == base {
+        return Some(state.config.public_url.clone());
+    }
+    let extra = &state.config.auth.audiences;
+    let found = routes
+        .apps()
+        .filter_map(|a| routes.by_slug(&a.slug))
+        .flat_map(|r| {
+            r.audiences
+                .iter()
+                .filter(|aud| **aud != state.config.public_url && !extra.contains(aud))
+                .filter_map(move |aud| canon(aud).map(|c| (c, r.resource.clone())))
+        })
+        .find(|(c, _)| *c == want)
+        .map(|(_, resource)| resource);
+    found
+}

@@ -1,0 +1,165 @@
+//! `GET /api/v1/auth/callback`: the identity provider's answer. Consumes the
+//! pending authorization by state (single use), relays an IdP error to the
+//! client, exchanges the code (with the gateway's PKCE verifier), verifies
+//! the ID token (OIDC Core §3.1.3.7) or asks userinfo, and then either asks
+//! the user's consent or, for trusted or already-approved clients, mints the
+//! one-time bridge code (RFC 6749 §4.1.2, with RFC 9207 `iss`).
+
+use serde::{Deserialize, Serialize};
+
+use super::authorize::{page, pending_key, redirect_error, Pending};
+use super::idp::{IdpError, IdpTokens, User};
+use super::{consent, dev, query, random, sha256_hex, with_params, OAuthServer, CODE_TTL};
+use crate::config::oauth::TokenMode;
+use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::state::State;
+use crate::store::StoreExt;
+
+/// A bridge code (`code:{sha256(code)}`), 60 s, single use.
+#[derive(Serialize, Deserialize, Clone)]
+pub struct CodeGrant {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scope: String,
+    pub resource: Option<String>,
+    pub user: User,
+    pub upstream: Option<IdpTokens>,
+}
+
+pub fn code_key(code: &str) -> String {
+    format!("code:{}", sha256_hex(code))
+}
+
+pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+    let q = query(req);
+    let Some(idp_state) = q.get("state") else {
+        return page(
+            400,
+            "Invalid sign-in",
+            "The identity provider's answer carries no state.",
+        );
+    };
+    let pending: Pending = match state.store.take_json(&pending_key(idp_state)).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return page(400, "Sign-in expired", "This sign-in is unknown, already completed or expired. Start again from your application."),
+        Err(_) => return LocalResponse::store_down_page(),
+    };
+    let fail = |error: &str, description: &str| {
+        redirect_error(
+            state,
+            &pending.redirect_uri,
+            pending.client_state.as_deref(),
+            error,
+            description,
+        )
+    };
+    if let Some(err) = q.get("error") {
+        // Relay only RFC 6749 §4.1.2.1 codes; anything else is access_denied.
+        let code = match err.as_str() {
+            "access_denied" | "temporarily_unavailable" | "server_error" | "invalid_scope" => {
+                err.as_str()
+            }
+            _ => "access_denied",
+        };
+        return fail(
+            code,
+            q.get("error_description")
+                .map(String::as_str)
+                .unwrap_or("the identity provider refused the sign-in"),
+        );
+    }
+    let Some(code) = q.get("code") else {
+        return fail("server_error", "the identity provider returned no code");
+    };
+    let (user, upstream) = match sign_in(state, oauth, &pending, code).await {
+        Ok(v) => v,
+        Err(IdpError::Unavailable(e)) => {
+            return fail(
+                "temporarily_unavailable",
+                &format!("the identity provider is unavailable: {e}"),
+            )
+        }
+        Err(e) => return fail("access_denied", &e.to_string()),
+    };
+    if let Err(e) = state
+        .store
+        .put_json(&format!("user:{}", user.sub), &user, None)
+        .await
+    {
+        tracing::warn!(error = %e, "could not store the user profile");
+    }
+    if consent::already_given(state, oauth, &user.sub, &pending).await {
+        return issue_code(state, pending, user, upstream).await;
+    }
+    consent::show(state, oauth, pending, user, upstream).await
+}
+
+async fn sign_in(
+    state: &State,
+    oauth: &OAuthServer,
+    p: &Pending,
+    code: &str,
+) -> Result<(User, Option<IdpTokens>), IdpError> {
+    if oauth.idp.is_dev() {
+        let user = dev::redeem(state, code)
+            .await
+            .ok_or_else(|| IdpError::Refused("unknown or used sign-in code".into()))?;
+        return Ok((user, None));
+    }
+    let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
+    let resource = (oauth.cfg.token_mode == TokenMode::Upstream)
+        .then_some(p.resource.as_deref())
+        .flatten();
+    let tokens = oauth
+        .idp
+        .exchange_code(code, &p.idp_verifier, &callback, resource)
+        .await?;
+    let user = match &tokens.id_token {
+        Some(id) => oauth.idp.verify_id_token(id, &p.nonce).await?,
+        None => oauth.idp.userinfo(&tokens.access_token).await?,
+    };
+    if user.sub.is_empty() {
+        return Err(IdpError::BadIdToken("no subject".into()));
+    }
+    Ok((user, Some(tokens)))
+}
+
+/// Mints the one-time bridge code and sends the browser back to the client.
+pub async fn issue_code(
+    state: &State,
+    p: Pending,
+    user: User,
+    upstream: Option<IdpTokens>,
+) -> LocalResponse {
+    let code = random(32);
+    let grant = CodeGrant {
+        client_id: p.client_id,
+        redirect_uri: p.redirect_uri.clone(),
+        code_challenge: p.code_challenge,
+        scope: p.scope,
+        resource: p.resource,
+        user,
+        upstream,
+    };
+    if state
+        .store
+        .put_json(&code_key(&code), &grant, Some(CODE_TTL))
+        .await
+        .is_err()
+    {
+        return redirect_error(
+            state,
+            &p.redirect_uri,
+            p.client_state.as_deref(),
+            "temporarily_unavailable",
+            "the gateway cannot store the code",
+        );
+    }
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = &p.client_state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &state.config.public_url));
+    LocalResponse::redirect(&with_params(&p.redirect_uri, &params))
+}

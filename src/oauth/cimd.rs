@@ -1,0 +1,139 @@
+//! Client ID Metadata Documents (MCP 2025-11-25 authorization;
+//! draft-ietf-oauth-client-id-metadata-document): a `client_id` that is an
+//! https URL names a JSON document describing the client. The gateway
+//! fetches it (5 s timeout, 64 KiB cap, no redirects), refuses private and
+//! loopback addresses unless `oauth.allow_private_cimd` (which also admits
+//! plain http, for local development), requires the document's `client_id`
+//! to equal its URL, validates it like a registration, and caches it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::future::Cache as Moka;
+
+use super::clients::{self, Client, Metadata};
+use crate::errors::OAuthError;
+
+const MAX_DOC: usize = 64 * 1024;
+
+pub struct Cache(Moka<String, Arc<Client>>);
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self(
+            Moka::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+        )
+    }
+}
+
+pub fn is_cimd(client_id: &str) -> bool {
+    client_id.starts_with("https://") || client_id.starts_with("http://")
+}
+
+pub async fn resolve(
+    cache: &Cache,
+    http_allowed_private: bool,
+    client_id: &str,
+) -> Result<Arc<Client>, OAuthError> {
+    if let Some(c) = cache.0.get(client_id).await {
+        return Ok(c);
+    }
+    let client = Arc::new(fetch(http_allowed_private, client_id).await?);
+    cache.0.insert(client_id.to_string(), client.clone()).await;
+    Ok(client)
+}
+
+fn public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+async fn fetch(allow_private: bool, client_id: &str) -> Result<Client, OAuthError> {
+    let bad = |why: String| {
+        OAuthError::invalid_client(format!("client metadata document {client_id}: {why}"))
+    };
+    let url = url::Url::parse(client_id).map_err(|_| bad("not a URL".into()))?;
+    if url.scheme() != "https" && !(allow_private && url.scheme() == "http") {
+        return Err(bad("must be an https URL".into()));
+    }
+    if url.fragment().is_some() || url.path() == "/" || url.username() != "" {
+        return Err(bad("must have a path and no fragment or credentials".into()));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| bad("has no host".into()))?
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> =
+        tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|e| bad(format!("cannot resolve: {e}")))?
+            .collect();
+    let addr = *addrs
+        .first()
+        .ok_or_else(|| bad("does not resolve".into()))?;
+    if !allow_private && addrs.iter().any(|a| !public_ip(a.ip())) {
+        return Err(bad("resolves to a private or loopback address".into()));
+    }
+    // Pin the checked address so a second DNS answer cannot rebind the fetch.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .resolve(&host, addr)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    let mut resp = http
+        .get(url.as_str())
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| bad(e.without_url().to_string()))?;
+    if !resp.status().is_success() {
+        return Err(bad(format!("answered {}", resp.status())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| bad(e.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_DOC {
+            return Err(bad(format!("is larger than {MAX_DOC} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let meta: Metadata = serde_json::from_slice(&body)
+        .map_err(|e| bad(format!("is not client metadata JSON: {e}")))?;
+    if meta.client_id.as_deref() != Some(client_id) {
+        return Err(bad("its client_id does not equal its URL".into()));
+    }
+    if meta
+        .token_endpoint_auth_method
+        .as_deref()
+        .is_some_and(|m| m != "none")
+    {
+        return Err(bad(
+            "only public clients (token_endpoint_auth_method none) are supported".into(),
+        ));
+    }
+    clients::validate(meta, client_id.to_string()).map_err(|e| bad(e.description))
+}

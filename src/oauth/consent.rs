@@ -1,0 +1,227 @@
+//! Consent (MCP authorization spec, "Confused Deputy Problem"): every
+//! dynamically registered client signs in through the gateway's one upstream
+//! client, so before a code is issued the user sees which client is asking
+//! (name, redirect host, a warning for loopback-only clients) and for which
+//! scopes, and approves or denies with a POST bound to a cookie (CSRF).
+//! Approvals are remembered per user and client; configured trusted clients
+//! skip the page.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::authorize::{lookup, page, redirect_error, Pending};
+use super::callback::issue_code;
+use super::idp::{IdpTokens, User};
+use super::{random, OAuthServer, PENDING_TTL};
+use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::state::State;
+use crate::store::StoreExt;
+
+#[derive(Serialize, Deserialize)]
+struct Asked {
+    pending: Pending,
+    user: User,
+    upstream: Option<IdpTokens>,
+    csrf: String,
+}
+
+const REMEMBER: Duration = Duration::from_secs(90 * 86_400);
+
+fn remembered_key(sub: &str, client_id: &str) -> String {
+    format!(
+        "consented:{}:{}",
+        super::sha256_hex(sub),
+        super::sha256_hex(client_id)
+    )
+}
+
+fn cookie_name(state: &State) -> &'static str {
+    if state.config.public_url.starts_with("https://") {
+        "__Host-drio-consent"
+    } else {
+        "drio-consent"
+    }
+}
+
+pub async fn already_given(state: &State, oauth: &OAuthServer, sub: &str, p: &Pending) -> bool {
+    if oauth.cfg.trusted_clients.contains(&p.client_id) {
+        return true;
+    }
+    let Ok(Some(scopes)) = state
+        .store
+        .get_json::<Vec<String>>(&remembered_key(sub, &p.client_id))
+        .await
+    else {
+        return false;
+    };
+    p.scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .all(|s| scopes.iter().any(|x| x == s))
+}
+
+pub async fn show(
+    state: &State,
+    oauth: &OAuthServer,
+    pending: Pending,
+    user: User,
+    upstream: Option<IdpTokens>,
+) -> LocalResponse {
+    let client = match lookup(state, oauth, &pending.client_id).await {
+        Ok(c) => c,
+        Err(e) => return page(400, "Unknown application", &e.description),
+    };
+    let id = random(24);
+    let csrf = random(24);
+    let redirect = url::Url::parse(&pending.redirect_uri).ok();
+    let host = redirect
+        .as_ref()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| pending.redirect_uri.clone());
+    let loopback = redirect.as_ref().is_some_and(super::clients::is_loopback);
+    let name = client
+        .client_name
+        .clone()
+        .unwrap_or_else(|| "An unnamed application".into());
+    let scopes: Vec<String> = pending
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let resource = pending
+        .resource
+        .clone()
+        .unwrap_or_else(|| state.config.public_url.clone());
+    let email = user.email.clone().unwrap_or_else(|| user.sub.clone());
+    let asked = Asked {
+        pending,
+        user,
+        upstream,
+        csrf: csrf.clone(),
+    };
+    if state
+        .store
+        .put_json(&format!("consent:{id}"), &asked, Some(PENDING_TTL))
+        .await
+        .is_err()
+    {
+        return LocalResponse::store_down_page();
+    }
+    let esc = crate::proxy::local::escape_html;
+    let warning = if loopback {
+        "<p style=\"color:#a00\"><strong>This application runs on your own computer</strong> (its address is local). Approve only if you started it yourself just now.</p>"
+    } else {
+        ""
+    };
+    let items: String = scopes
+        .iter()
+        .map(|s| format!("<li>{}</li>", esc(s)))
+        .collect();
+    let html = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>Allow access?</title></head>\
+         <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\">\
+         <h1>Allow {name} to access your MCP tools?</h1>\
+         <p>Signed in as <strong>{email}</strong>. <strong>{name}</strong> will receive tokens at <strong>{host}</strong> for <code>{resource}</code>.</p>{warning}\
+         <p>Scopes:</p><ul>{items}</ul>\
+         <form id=\"consent\" method=\"post\" action=\"/api/v1/auth/consent\">\
+         <input type=\"hidden\" name=\"consent_id\" value=\"{id}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <button name=\"decision\" value=\"approve\" type=\"submit\">Allow</button> \
+         <button name=\"decision\" value=\"deny\" type=\"submit\">Deny</button></form></body></html>",
+        name = esc(&name),
+        email = esc(&email),
+        host = esc(&host),
+        resource = esc(&resource),
+    );
+    let secure = if cookie_name(state).starts_with("__Host-") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
+        cookie_name(state)
+    );
+    let mut resp = LocalResponse::html(200, html);
+    if let Some(target) = redirect.as_ref().map(csp_source) {
+        resp = resp.allow_form_target(&target);
+    }
+    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+        resp = resp.with_header(http::header::SET_COOKIE, v);
+    }
+    resp
+}
+
+pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
+        .into_owned()
+        .collect();
+    let (Some(id), Some(token), Some(decision)) = (
+        form.get("consent_id"),
+        form.get("csrf_token"),
+        form.get("decision"),
+    ) else {
+        return page(
+            400,
+            "Invalid request",
+            "consent_id, csrf_token and decision are required.",
+        );
+    };
+    let cookie = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == cookie_name(state))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default();
+    let asked: Asked = match state.store.take_json(&format!("consent:{id}")).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return page(400, "Request expired", "This approval is unknown, already answered or expired. Start again from your application."),
+        Err(_) => return LocalResponse::store_down_page(),
+    };
+    let matches = |a: &str, b: &str| bool::from(a.as_bytes().ct_eq(b.as_bytes()));
+    if !(matches(token, &asked.csrf) && matches(&cookie, &asked.csrf)) {
+        return page(
+            403,
+            "Request refused",
+            "This approval did not come from the page the gateway showed you.",
+        );
+    }
+    let p = asked.pending;
+    match decision.as_str() {
+        "approve" => {
+            let scopes: Vec<&str> = p.scope.split(' ').filter(|s| !s.is_empty()).collect();
+            let _ = state
+                .store
+                .put_json(
+                    &remembered_key(&asked.user.sub, &p.client_id),
+                    &scopes,
+                    Some(REMEMBER),
+                )
+                .await;
+            let _ = oauth;
+            issue_code(state, p, asked.user, asked.upstream).await
+        }
+        _ => redirect_error(
+            state,
+            &p.redirect_uri,
+            p.client_state.as_deref(),
+            "access_denied",
+            "the user denied access",
+        ),
+    }
+}
+
+/// The CSP source expression for a redirect URI: its origin for http(s), its
+/// scheme for a native app's private-use scheme (RFC 8252 §7.1).
+fn csp_source(u: &url::Url) -> String {
+    match u.scheme() {
+        "http" | "https" => u.origin().ascii_serialization(),
+        scheme => format!("{scheme}:"),
+    }
+}

@@ -1,0 +1,90 @@
+//! The `dev` identity provider: a sign-in page where a person types an
+//! e-mail and continues, for local development with no account anywhere.
+//! It only runs when `public_url` is a loopback address (checked when the
+//! config is loaded), because it lets anyone be anyone.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::authorize::page;
+use super::{query, random, sha256_hex, with_params};
+use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::state::State;
+use crate::store::StoreExt;
+
+#[derive(Serialize, Deserialize)]
+pub struct DevCode {
+    pub email: String,
+}
+
+pub fn page_html(state_param: &str) -> String {
+    let esc = crate::proxy::local::escape_html;
+    format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>Sign in (development)</title></head>\
+         <body style=\"font-family:sans-serif;max-width:30em;margin:4em auto\"><h1>Sign in</h1>\
+         <p>Development sign-in: any e-mail address is accepted. Never expose this gateway beyond your machine.</p>\
+         <form method=\"post\" action=\"/api/v1/auth/dev/login\">\
+         <input type=\"hidden\" name=\"state\" value=\"{}\">\
+         <label>E-mail <input type=\"email\" name=\"email\" required autofocus></label> \
+         <button type=\"submit\">Continue</button></form></body></html>",
+        esc(state_param)
+    )
+}
+
+pub fn login_page(req: &LocalRequest) -> LocalResponse {
+    let q = query(req);
+    LocalResponse::html(
+        200,
+        page_html(q.get("state").map(String::as_str).unwrap_or("")),
+    )
+}
+
+pub async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
+        .into_owned()
+        .collect();
+    let (Some(email), Some(st)) = (form.get("email"), form.get("state")) else {
+        return page(400, "Invalid sign-in", "email and state are required.");
+    };
+    let email = email.trim();
+    if email.len() > 254 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
+        return page(
+            400,
+            "Invalid e-mail",
+            "Enter an e-mail address like ada@example.com.",
+        );
+    }
+    let code = random(32);
+    let stored = state
+        .store
+        .put_json(
+            &format!("devcode:{}", sha256_hex(&code)),
+            &DevCode {
+                email: email.to_string(),
+            },
+            Some(Duration::from_secs(60)),
+        )
+        .await;
+    if stored.is_err() {
+        return LocalResponse::store_down_page();
+    }
+    let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
+    LocalResponse::redirect(&with_params(&callback, &[("code", &code), ("state", st)]))
+}
+
+/// The user a dev code stands for.
+pub async fn redeem(state: &State, code: &str) -> Option<super::idp::User> {
+    let c: DevCode = state
+        .store
+        .take_json(&format!("devcode:{}", sha256_hex(code)))
+        .await
+        .ok()??;
+    let email = c.email.to_ascii_lowercase();
+    Some(super::idp::User {
+        sub: format!("dev_{}", &sha256_hex(&email)[..24]),
+        name: email.split('@').next().map(str::to_owned),
+        email: Some(email),
+        picture: None,
+    })
+}

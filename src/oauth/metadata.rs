@@ -1,0 +1,132 @@
+//! Discovery documents: authorization server metadata (RFC 8414, also served
+//! as `/.well-known/openid-configuration`), protected resource metadata
+//! (RFC 9728) for the gateway and, at the path-suffixed form, for every app
+//! (`/.well-known/oauth-protected-resource/apps/{slug}/mcp`), and the JWKS of
+//! gateway-issued tokens.
+
+use serde_json::json;
+
+use crate::config::oauth::TokenMode;
+use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::state::State;
+
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+const PRM: &str = "/.well-known/oauth-protected-resource";
+
+pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse> {
+    if req.method != http::Method::GET && req.method != http::Method::HEAD {
+        return None;
+    }
+    let path = req.path.as_str();
+    let resp = match path {
+        "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration" => {
+            as_metadata(state)?
+        }
+        JWKS_PATH => jwks(state).await?,
+        p if p == PRM || p.starts_with("/.well-known/oauth-protected-resource/") => {
+            resource_metadata(state, req, &p[PRM.len()..])?
+        }
+        _ => return None,
+    };
+    // Discovery documents are public (CORS is added by the proxy) and
+    // cacheable for a short while.
+    Some(resp.with_header(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("public, max-age=300"),
+    ))
+}
+
+fn as_metadata(state: &State) -> Option<LocalResponse> {
+    let oauth = state.oauth.as_ref()?;
+    let base = &state.config.public_url;
+    let mut doc = json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/api/v1/auth/authorize"),
+        "token_endpoint": format!("{base}/api/v1/auth/token"),
+        "registration_endpoint": format!("{base}/api/v1/auth/register"),
+        "revocation_endpoint": format!("{base}/api/v1/auth/revoke"),
+        "scopes_supported": oauth.scopes_supported(),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+        "client_id_metadata_document_supported": true,
+        "authorization_response_iss_parameter_supported": true,
+        "service_documentation": "https://modelcontextprotocol.io/specification/2025-11-25/basic/authorization",
+    });
+    if oauth.cfg.token_mode == TokenMode::Gateway {
+        doc["jwks_uri"] = json!(format!("{base}{JWKS_PATH}"));
+    }
+    Some(LocalResponse::json(200, &doc))
+}
+
+async fn jwks(state: &State) -> Option<LocalResponse> {
+    let keys = state.oauth.as_ref()?.keys.as_ref()?;
+    Some(match keys.public_jwks().await {
+        Ok(set) => LocalResponse::json(200, &set),
+        Err(e) => LocalResponse::oauth_error(&crate::errors::OAuthError::temporarily_unavailable(
+            e.to_string(),
+        )),
+    })
+}
+
+fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<LocalResponse> {
+    let base = &state.config.public_url;
+    let routes = state.routes.load();
+    let host_route = req.header("host").and_then(|h| routes.by_host(h)).cloned();
+    let (resource, name, scopes) = if suffix.is_empty() {
+        match &host_route {
+            Some(r) => (
+                r.resource.clone(),
+                r.app.name.clone(),
+                r.app.required_scopes.clone(),
+            ),
+            None => (base.clone(), "drio gateway".to_string(), vec![]),
+        }
+    } else if let Some(r) = host_route.filter(|r| suffix == r.app.mcp_path) {
+        let scheme = base.split("://").next().unwrap_or("https");
+        (
+            format!(
+                "{scheme}://{}{}",
+                r.app.host.as_deref().unwrap_or_default(),
+                r.app.mcp_path
+            ),
+            r.app.name.clone(),
+            r.app.required_scopes.clone(),
+        )
+    } else {
+        let sel = routes.by_path(suffix)?;
+        (
+            sel.route.resource.clone(),
+            sel.route.app.name.clone(),
+            sel.route.app.required_scopes.clone(),
+        )
+    };
+    let authorization_server = match (&state.oauth, &state.config.auth.issuer) {
+        (Some(_), _) => base.clone(),
+        (None, Some(iss)) => iss.clone(),
+        (None, None) => base.clone(),
+    };
+    let mut scopes_supported = state
+        .oauth
+        .as_ref()
+        .map(|o| o.scopes_supported())
+        .unwrap_or_default();
+    for s in scopes {
+        if !scopes_supported.contains(&s) {
+            scopes_supported.push(s);
+        }
+    }
+    Some(LocalResponse::json(
+        200,
+        &json!({
+            "resource": resource,
+            "resource_name": name,
+            "authorization_servers": [authorization_server],
+            "scopes_supported": scopes_supported,
+            "bearer_methods_supported": ["header"],
+        }),
+    ))
+}

@@ -1,0 +1,188 @@
+//! The authorization server MCP clients talk to (the "drio OAuth bridge"):
+//! OAuth 2.1 with PKCE, bridged to an upstream identity provider.
+//!
+//! One file per step: [`metadata`] (RFC 8414, RFC 9728), [`register`]
+//! (RFC 7591) and [`cimd`] (Client ID Metadata Documents), [`authorize`],
+//! [`callback`] (and the [`dev`] sign-in page), [`consent`], [`token`]
+//! (RFC 6749 §4.1.3 and §6, RFC 7636), [`sessions`] (refresh rotation and
+//! reuse detection, RFC 9700 §4.14), [`revoke`] (RFC 7009), [`me`], and
+//! [`signing`] (gateway-mode JWT access tokens, RFC 9068).
+//!
+//! Auth routes answer RFC 6749 errors `{error, error_description}`; until a
+//! client and its redirect URI are proven, errors are shown, never redirected.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+
+use crate::config::oauth::OAuthConfig;
+use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::state::State;
+
+pub mod authorize;
+pub mod callback;
+pub mod cimd;
+pub mod clients;
+pub mod consent;
+pub mod dev;
+pub mod idp;
+pub mod me;
+pub mod metadata;
+pub mod register;
+pub mod revoke;
+pub mod sessions;
+pub mod signing;
+pub mod token;
+pub mod upstream_refresh;
+
+pub struct OAuthServer {
+    pub cfg: OAuthConfig,
+    pub idp: Arc<idp::Idp>,
+    /// Gateway token mode only.
+    pub keys: Option<Arc<signing::Keyring>>,
+    pub cimd: cimd::Cache,
+}
+
+impl OAuthServer {
+    pub fn scopes_supported(&self) -> Vec<String> {
+        let mut s: Vec<String> = ["openid", "profile", "email", "offline_access"]
+            .map(String::from)
+            .to_vec();
+        s.extend(self.cfg.scopes.iter().cloned());
+        s.dedup();
+        s
+    }
+}
+
+/// Answers an OAuth route, or None when the path is not one.
+pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse> {
+    let path = req.path.as_str();
+    if path.starts_with("/.well-known/") {
+        return metadata::dispatch(state, req).await;
+    }
+    if path == "/api/v1/me" {
+        return Some(me::me(state, req).await);
+    }
+    let oauth = state.oauth.as_ref()?;
+    let m = &req.method;
+    Some(match (m, path) {
+        (&Method::POST, "/api/v1/auth/register") => register::register(state, oauth, req).await,
+        (&Method::GET, "/api/v1/auth/authorize") => authorize::authorize(state, oauth, req).await,
+        (&Method::GET, "/api/v1/auth/callback") => callback::callback(state, oauth, req).await,
+        (&Method::POST, "/api/v1/auth/consent") => consent::decide(state, oauth, req).await,
+        (&Method::POST, "/api/v1/auth/token") => token::token(state, oauth, req).await,
+        (&Method::POST, "/api/v1/auth/refresh") => token::refresh_route(state, oauth, req).await,
+        (&Method::POST, "/api/v1/auth/revoke") => revoke::revoke(state, oauth, req).await,
+        (&Method::GET, "/api/v1/auth/dev/login") if oauth.idp.is_dev() => dev::login_page(req),
+        (&Method::POST, "/api/v1/auth/dev/login") if oauth.idp.is_dev() => {
+            dev::submit(state, req).await
+        }
+        (_, p) if p.starts_with("/api/v1/auth/") => {
+            LocalResponse::oauth_error(&crate::errors::OAuthError::new(
+                404,
+                "invalid_request",
+                "unknown OAuth route or method",
+            ))
+        }
+        _ => return None,
+    })
+}
+
+/// Form or JSON body parameters (token and refresh accept both).
+pub fn params(req: &LocalRequest) -> Result<HashMap<String, String>, crate::errors::OAuthError> {
+    let json = req
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("application/json"));
+    if json {
+        let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&req.body)
+            .map_err(|_| {
+                crate::errors::OAuthError::invalid_request("the JSON body is not an object")
+            })?;
+        Ok(v.into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k, s)),
+                serde_json::Value::Number(n) => Some((k, n.to_string())),
+                _ => None,
+            })
+            .collect())
+    } else {
+        Ok(url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect())
+    }
+}
+
+pub fn query(req: &LocalRequest) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.query.as_deref().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `n` random bytes, base64url: codes, tokens, states (≥128 bits each).
+pub fn random(n: usize) -> String {
+    use base64::Engine;
+    let mut b = vec![0u8; n];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// RFC 7636 §4.6: BASE64URL(SHA256(verifier)) == challenge, in constant time.
+pub fn pkce_ok(verifier: &str, challenge: &str) -> bool {
+    use base64::Engine;
+    use sha2::Digest;
+    use subtle::ConstantTimeEq;
+    let valid = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    valid && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+}
+
+/// `uri` with extra query parameters (the client's redirect URI with code,
+/// state and iss, or with an error).
+pub fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
+    let mut u = match url::Url::parse(uri) {
+        Ok(u) => u,
+        Err(_) => return uri.to_string(),
+    };
+    {
+        let mut q = u.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+    }
+    u.to_string()
+}
+
+/// How long pending authorizations live (issue: 10 minutes, single use).
+pub const PENDING_TTL: Duration = Duration::from_secs(600);
+/// Bridge codes: 60 s, single use.
+pub const CODE_TTL: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_rfc7636_appendix_b() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(pkce_ok(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!pkce_ok(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
+        ));
+        assert!(!pkce_ok("short", "x"));
+    }
+}

@@ -1,0 +1,357 @@
+//! Refresh sessions (gateway token mode): one per authorization, holding the
+//! user, the grant and the upstream IdP tokens, with refresh-token rotation
+//! and reuse detection (OAuth 2.1 §4.3.1, RFC 9700 §4.14.2).
+//!
+//! Refresh tokens are `{sid}.{secret}`; only the SHA-256 of the current and
+//! previous one is stored. Presenting the previous token within the grace
+//! window returns the same new tokens (a client retrying a refresh whose
+//! answer it lost); presenting it later, or any older one, is reuse and
+//! revokes the session and every access token it issued, everywhere.
+//! Refreshes of one session are serialised by a store lock, so the upstream
+//! IdP is refreshed once however many requests arrive together.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::idp::{IdpError, IdpTokens, User};
+use super::{random, sha256_hex, OAuthServer};
+use crate::auth::verify::now_secs;
+use crate::errors::OAuthError;
+use crate::state::State;
+
+/// What a token endpoint returns (RFC 6749 §5.1).
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Issued {
+    pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub expires_in: u64,
+    pub token_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone)]
+pub struct Session {
+    pub sid: String,
+    pub client_id: String,
+    pub user: User,
+    pub scope: String,
+    pub resource: Option<String>,
+    /// Upstream IdP tokens, sealed when a secrets key is configured.
+    upstream: Option<Sealed>,
+    upstream_expires_at: u64,
+    current: String,
+    previous: Option<String>,
+    rotated_at: u64,
+    /// The answer to the last rotation, for retries within the grace window.
+    grace: Option<Sealed>,
+    /// SHA-256 (hex) and expiry of access tokens issued in this session.
+    pub access: Vec<(String, u64)>,
+    expires_at: u64,
+}
+
+/// A value stored sealed (AES-GCM) or, without a secrets key, as is.
+#[derive(Serialize, Deserialize, Clone)]
+#[serde(tag = "t", content = "v")]
+pub(super) enum Sealed {
+    Plain(String),
+    Sealed(String),
+}
+
+pub(super) fn seal(
+    state: &State,
+    reference: &str,
+    value: &impl Serialize,
+) -> Result<Sealed, OAuthError> {
+    use base64::Engine;
+    let text = serde_json::to_string(value).map_err(|_| OAuthError::server_error("encode"))?;
+    Ok(match &state.sbox {
+        Some(b) => Sealed::Sealed(
+            base64::engine::general_purpose::STANDARD.encode(
+                b.seal(reference, text.as_bytes())
+                    .map_err(|_| OAuthError::server_error("seal"))?,
+            ),
+        ),
+        None => Sealed::Plain(text),
+    })
+}
+
+pub(super) fn open<T: serde::de::DeserializeOwned>(
+    state: &State,
+    reference: &str,
+    s: &Sealed,
+) -> Option<T> {
+    use base64::Engine;
+    let text = match s {
+        Sealed::Plain(t) => t.as_bytes().to_vec(),
+        Sealed::Sealed(b64) => {
+            let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            state.sbox.as_ref()?.open(reference, &raw).ok()?
+        }
+    };
+    serde_json::from_slice(&text).ok()
+}
+
+pub fn key(sid: &str) -> String {
+    format!("sess:{sid}")
+}
+
+fn store_err(e: crate::store::StoreError) -> OAuthError {
+    OAuthError::temporarily_unavailable(format!("store: {e}"))
+}
+
+/// Starts a session for a redeemed code and issues its first tokens.
+pub async fn create(
+    state: &State,
+    oauth: &OAuthServer,
+    client_id: &str,
+    user: User,
+    scope: String,
+    resource: Option<String>,
+    upstream: Option<IdpTokens>,
+) -> Result<(Session, Issued), OAuthError> {
+    let sid = random(16);
+    let refresh = format!("{sid}.{}", random(32));
+    let now = now_secs();
+    let mut s = Session {
+        upstream_expires_at: upstream
+            .as_ref()
+            .and_then(|u| u.expires_in)
+            .map_or(0, |e| now + e),
+        upstream: upstream
+            .as_ref()
+            .map(|u| seal(state, &key(&sid), u))
+            .transpose()?,
+        sid: sid.clone(),
+        client_id: client_id.to_string(),
+        user,
+        scope,
+        resource,
+        current: sha256_hex(&refresh),
+        previous: None,
+        rotated_at: now,
+        grace: None,
+        access: Vec::new(),
+        expires_at: now + oauth.cfg.refresh_token_ttl.as_secs(),
+    };
+    let issued = issue(state, oauth, &mut s, refresh)?;
+    let bytes = serde_json::to_vec(&s).map_err(|_| OAuthError::server_error("encode"))?;
+    state
+        .store
+        .put(&key(&sid), &bytes, Some(oauth.cfg.refresh_token_ttl))
+        .await
+        .map_err(store_err)?;
+    Ok((s, issued))
+}
+
+/// Signs an access token for the session and records its hash.
+fn issue(
+    state: &State,
+    oauth: &OAuthServer,
+    s: &mut Session,
+    refresh: String,
+) -> Result<Issued, OAuthError> {
+    let keys = oauth
+        .keys
+        .as_ref()
+        .ok_or_else(|| OAuthError::server_error("no signing keys"))?;
+    let now = now_secs();
+    let ttl = oauth.cfg.access_token_ttl.as_secs();
+    let claims = json!({
+        "iss": state.config.public_url, "sub": s.user.sub,
+        "aud": s.resource.clone().unwrap_or_else(|| state.config.public_url.clone()),
+        "scope": s.scope, "client_id": s.client_id, "sid": s.sid, "jti": random(12),
+        "iat": now, "nbf": now, "exp": now + ttl,
+        "email": s.user.email, "name": s.user.name, "picture": s.user.picture,
+    });
+    let access = keys
+        .sign(&claims)
+        .map_err(|e| OAuthError::server_error(e.to_string()))?;
+    s.access.retain(|(_, exp)| *exp > now);
+    s.access.push((sha256_hex(&access), now + ttl));
+    if s.access.len() > 20 {
+        s.access.remove(0);
+    }
+    Ok(Issued {
+        access_token: access,
+        refresh_token: Some(refresh),
+        expires_in: ttl,
+        token_type: "Bearer".into(),
+        scope: Some(s.scope.clone()),
+    })
+}
+
+/// Rotates a refresh token (see the module docs for the rules).
+pub async fn refresh(
+    state: &State,
+    oauth: &OAuthServer,
+    client_id: &str,
+    presented: &str,
+) -> Result<Issued, OAuthError> {
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    let (sid, _) = presented.split_once('.').ok_or_else(invalid)?;
+    locked(
+        state,
+        &format!("lock:sess:{sid}"),
+        rotate(state, oauth, client_id, sid, presented),
+    )
+    .await
+}
+
+/// Runs `work` holding a store lock (every instance sees it), waiting up to
+/// five seconds for it. The lock expires by itself should an instance die
+/// holding it.
+pub async fn locked<T>(
+    state: &State,
+    lock: &str,
+    work: impl std::future::Future<Output = Result<T, OAuthError>>,
+) -> Result<T, OAuthError> {
+    let mut acquired = false;
+    for _ in 0..100 {
+        if state
+            .store
+            .put_if_absent(lock, b"1", Some(Duration::from_secs(10)))
+            .await
+            .map_err(store_err)?
+        {
+            acquired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !acquired {
+        return Err(OAuthError::temporarily_unavailable(
+            "the session is busy; retry",
+        ));
+    }
+    let result = work.await;
+    let _ = state.store.delete(lock).await;
+    result
+}
+
+async fn rotate(
+    state: &State,
+    oauth: &OAuthServer,
+    client_id: &str,
+    sid: &str,
+    presented: &str,
+) -> Result<Issued, OAuthError> {
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    let Some(before) = state.store.get(&key(sid)).await.map_err(store_err)? else {
+        return Err(invalid());
+    };
+    let mut s: Session = serde_json::from_slice(&before).map_err(|_| invalid())?;
+    let now = now_secs();
+    let hash = sha256_hex(presented);
+    if s.client_id != client_id {
+        return Err(invalid());
+    }
+    if hash != s.current {
+        let in_grace = s.previous.as_deref() == Some(hash.as_str())
+            && now <= s.rotated_at + oauth.cfg.refresh_grace.as_secs();
+        if in_grace {
+            if let Some(answer) = s
+                .grace
+                .as_ref()
+                .and_then(|g| open::<Issued>(state, &key(sid), g))
+            {
+                return Ok(answer);
+            }
+        }
+        if s.previous.as_deref() == Some(hash.as_str()) {
+            tracing::warn!(client_id, "refresh token reuse: revoking the session");
+            revoke(state, oauth, sid).await?;
+        }
+        return Err(invalid());
+    }
+    // The upstream grant is refreshed (once, under the lock) when it expired.
+    if let Some(up) = s
+        .upstream
+        .as_ref()
+        .and_then(|u| open::<IdpTokens>(state, &key(sid), u))
+    {
+        if s.upstream_expires_at != 0 && s.upstream_expires_at <= now {
+            if let Some(rt) = &up.refresh_token {
+                match oauth.idp.refresh(rt, None).await {
+                    Ok(mut fresh) => {
+                        fresh.refresh_token = fresh.refresh_token.or(up.refresh_token.clone());
+                        s.upstream_expires_at = fresh.expires_in.map_or(0, |e| now + e);
+                        s.upstream = Some(seal(state, &key(sid), &fresh)?);
+                    }
+                    Err(IdpError::Refused(e)) => {
+                        revoke(state, oauth, sid).await?;
+                        return Err(OAuthError::invalid_grant(format!(
+                            "the identity provider ended the session ({e})"
+                        )));
+                    }
+                    Err(e) => return Err(OAuthError::temporarily_unavailable(e.to_string())),
+                }
+            }
+        }
+    }
+    let refresh = format!("{sid}.{}", random(32));
+    s.previous = Some(std::mem::replace(&mut s.current, sha256_hex(&refresh)));
+    s.rotated_at = now;
+    let issued = issue(state, oauth, &mut s, refresh)?;
+    s.grace = Some(seal(state, &key(sid), &issued)?);
+    let after = serde_json::to_vec(&s).map_err(|_| OAuthError::server_error("encode"))?;
+    let ttl = Duration::from_secs(s.expires_at.saturating_sub(now).max(1));
+    if !state
+        .store
+        .compare_and_swap(&key(sid), Some(&before), Some(&after), Some(ttl))
+        .await
+        .map_err(store_err)?
+    {
+        return Err(OAuthError::temporarily_unavailable(
+            "the session changed during the refresh; retry",
+        ));
+    }
+    Ok(issued)
+}
+
+/// Ends a session: its refresh tokens stop working and every access token it
+/// issued is revoked on every instance; the IdP is told (best effort).
+pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(), OAuthError> {
+    let Some(bytes) = state.store.take(&key(sid)).await.map_err(store_err)? else {
+        return Ok(());
+    };
+    let Ok(s) = serde_json::from_slice::<Session>(&bytes) else {
+        return Ok(());
+    };
+    revoke_access(state, &s.access).await?;
+    if let Some(up) = s
+        .upstream
+        .as_ref()
+        .and_then(|u| open::<IdpTokens>(state, &key(sid), u))
+    {
+        if let Some(rt) = up.refresh_token {
+            oauth.idp.revoke(&rt).await;
+        }
+    }
+    Ok(())
+}
+
+pub async fn revoke_access(state: &State, hashes: &[(String, u64)]) -> Result<(), OAuthError> {
+    for (h, exp) in hashes {
+        let mut hash = [0u8; 32];
+        if hex::decode_to_slice(h, &mut hash).is_ok() {
+            state
+                .auth
+                .revoke_hash(hash, *exp)
+                .await
+                .map_err(store_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The session a refresh token belongs to, if the token is its current or previous one.
+pub async fn find(state: &State, presented: &str) -> Option<Session> {
+    let (sid, _) = presented.split_once('.')?;
+    let s: Session = serde_json::from_slice(&state.store.get(&key(sid)).await.ok()??).ok()?;
+    let h = sha256_hex(presented);
+    (s.current == h || s.previous.as_deref() == Some(h.as_str())).then_some(s)
+}
