@@ -292,8 +292,28 @@ async fn refresh_grant(
             sessions::refresh(state, oauth, &client.client_id, &p["refresh_token"]).await
         }
         TokenMode::Upstream => {
-            super::upstream_refresh::refresh(state, oauth, &client.client_id, &p["refresh_token"])
-                .await
+            // RFC 8707 §2.2: the client may name the resource again so the
+            // IdP issues a token for it (audience-restricted JWTs).
+            let resource = match p.get("resource") {
+                Some(r) => Some(super::authorize::canonical_resource(state, r).ok_or_else(
+                    || {
+                        OAuthError::new(
+                            400,
+                            "invalid_target",
+                            "resource is not an MCP server behind this gateway",
+                        )
+                    },
+                )?),
+                None => None,
+            };
+            super::upstream_refresh::refresh(
+                state,
+                oauth,
+                &client.client_id,
+                &p["refresh_token"],
+                resource.as_deref(),
+            )
+            .await
         }
     }
 }

@@ -29,6 +29,7 @@ pub async fn refresh(
     oauth: &OAuthServer,
     client_id: &str,
     presented: &str,
+    resource: Option<&str>,
 ) -> Result<Issued, OAuthError> {
     let hash = sha256_hex(presented);
     let key = format!("rtans:{hash}");
@@ -40,7 +41,7 @@ pub async fn refresh(
         if let Some(answer) = answered(state, &key, client_id).await {
             return Ok(answer);
         }
-        let issued = match oauth.idp.refresh(presented, None).await {
+        let issued = match oauth.idp.refresh(presented, resource).await {
             Ok(up) => super::token::upstream_issued(up, None),
             Err(IdpError::Refused(e)) => {
                 return Err(OAuthError::invalid_grant(format!("the identity provider refused the refresh token ({e})")))

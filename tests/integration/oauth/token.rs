@@ -327,6 +327,31 @@ async fn upstream_mode_refreshes_once_for_concurrent_requests() {
         400,
         "invalid_grant",
     );
+    // RFC 8707 on refresh: a resource behind the gateway is passed on, any other is refused.
+    let rt = tokens[0].refresh_token.as_str();
+    let elsewhere = client
+        .token_request(
+            &b.gw,
+            "/api/v1/auth/refresh",
+            &[
+                ("refresh_token", rt),
+                ("resource", "https://elsewhere.example.com/mcp"),
+            ],
+        )
+        .await;
+    assert_oauth_error(&elsewhere, 400, "invalid_target");
+    let resource = b.resource();
+    let named = client
+        .token_request(
+            &b.gw,
+            "/api/v1/auth/refresh",
+            &[("refresh_token", rt), ("resource", &resource)],
+        )
+        .await;
+    assert_eq!(
+        b.app_status(&Tokens::from_page(&named).access_token).await,
+        200
+    );
 }
 
 #[tokio::test]
