@@ -5,6 +5,7 @@ import { fullFlow } from './cases/full-flow.mjs';
 import { sharedRedis } from './cases/shared-redis.mjs';
 import { apiKeyInjection, disabledTool } from './cases/credentials.mjs';
 import { pythonSdk } from './cases/python-sdk.mjs';
+import { conformance } from './cases/conformance.mjs';
 
 const started = Date.now();
 const only = process.argv[2];
@@ -17,6 +18,7 @@ const cases = [
   ['3 API-key upstream sees the key, never the client token', apiKeyInjection],
   ['4 a disabled tool is refused at the gateway', disabledTool],
   ['5 the Python MCP SDK signs in and calls tools', pythonSdk],
+  ['6 conformance server scenarios, direct and through the gateway', conformance],
 ];
 for (const [name, fn] of cases) {
   if (!only || name.startsWith(only)) await runCase(name, fn);
