@@ -4,14 +4,16 @@
 # Node.js 22 binary the lockfile provides.
 #   bash tests/interop/run.sh            all cases
 #   bash tests/interop/run.sh 1a         cases whose name starts with "1a"
-# DRIO_GATEWAY_BIN picks the gateway binary (default: target/debug/drio-gateway,
-# built here if missing).
+# DRIO_GATEWAY_BIN picks the gateway binary (default: the debug build in
+# CARGO_TARGET_DIR or target/, built here if missing).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 cd "$here"
 
-export DRIO_GATEWAY_BIN="${DRIO_GATEWAY_BIN:-$repo/target/debug/drio-gateway}"
+target="${CARGO_TARGET_DIR:-$repo/target}"
+case "$target" in /*) ;; *) target="$repo/$target" ;; esac
+export DRIO_GATEWAY_BIN="${DRIO_GATEWAY_BIN:-$target/debug/drio-gateway}"
 if [ ! -x "$DRIO_GATEWAY_BIN" ]; then
   echo "== building the gateway"
   (cd "$repo" && cargo build --locked --bin drio-gateway)
