@@ -149,7 +149,12 @@ impl ProxyHttp for Gateway {
         // An allowed cross-origin browser caller (MCP Inspector): preflights
         // are answered here, responses expose the MCP headers to it.
         ctx.cors_origin = head.headers.get(header::ORIGIN).cloned();
-        if let Some(origin) = ctx.cors_origin.clone().filter(|_| cors::is_preflight(head)) {
+        if let Some(origin) = ctx
+            .cors_origin
+            .as_ref()
+            .filter(|_| cors::is_preflight(head))
+            .cloned()
+        {
             ctx.route = Some(route.clone());
             respond::write(session, &ctx.request_id, cors::app_preflight(origin)).await?;
             return Ok(true);
