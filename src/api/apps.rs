@@ -130,7 +130,7 @@ pub async fn create(
         }
     };
     let now = catalog::now_rfc3339();
-    let rec = AppRecord {
+    let mut rec = AppRecord {
         id: catalog::new_id("app"),
         slug,
         name,
@@ -151,6 +151,7 @@ pub async fn create(
             format!("slug `{}` is taken", rec.slug),
         ));
     }
+    admit(state, user, &mut rec, None).await?;
     // The slug reservation makes two concurrent creations of one slug safe.
     let reserved = state
         .store
@@ -158,6 +159,7 @@ pub async fn create(
         .await
         .map_err(store_err)?;
     if !reserved {
+        release_host(state, &rec).await;
         return Err(ApiError::new(
             409,
             "conflict",
@@ -240,13 +242,20 @@ pub async fn delete(state: &State, user: &Caller, id: &str) -> Result<LocalRespo
         .delete(&slug_key(&rec.slug))
         .await
         .map_err(store_err)?;
+    release_host(state, &rec).await;
     state.catalog_changed().await;
     Ok(LocalResponse::json(200, &json!({ "deleted": true })))
 }
 
 pub async fn get_config(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
     let settings = match load(state, user, id).await? {
-        AppRef::Stored(r) => r.settings,
+        AppRef::Stored(r) => {
+            let mut settings = r.settings.clone();
+            if let Ok(app) = live::to_app_config(&r) {
+                settings.access = Some(app.access.to_raw().into());
+            }
+            settings
+        }
         AppRef::Config(a) => {
             view::configured_settings(&a, tool_switches(state, &a.id).await?.disabled_tools)
         }
@@ -261,8 +270,9 @@ pub async fn put_config(
     settings: AppSettings,
 ) -> Result<LocalResponse, ApiError> {
     let mut rec = load_owned(state, user, id).await?;
+    let before = rec.settings.host.clone();
     rec.settings = settings;
-    validate(&rec)?;
+    admit(state, user, &mut rec, before.as_deref()).await?;
     let settings = rec.settings.clone();
     save(state, rec).await?;
     Ok(LocalResponse::json(200, &json!({ "config": settings })))
@@ -294,6 +304,88 @@ pub async fn tool_switches(state: &State, id: &str) -> Result<ToolSwitches, ApiE
         .await
         .map_err(store_err)?
         .unwrap_or_default())
+}
+
+/// Checks an app record before it is stored: its settings validate, its
+/// access policy is written out in full (so `GET …/config` shows what
+/// applies), and its `host` is one the caller may claim. `before` is the
+/// host the stored record had.
+async fn admit(
+    state: &State,
+    user: &Caller,
+    rec: &mut AppRecord,
+    before: Option<&str>,
+) -> Result<(), ApiError> {
+    let app = validate(rec)?;
+    rec.settings.access = Some(app.access.to_raw().into());
+    rec.settings.host = app.host.clone();
+    let Some(host) = app.host.as_deref() else {
+        if let Some(old) = before {
+            release(state, old, &rec.id).await;
+        }
+        return Ok(());
+    };
+    if before == Some(host) {
+        return Ok(());
+    }
+    // Host routing takes a whole name's traffic: an operator's decision.
+    if !user.admin {
+        return Err(ApiError::new(
+            403,
+            "forbidden",
+            "Only gateway admins may route an app by host",
+        )
+        .with_details(serde_json::json!({ "field": "config.host" })));
+    }
+    let taken = || {
+        ApiError::new(409, "conflict", format!("host `{host}` is already in use"))
+            .with_details(serde_json::json!({ "field": "config.host" }))
+    };
+    if crate::config::validate::is_public_host(&state.config.public_url, host)
+        || state
+            .config
+            .apps
+            .iter()
+            .any(|a| a.host.as_deref() == Some(host))
+    {
+        return Err(taken());
+    }
+    // The reservation makes two concurrent claims of one host safe.
+    let claimed = state
+        .store
+        .put_if_absent(&host_key(host), rec.id.as_bytes(), None)
+        .await
+        .map_err(store_err)?;
+    if !claimed {
+        let holder = state.store.get(&host_key(host)).await.map_err(store_err)?;
+        if holder.as_deref() != Some(rec.id.as_bytes()) {
+            return Err(taken());
+        }
+    }
+    if let Some(old) = before {
+        release(state, old, &rec.id).await;
+    }
+    Ok(())
+}
+
+/// Frees a host reservation if `app_id` holds it.
+async fn release(state: &State, host: &str, app_id: &str) {
+    let key = host_key(host);
+    if let Ok(Some(holder)) = state.store.get(&key).await {
+        if holder == app_id.as_bytes() {
+            let _ = state.store.delete(&key).await;
+        }
+    }
+}
+
+async fn release_host(state: &State, rec: &AppRecord) {
+    if let Some(h) = &rec.settings.host {
+        release(state, h, &rec.id).await;
+    }
+}
+
+fn host_key(host: &str) -> String {
+    format!("host:{host}")
 }
 
 /// Validation errors are 422 naming the field in the API's own (camelCase) terms.

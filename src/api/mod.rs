@@ -13,7 +13,7 @@ use http::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::auth::{bearer, Audience, Principal, TokenError};
+use crate::auth::{bearer, guard, Principal, TokenError};
 use crate::errors::ApiError;
 use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
@@ -90,6 +90,8 @@ impl Caller {
     }
 }
 
+/// The management API's guard: a bearer issued for the management audience
+/// (`public_url` or `management.audiences`), never an app's token.
 pub async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalResponse> {
     let refuse = |e: TokenError| {
         let (status, code, message) = match &e {
@@ -97,6 +99,11 @@ pub async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalRe
                 503,
                 "service_unavailable",
                 "The access token cannot be verified right now".to_string(),
+            ),
+            TokenError::Audience { expected } => (
+                401,
+                "unauthorized",
+                format!("The access token was not issued for {expected}; request one for it"),
             ),
             _ => (
                 401,
@@ -117,22 +124,29 @@ pub async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalRe
         }
         resp
     };
-    let token = bearer::extract_bearer(
+    let principal = guard::check(
+        &state.auth,
         req.headers
             .get(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes()),
+        req.query.as_deref(),
+        guard::Policy {
+            audiences: &state.config.management_audiences,
+            scopes: &[],
+        },
     )
+    .await
     .map_err(refuse)?;
-    let principal = state
-        .auth
-        .validate(token, Audience::Any, &[])
-        .await
-        .map_err(refuse)?;
-    let admins = &state.config.admins;
-    let admin = admins
-        .iter()
-        .any(|a| *a == principal.subject || principal.email.as_deref() == Some(a.as_str()));
+    let admin = is_admin(&state.config.admins, &principal);
     Ok(Caller { principal, admin })
+}
+
+/// Admins are named by subject, or by e-mail only when the identity
+/// provider verified it: an unverified address can be typed by anyone.
+pub fn is_admin(admins: &[String], p: &Principal) -> bool {
+    admins
+        .iter()
+        .any(|a| *a == p.subject || (p.email_verified && p.email.as_deref() == Some(a.as_str())))
 }
 
 /// Parses a JSON body; a bad body is 400 naming the problem.

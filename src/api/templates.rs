@@ -56,6 +56,7 @@ impl Template {
             read_timeout_ms: None,
             identity_headers: Default::default(),
             disabled_tools: vec![],
+            access: None,
         }
     }
 }

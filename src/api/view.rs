@@ -56,5 +56,6 @@ pub fn configured_settings(app: &AppConfig, disabled_tools: Vec<String>) -> AppS
             client_id: name(&h.client_id),
         },
         disabled_tools,
+        access: Some(app.access.to_raw().into()),
     }
 }

@@ -41,10 +41,17 @@ pub fn challenge(err: &TokenError, resource_metadata: &str) -> Option<String> {
     out.push_str(code);
     out.push('"');
     let description = match err {
-        TokenError::Malformed(d) => *d,
+        TokenError::Malformed(d) => d,
         TokenError::Expired => "The access token expired",
         TokenError::Revoked => "The access token was revoked",
         TokenError::InsufficientScope { .. } => "The access token lacks a required scope",
+        TokenError::Audience { expected } => {
+            // Our own URLs only (config), never client input: safe in a quoted-string.
+            out.push_str(", error_description=\"The access token was not issued for ");
+            out.push_str(expected);
+            out.push('"');
+            return Some(out);
+        }
         _ => "The access token is not valid for this resource",
     };
     out.push_str(", error_description=\"");

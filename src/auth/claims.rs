@@ -24,6 +24,10 @@ pub struct Claims {
     pub name: Option<String>,
     #[serde(default)]
     pub picture: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub org_id: Option<String>,
     #[serde(default)]
     pub scope: Option<String>,
     #[serde(default)]
@@ -92,6 +96,8 @@ impl Claims {
             email: self.email,
             name: self.name,
             picture: self.picture,
+            email_verified: self.email_verified,
+            org_id: self.org_id,
             scopes,
             client_id: self.client_id.or(self.azp),
             audience,
@@ -113,6 +119,27 @@ pub struct UserInfo {
     pub name: Option<String>,
     #[serde(default)]
     pub picture: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub email_verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
+}
+
+/// `email_verified` as a boolean; some providers send the string `"true"`.
+/// Anything else (absent, null, another string) is false: fail closed.
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        Bool(bool),
+        Text(String),
+        Other(serde::de::IgnoredAny),
+    }
+    Ok(match Option::<Loose>::deserialize(d)? {
+        Some(Loose::Bool(b)) => b,
+        Some(Loose::Text(t)) => t == "true",
+        Some(Loose::Other(_)) | None => false,
+    })
 }
 
 impl UserInfo {
@@ -124,6 +151,8 @@ impl UserInfo {
             email: self.email,
             name: self.name,
             picture: self.picture,
+            email_verified: self.email_verified,
+            org_id: self.org_id,
             scopes: Vec::new(),
             client_id: None,
             audience: Vec::new(),

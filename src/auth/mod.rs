@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 pub mod bearer;
 pub mod build;
 pub mod claims;
+pub mod guard;
 pub mod jwks;
 pub mod metrics;
 pub mod validator;
@@ -33,6 +34,14 @@ pub struct Principal {
     pub email: Option<String>,
     pub name: Option<String>,
     pub picture: Option<String>,
+    /// The provider vouches for `email` (OIDC Core §5.1 `email_verified`).
+    /// Only a verified e-mail may grant anything (admin rights, e-mail
+    /// domain access policies).
+    #[serde(default)]
+    pub email_verified: bool,
+    /// The organization the provider signed the user in for (WorkOS `org_id`).
+    #[serde(default)]
+    pub org_id: Option<String>,
     pub scopes: Vec<String>,
     pub client_id: Option<String>,
     pub audience: Vec<String>,
@@ -73,6 +82,9 @@ pub enum TokenError {
     Malformed(&'static str),
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// Valid, but issued for another audience (RFC 8707); names the one expected.
+    #[error("the token was not issued for {expected}")]
+    Audience { expected: String },
     #[error("token expired")]
     Expired,
     #[error("token revoked")]
@@ -89,6 +101,7 @@ impl TokenError {
             Self::Missing
             | Self::Malformed(_)
             | Self::Invalid(_)
+            | Self::Audience { .. }
             | Self::Expired
             | Self::Revoked => 401,
             Self::InsufficientScope { .. } => 403,
@@ -101,7 +114,9 @@ impl TokenError {
         match self {
             Self::Missing => None,
             Self::Malformed(_) => Some("invalid_request"),
-            Self::Invalid(_) | Self::Expired | Self::Revoked => Some("invalid_token"),
+            Self::Invalid(_) | Self::Audience { .. } | Self::Expired | Self::Revoked => {
+                Some("invalid_token")
+            }
             Self::InsufficientScope { .. } => Some("insufficient_scope"),
             Self::Unavailable(_) => None,
         }
@@ -111,7 +126,7 @@ impl TokenError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Missing | Self::Malformed(_) => "malformed",
-            Self::Invalid(_) => "invalid",
+            Self::Invalid(_) | Self::Audience { .. } => "invalid",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
             Self::InsufficientScope { .. } => "insufficient_scope",
@@ -137,9 +152,9 @@ pub fn check_audience(principal: &Principal, accepted: Audience<'_>) -> Result<(
     if fits {
         Ok(())
     } else {
-        Err(TokenError::Invalid(
-            "the token was not issued for this resource".into(),
-        ))
+        Err(TokenError::Audience {
+            expected: accepted.first().cloned().unwrap_or_default(),
+        })
     }
 }
 
@@ -173,6 +188,8 @@ mod tests {
             email: None,
             name: None,
             picture: None,
+            email_verified: false,
+            org_id: None,
             scopes: vec!["read".into(), "write".into()],
             client_id: None,
             audience: vec![],

@@ -75,7 +75,8 @@ struct Entry {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "s", rename_all = "snake_case")]
 enum L2Record {
-    Valid { p: Principal },
+    // Boxed: a principal is large and the record only passes through.
+    Valid { p: Box<Principal> },
     Revoked { until: u64 },
 }
 
@@ -262,7 +263,7 @@ impl TokenValidator {
         if let Some(rec) = self.l2_get(&hash).await {
             let verdict = match rec {
                 L2Record::Valid { p } if p.expires_at > now_secs() => {
-                    Some(Verdict::Valid(Arc::new(p)))
+                    Some(Verdict::Valid(Arc::from(p)))
                 }
                 L2Record::Valid { .. } => None,
                 L2Record::Revoked { until } => Some(Verdict::Revoked(until)),
@@ -318,7 +319,9 @@ impl TokenValidator {
         {
             return;
         }
-        let Ok(bytes) = serde_json::to_vec(&L2Record::Valid { p: (**p).clone() }) else {
+        let Ok(bytes) = serde_json::to_vec(&L2Record::Valid {
+            p: Box::new((**p).clone()),
+        }) else {
             return;
         };
         let store = Arc::clone(&self.store);

@@ -156,25 +156,29 @@ pub fn oauth_context(state: &State) -> OAuthContext {
 pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError> {
     let s = &rec.settings;
     let h = &s.identity_headers;
-    validate::app(RawApp {
-        id: rec.id.clone(),
-        slug: rec.slug.clone(),
-        name: Some(rec.name.clone()),
-        description: rec.description.clone(),
-        upstream: s.upstream_url.clone(),
-        mcp_path: s.mcp_path.clone(),
-        host: s.host.clone(),
-        public: s.public,
-        allowed_origins: s.allowed_origins.clone(),
-        connect_timeout_ms: s.connect_timeout_ms,
-        read_timeout_ms: s.read_timeout_ms,
-        required_scopes: s.required_scopes.clone(),
-        identity_headers: Some(RawIdentityHeaders {
-            subject: h.subject.clone(),
-            email: h.email.clone(),
-            name: h.name.clone(),
-            scopes: h.scopes.clone(),
-            client_id: h.client_id.clone(),
-        }),
-    })
+    validate::app(
+        RawApp {
+            id: rec.id.clone(),
+            slug: rec.slug.clone(),
+            name: Some(rec.name.clone()),
+            description: rec.description.clone(),
+            upstream: s.upstream_url.clone(),
+            mcp_path: s.mcp_path.clone(),
+            host: s.host.clone(),
+            public: s.public,
+            allowed_origins: s.allowed_origins.clone(),
+            connect_timeout_ms: s.connect_timeout_ms,
+            read_timeout_ms: s.read_timeout_ms,
+            required_scopes: s.required_scopes.clone(),
+            identity_headers: Some(RawIdentityHeaders {
+                subject: h.subject.clone(),
+                email: h.email.clone(),
+                name: h.name.clone(),
+                scopes: h.scopes.clone(),
+                client_id: h.client_id.clone(),
+            }),
+            access: s.access.clone().map(Into::into),
+        },
+        Some(&rec.owner),
+    )
 }

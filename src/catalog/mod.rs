@@ -57,6 +57,45 @@ pub struct AppSettings {
     /// Tools refused at the gateway (`tools/call` never reaches the upstream).
     #[serde(default)]
     pub disabled_tools: Vec<String>,
+    /// Who may use the app; absent means its owner only.
+    #[serde(default)]
+    pub access: Option<AccessSettings>,
+}
+
+/// An app's access policy in the API's terms (see [`crate::config::access`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessSettings {
+    /// `owner`, `anyone` or `list`.
+    pub mode: String,
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    #[serde(default)]
+    pub organizations: Vec<String>,
+}
+
+impl From<AccessSettings> for crate::config::access::RawAccess {
+    fn from(a: AccessSettings) -> Self {
+        Self {
+            mode: a.mode,
+            users: a.users,
+            email_domains: a.email_domains,
+            organizations: a.organizations,
+        }
+    }
+}
+
+impl From<crate::config::access::RawAccess> for AccessSettings {
+    fn from(a: crate::config::access::RawAccess) -> Self {
+        Self {
+            mode: a.mode,
+            users: a.users,
+            email_domains: a.email_domains,
+            organizations: a.organizations,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

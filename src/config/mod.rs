@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod access;
 pub mod auth;
 pub mod oauth;
 pub mod raw;
@@ -54,6 +55,9 @@ pub struct Config {
     pub secrets_key_env: String,
     /// Subjects or e-mails with access to every app in the management API.
     pub admins: Vec<String>,
+    /// Audiences the management API and `/api/v1/me` accept: `public_url`
+    /// first, then `management.audiences`. Never an app's MCP URL.
+    pub management_audiences: Vec<String>,
     pub apps: Vec<AppConfig>,
 }
 
@@ -125,6 +129,8 @@ pub struct AppConfig {
     pub read_timeout: Duration,
     pub required_scopes: Vec<String>,
     pub identity_headers: auth::IdentityHeaders,
+    /// Who may use the app (and be issued a token for it).
+    pub access: access::Access,
 }
 
 impl Config {

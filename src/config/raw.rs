@@ -80,6 +80,7 @@ pub struct RawApp {
     #[serde(default)]
     pub required_scopes: Vec<String>,
     pub identity_headers: Option<super::auth::RawIdentityHeaders>,
+    pub access: Option<super::access::RawAccess>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,7 +93,11 @@ pub struct RawSecrets {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawManagement {
-    /// Subjects (or e-mails) that see and manage every app.
+    /// Subjects (or verified e-mails) that see and manage every app.
     #[serde(default)]
     pub admins: Vec<String>,
+    /// Token audiences the management API accepts besides `public_url`
+    /// (upstream token mode: what the IdP puts in `aud` for the API).
+    #[serde(default)]
+    pub audiences: Vec<String>,
 }

@@ -101,7 +101,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let (mut ids, mut slugs, mut hosts) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (i, raw_app) in raw.apps.into_iter().enumerate() {
         let key = |field: &str| format!("apps[{i}].{field}");
-        let app = app(raw_app).map_err(|(field, msg)| err(&key(&field), msg))?;
+        let app = app(raw_app, None).map_err(|(field, msg)| err(&key(&field), msg))?;
         if !app.public && !auth.can_verify() && oauth.is_none() {
             return Err(err(
                 &key("public"),
@@ -118,11 +118,37 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             ));
         }
         if let Some(h) = &app.host {
+            if is_public_host(&public_url, h) {
+                return Err(err(
+                    &key("host"),
+                    format!("`{h}` is the gateway's own host (public_url); routing it to an app would take every app's traffic"),
+                ));
+            }
             if !hosts.insert(h.clone()) {
                 return Err(err(&key("host"), format!("duplicate app host `{h}`")));
             }
         }
         apps.push(app);
+    }
+
+    let mut management_audiences = vec![public_url.clone()];
+    for (i, aud) in raw.management.audiences.iter().enumerate() {
+        let aud = aud.trim_end_matches('/');
+        if aud.is_empty() {
+            return Err(err(
+                &format!("management.audiences[{i}]"),
+                "must not be empty".into(),
+            ));
+        }
+        if apps.iter().any(|a| a.resource_url(&public_url) == aud) {
+            return Err(err(
+                &format!("management.audiences[{i}]"),
+                format!("`{aud}` is an app's MCP URL; app tokens must not manage the gateway"),
+            ));
+        }
+        if !management_audiences.iter().any(|a| a == aud) {
+            management_audiences.push(aud.to_string());
+        }
     }
 
     Ok(Config {
@@ -140,6 +166,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             .key_env
             .unwrap_or_else(|| "DRIO_SECRETS_KEY".into()),
         admins: raw.management.admins,
+        management_audiences,
         apps,
     })
 }
@@ -200,7 +227,9 @@ fn storage(path: &Path, raw: &RawConfig) -> Result<StorageConfig, ConfigError> {
 
 pub(crate) type FieldError = (String, String);
 
-pub(crate) fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
+/// Validates one app. `owner` is the creator of an API app (None for the
+/// config file's apps, which are trusted and open to anyone by default).
+pub(crate) fn app(raw: RawApp, owner: Option<&str>) -> Result<AppConfig, FieldError> {
     let valid_token = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
@@ -262,7 +291,19 @@ pub(crate) fn app(raw: RawApp) -> Result<AppConfig, FieldError> {
         read_timeout: ms(raw.read_timeout_ms, 300_000, "read_timeout_ms")?,
         required_scopes: raw.required_scopes,
         identity_headers: super::auth::identity_headers(raw.identity_headers)?,
+        access: super::access::access(raw.access, owner)?,
     })
+}
+
+/// True when `host` (a bare, lower-case name) is `public_url`'s host.
+pub fn is_public_host(public_url: &str, host: &str) -> bool {
+    Url::parse(public_url)
+        .ok()
+        .and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_matches(['[', ']']).eq_ignore_ascii_case(host))
+        })
+        .unwrap_or(false)
 }
 
 /// Parses an upstream base URL (`http(s)://host[:port][/base]`).

@@ -89,6 +89,13 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
     {
         tracing::warn!(error = %e, "could not store the user profile");
     }
+    if !may_use(state, &pending, &user) {
+        return page(
+            403,
+            "No access to this app",
+            "Your account is not allowed to use this app. Ask its owner to give you access, or sign in with another account.",
+        );
+    }
     if consent::already_given(state, oauth, &user.sub, &pending).await {
         return issue_code(state, pending, user, upstream).await;
     }
@@ -123,6 +130,28 @@ async fn sign_in(
         return Err(IdpError::BadIdToken("no subject".into()));
     }
     Ok((user, Some(tokens)))
+}
+
+/// Whether the signed-in user may use the app the authorization is for
+/// (the management audience is open to anyone signed in: what they see
+/// there is still only their own). No code is issued otherwise.
+pub fn may_use(state: &State, p: &Pending, user: &User) -> bool {
+    let Some(resource) = p.resource.as_deref() else {
+        return true;
+    };
+    if resource == state.config.public_url {
+        return true;
+    }
+    let routes = state.routes.load();
+    // A resource that is no longer routed: nothing to grant (fail closed).
+    routes.by_resource(resource).is_some_and(|r| {
+        r.app.access.allows(crate::config::access::Caller {
+            subject: &user.sub,
+            email: user.email.as_deref(),
+            email_verified: user.email_verified,
+            org_id: user.org_id.as_deref(),
+        })
+    })
 }
 
 /// Mints the one-time bridge code and sends the browser back to the client.

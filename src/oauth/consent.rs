@@ -29,12 +29,37 @@ struct Asked {
 
 const REMEMBER: Duration = Duration::from_secs(90 * 86_400);
 
-fn remembered_key(sub: &str, client_id: &str) -> String {
+/// One approval per user, client and resource: consenting to one app (or to
+/// managing apps) says nothing about another.
+fn remembered_key(state: &State, sub: &str, client_id: &str, resource: Option<&str>) -> String {
+    // No resource and `public_url` are one audience: the management API.
+    let audience = resource.unwrap_or(&state.config.public_url);
     format!(
-        "consented:{}:{}",
+        "consented:{}:{}:{}",
         super::sha256_hex(sub),
-        super::sha256_hex(client_id)
+        super::sha256_hex(client_id),
+        super::sha256_hex(audience)
     )
+}
+
+/// What the consent page says the client will reach: an app by name, or
+/// the management API.
+fn target_text(state: &State, resource: Option<&str>) -> String {
+    let esc = crate::proxy::local::escape_html;
+    match resource.filter(|r| *r != state.config.public_url) {
+        None => "<strong>manage your apps</strong> on this gateway (create, change and delete apps and their connections)".to_string(),
+        Some(r) => {
+            let routes = state.routes.load();
+            let name = routes
+                .apps()
+                .find(|a| a.resource_url(&state.config.public_url) == r)
+                .map(|a| a.name.clone());
+            match name {
+                Some(n) => format!("use the app <strong>{}</strong> (<code>{}</code>)", esc(&n), esc(r)),
+                None => format!("use <code>{}</code>", esc(r)),
+            }
+        }
+    }
 }
 
 fn cookie_name(state: &State) -> &'static str {
@@ -51,7 +76,12 @@ pub async fn already_given(state: &State, oauth: &OAuthServer, sub: &str, p: &Pe
     }
     let Ok(Some(scopes)) = state
         .store
-        .get_json::<Vec<String>>(&remembered_key(sub, &p.client_id))
+        .get_json::<Vec<String>>(&remembered_key(
+            state,
+            sub,
+            &p.client_id,
+            p.resource.as_deref(),
+        ))
         .await
     else {
         return false;
@@ -91,10 +121,7 @@ pub async fn show(
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
-    let resource = pending
-        .resource
-        .clone()
-        .unwrap_or_else(|| state.config.public_url.clone());
+    let target = target_text(state, pending.resource.as_deref());
     let email = user.email.clone().unwrap_or_else(|| user.sub.clone());
     let asked = Asked {
         pending,
@@ -124,7 +151,7 @@ pub async fn show(
         "<!doctype html><html><head><meta charset=utf-8><title>Allow access?</title></head>\
          <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\">\
          <h1>Allow {name} to access your MCP tools?</h1>\
-         <p>Signed in as <strong>{email}</strong>. <strong>{name}</strong> will receive tokens at <strong>{host}</strong> for <code>{resource}</code>.</p>{warning}\
+         <p>Signed in as <strong>{email}</strong>. <strong>{name}</strong> will receive tokens at <strong>{host}</strong> to {target}.</p>{warning}\
          <p>Scopes:</p><ul>{items}</ul>\
          <form id=\"consent\" method=\"post\" action=\"/api/v1/auth/consent\">\
          <input type=\"hidden\" name=\"consent_id\" value=\"{id}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
@@ -133,7 +160,6 @@ pub async fn show(
         name = esc(&name),
         email = esc(&email),
         host = esc(&host),
-        resource = esc(&resource),
     );
     let secure = if cookie_name(state).starts_with("__Host-") {
         "; Secure"
@@ -194,12 +220,18 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
     }
     let p = asked.pending;
     match decision.as_str() {
+        // The policy may have changed while the page was open.
+        "approve" if !super::callback::may_use(state, &p, &asked.user) => page(
+            403,
+            "No access to this app",
+            "Your account is not allowed to use this app.",
+        ),
         "approve" => {
             let scopes: Vec<&str> = p.scope.split(' ').filter(|s| !s.is_empty()).collect();
             let _ = state
                 .store
                 .put_json(
-                    &remembered_key(&asked.user.sub, &p.client_id),
+                    &remembered_key(state, &asked.user.sub, &p.client_id, p.resource.as_deref()),
                     &scopes,
                     Some(REMEMBER),
                 )

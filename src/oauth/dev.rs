@@ -86,5 +86,8 @@ pub async fn redeem(state: &State, code: &str) -> Option<super::idp::User> {
         name: email.split('@').next().map(str::to_owned),
         email: Some(email),
         picture: None,
+        // Anyone can type any address here: it is never a verified e-mail.
+        email_verified: false,
+        org_id: None,
     })
 }

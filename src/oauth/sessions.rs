@@ -166,6 +166,7 @@ fn issue(
         "scope": s.scope, "client_id": s.client_id, "sid": s.sid, "jti": random(12),
         "iat": now, "nbf": now, "exp": now + ttl,
         "email": s.user.email, "name": s.user.name, "picture": s.user.picture,
+        "email_verified": s.user.email_verified, "org_id": s.user.org_id,
     });
     let access = keys
         .sign(&claims)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use http::{header, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
-use crate::auth::{bearer, Audience, Principal, TokenError};
+use crate::auth::{bearer, guard, Principal, TokenError};
 use crate::errors::ApiError;
 use crate::proxy::route::Route;
 use crate::state::State;
@@ -18,24 +18,29 @@ pub async fn authenticate(
     head: &RequestHeader,
     route: &Route,
 ) -> Result<Arc<Principal>, TokenError> {
-    if head.uri.query().is_some_and(query_carries_token) {
-        return Err(TokenError::Malformed(
-            "access tokens in the query string are refused",
-        ));
-    }
-    let token = bearer::extract_bearer(
+    guard::check(
+        &state.auth,
         head.headers
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes),
-    )?;
-    state
-        .auth
-        .validate(
-            token,
-            Audience::OneOf(&route.audiences),
-            &route.app.required_scopes,
-        )
-        .await
+        head.uri.query(),
+        guard::Policy {
+            audiences: &route.audiences,
+            scopes: &route.app.required_scopes,
+        },
+    )
+    .await
+}
+
+/// Whether the app's access policy lets this caller in (checked after the
+/// token, on every request: a policy change applies to tokens already out).
+pub fn may_use(route: &Route, p: &Principal) -> bool {
+    route.app.access.allows(crate::config::access::Caller {
+        subject: &p.subject,
+        email: p.email.as_deref(),
+        email_verified: p.email_verified,
+        org_id: p.org_id.as_deref(),
+    })
 }
 
 /// The envelope and challenge for a refused request.
@@ -61,6 +66,11 @@ pub fn refusal(
         TokenError::Missing => ApiError::unauthorized(),
         TokenError::Expired => ApiError::new(401, "unauthorized", "The access token expired"),
         TokenError::Revoked => ApiError::new(401, "unauthorized", "The access token was revoked"),
+        TokenError::Audience { expected } => ApiError::new(
+            401,
+            "unauthorized",
+            format!("The access token was not issued for {expected}"),
+        ),
         TokenError::Invalid(_) => ApiError::new(
             401,
             "unauthorized",
@@ -102,12 +112,4 @@ pub fn identity_headers(
         set(&h.scopes, Some(&p.scopes.join(" ")))?;
     }
     Ok(())
-}
-
-fn query_carries_token(q: &str) -> bool {
-    q.split('&').any(|kv| {
-        kv.split('=')
-            .next()
-            .is_some_and(|k| k.eq_ignore_ascii_case("access_token"))
-    })
 }

@@ -162,6 +162,12 @@ impl ProxyHttp for Gateway {
 
         if !app.public {
             match authn::authenticate(&self.state, head, &route).await {
+                Ok(p) if !authn::may_use(&route, &p) => {
+                    ctx.route = Some(route.clone());
+                    let err = ApiError::new(403, "forbidden", "You do not have access to this app");
+                    respond::error(session, &ctx.request_id, &err).await?;
+                    return Ok(true);
+                }
                 Ok(p) => ctx.principal = Some(p),
                 Err(e) => {
                     let (err, challenge) = authn::refusal(&e, &route.resource_metadata_url);

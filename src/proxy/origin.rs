@@ -38,6 +38,7 @@ mod tests {
             mcp_path: "/mcp".into(),
             host: Some("notes.mcp.example.com".into()),
             public: true,
+            access: crate::config::access::Access::anyone(),
             allowed_origins: vec!["https://allowed.example".into()],
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),

@@ -23,7 +23,7 @@ pub struct Route {
     /// Where its RFC 9728 protected-resource metadata lives (sent in 401 challenges).
     pub resource_metadata_url: String,
     /// Token audiences accepted here (RFC 8707): the resource URL in its path
-    /// and host forms, the gateway's own URL, and any configured extras.
+    /// and host forms and any configured extras (never the gateway's own URL).
     pub audiences: Vec<String>,
     /// Upstream credentials of the app's default auth connection.
     pub injection: Arc<Injection>,
@@ -91,17 +91,19 @@ impl RouteTable {
                 tracing::warn!(app = %app.slug, host = %app.upstream.host, "upstream host did not resolve");
             }
             let resource = app.resource_url(public_url);
-            let mut audiences = vec![
-                resource.clone(),
-                format!("{public_url}/apps/{}{}", app.slug, app.mcp_path),
-                public_url.to_string(),
-            ];
+            // The app's own MCP URL (path form first: refusals name it), its
+            // host form, and the operator's extras. Never `public_url`: that
+            // audience is the management API's, and a token for it must not
+            // reach any app (RFC 8707 audience restriction).
+            let mut audiences = vec![resource.clone()];
             if let (Some(h), Some((scheme, _))) = (&app.host, public_url.split_once("://")) {
                 audiences.push(format!("{scheme}://{h}{}", app.mcp_path));
             }
-            audiences.extend(extra_audiences.iter().cloned());
-            audiences.sort_unstable();
-            audiences.dedup();
+            for extra in extra_audiences {
+                if !audiences.contains(extra) {
+                    audiences.push(extra.clone());
+                }
+            }
             let route = Arc::new(Route {
                 audiences,
                 resource,
@@ -114,8 +116,21 @@ impl RouteTable {
                 injection: spec.injection,
                 disabled_tools: spec.disabled_tools,
             });
+            // First claim wins (config apps come first, then stored apps by
+            // creation): a later app can never take a slug or a host, nor
+            // anyone the gateway's own name, whatever the store holds.
+            if table.by_slug.contains_key(&app.slug) {
+                tracing::warn!(app = %app.id, slug = %app.slug, "slug already routed; app skipped");
+                continue;
+            }
             if let Some(h) = &app.host {
-                table.by_host.insert(h.clone(), route.clone());
+                if crate::config::validate::is_public_host(public_url, h)
+                    || table.by_host.contains_key(h)
+                {
+                    tracing::warn!(app = %app.id, host = %h, "host already routed or the gateway's own; routing this app by path only");
+                } else {
+                    table.by_host.insert(h.clone(), route.clone());
+                }
             }
             table.by_slug.insert(app.slug.clone(), route);
         }
@@ -124,6 +139,11 @@ impl RouteTable {
 
     pub fn apps(&self) -> impl Iterator<Item = &Arc<AppConfig>> {
         self.by_slug.values().map(|r| &r.app)
+    }
+
+    /// The route whose MCP URL (RFC 8707 resource) is `resource`.
+    pub fn by_resource(&self, resource: &str) -> Option<&Arc<Route>> {
+        self.by_slug.values().find(|r| r.resource == resource)
     }
 
     pub fn by_slug(&self, slug: &str) -> Option<&Arc<Route>> {
@@ -197,6 +217,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             required_scopes: vec![],
             identity_headers: Default::default(),
+            access: crate::config::access::Access::anyone(),
         })
     }
 

@@ -9,3 +9,4 @@ mod oauth;
 mod proxy_core;
 mod store_conformance;
 mod support;
+mod tenancy;

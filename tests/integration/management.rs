@@ -285,7 +285,9 @@ async fn each_credential_kind_reaches_the_upstream_and_the_client_token_never_do
     let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
     let gw = gateway(&idp).start().await;
     let ada = Api::as_user(&gw, &idp, "user_ada");
-    let client_token = idp.mint_access_token("user_ada", &gw.public_url(), "", 600);
+    // An MCP client's token is for one app (RFC 8707): minted per app below.
+    let client_token =
+        |slug: &str| idp.mint_access_token("user_ada", &gw.app_url(slug, "/mcp"), "", 600);
     let cases = [
         (
             json!({"type": "api_key", "headerName": "X-Api-Key", "headerPrefix": "Key ", "apiKey": "k-123"}),
@@ -315,6 +317,7 @@ async fn each_credential_kind_reaches_the_upstream_and_the_client_token_never_do
             .await;
         assert_eq!(s, 201, "{body}");
         assert_eq!(body["auth"]["status"], "valid");
+        let client_token = client_token(&slug);
         let resp = mcp(&gw, &slug, &client_token, initialize()).await;
         assert_eq!(resp.status(), 200, "{}", gw.log_tail(20));
         let seen = up.last_request().unwrap();
@@ -341,7 +344,7 @@ async fn each_credential_kind_reaches_the_upstream_and_the_client_token_never_do
     let resp = gw
         .client()
         .post(gw.app_url(&slug, "/mcp?key=forged&x=1"))
-        .bearer_auth(&client_token)
+        .bearer_auth(client_token(&slug))
         .json(&initialize())
         .send()
         .await

@@ -92,8 +92,12 @@ async fn full_flow(mode: TokenMode, redis: Option<&RedisServer>) {
         );
     }
 
-    // /api/v1/me exactly as seed 002.
-    let me = client.me(gw, &tokens.access_token).await;
+    // /api/v1/me exactly as seed 002, for a management token (`aud` = the
+    // gateway); an app's token is not one (issue 12).
+    let refused = client.me(gw, &tokens.access_token).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    let management = client.tokens(gw, &gw.public_url()).await;
+    let me = client.me(gw, &management.access_token).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     let user = &me.json()["user"];
     assert_eq!(user["workosUserId"], "user_test_1");

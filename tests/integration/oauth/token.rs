@@ -394,7 +394,9 @@ async fn revocation_follows_rfc7009() {
 #[tokio::test]
 async fn me_requires_a_valid_token_and_answers_in_the_resource_envelope() {
     let b = Bridge::start(TokenMode::Gateway).await;
-    let (client, tokens) = b.signed_in().await;
+    let (client, app_tokens) = b.signed_in().await;
+    // `/me` is the management audience's: a token for the gateway itself.
+    let tokens = client.tokens(&b.gw, &b.gw.public_url()).await;
     let me = client.me(&b.gw, &tokens.access_token).await;
     assert_eq!(me.status, 200);
     let body = me.json();
@@ -403,7 +405,12 @@ async fn me_requires_a_valid_token_and_answers_in_the_resource_envelope() {
         ["email", "image", "name", "scopes", "workosUserId"],
         "exactly seed 002's fields: {body}"
     );
-    for token in ["", "garbage", &format!("{}x", tokens.access_token)] {
+    for token in [
+        "",
+        "garbage",
+        &format!("{}x", tokens.access_token),
+        &app_tokens.access_token,
+    ] {
         let page = client.me(&b.gw, token).await;
         assert_eq!(page.status, 401, "{token}: {}", page.body);
         let error = &page.json()["error"];
