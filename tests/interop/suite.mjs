@@ -6,6 +6,7 @@ import { sharedRedis } from './cases/shared-redis.mjs';
 import { apiKeyInjection, disabledTool } from './cases/credentials.mjs';
 import { pythonSdk } from './cases/python-sdk.mjs';
 import { conformance } from './cases/conformance.mjs';
+import { twoUsers } from './cases/two-users.mjs';
 
 const started = Date.now();
 const only = process.argv[2];
@@ -19,6 +20,7 @@ const cases = [
   ['4 a disabled tool is refused at the gateway', disabledTool],
   ['5 the Python MCP SDK signs in and calls tools', pythonSdk],
   ['6 conformance server scenarios, direct and through the gateway', conformance],
+  ['7 two users: each manages and reaches only what the policy allows', twoUsers],
 ];
 for (const [name, fn] of cases) {
   if (!only || name.startsWith(only)) await runCase(name, fn);

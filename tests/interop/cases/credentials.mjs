@@ -5,7 +5,7 @@
 // never reaches the upstream.
 import { check, equal, showOnFailure } from '../lib/check.mjs';
 import { startIdp } from '../lib/idp.mjs';
-import { MemoryOAuthProvider, connectWithSignIn } from '../lib/mcp-client.mjs';
+import { MemoryOAuthProvider, connectWithSignIn, managementToken } from '../lib/mcp-client.mjs';
 import { gatewayAddress, startEverything, startGateway, startRecordingProxy } from '../lib/services.mjs';
 
 const API_KEY = 'interop-upstream-key-7f3a';
@@ -28,9 +28,8 @@ async function keyedApp() {
   const idp = await startIdp({ callbackUrls: [address.callback] });
   const gw = await startGateway({ mode: 'gateway', idp, apps: [{ slug: 'everything', upstream: everything.url }], proxyPort: address.proxyPort });
   showOnFailure('gateway', gw.proc);
-  const admin = new MemoryOAuthProvider();
-  await connectWithSignIn(gw.mcpUrl('everything'), admin, gw.url);
-  const adminToken = admin.tokens().access_token;
+  // The management API takes a token issued for it, not an app's (issue 12).
+  const adminToken = await managementToken(gw.url);
 
   const created = await api(gw, adminToken, 'POST', '/api/v1/apps', { name: 'Keyed', config: { upstreamUrl: recorder.url } });
   equal(created.status, 201, `create app: ${JSON.stringify(created.body)}`);

@@ -16,6 +16,9 @@ export async function startIdp({ callbackUrls, accessTokenTtl = 3600 }) {
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'interop-rs256', alg: 'RS256', use: 'sig' };
   const client = { client_id: 'drio-gateway', client_secret: 'interop-secret' };
   const calls = { token: 0, refresh: 0 };
+  // Who signs in at the next login interaction (setUser switches person).
+  const accounts = new Map([[USER.sub, USER]]);
+  let current = USER;
   const provider = new Provider(issuer, {
     clients: [
       {
@@ -32,7 +35,7 @@ export async function startIdp({ callbackUrls, accessTokenTtl = 3600 }) {
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'picture'] },
     findAccount: async (_ctx, sub) => ({
       accountId: sub,
-      claims: async () => ({ ...USER, sub, email_verified: true }),
+      claims: async () => ({ ...(accounts.get(sub) ?? USER), sub, email_verified: true }),
     }),
     issueRefreshToken: async (_ctx, c) => c.grantTypeAllowed('refresh_token'),
     ttl: { AccessToken: accessTokenTtl, RefreshToken: 86400, IdToken: 3600, Grant: 86400, Session: 86400, Interaction: 600, AuthorizationCode: 60 },
@@ -65,7 +68,7 @@ export async function startIdp({ callbackUrls, accessTokenTtl = 3600 }) {
     try {
       const details = await provider.interactionDetails(req, res);
       if (details.prompt.name === 'login') {
-        await provider.interactionFinished(req, res, { login: { accountId: USER.sub } }, { mergeWithLastSubmission: false });
+        await provider.interactionFinished(req, res, { login: { accountId: current.sub } }, { mergeWithLastSubmission: false });
         return;
       }
       const grant = details.grantId
@@ -86,5 +89,9 @@ export async function startIdp({ callbackUrls, accessTokenTtl = 3600 }) {
   });
   await new Promise((r) => server.listen(port, '127.0.0.1', r));
   onCleanup(() => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }));
-  return { issuer, clientId: client.client_id, clientSecret: client.client_secret, calls };
+  const setUser = (user) => {
+    accounts.set(user.sub, user);
+    current = user;
+  };
+  return { issuer, clientId: client.client_id, clientSecret: client.client_secret, calls, setUser };
 }

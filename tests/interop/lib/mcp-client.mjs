@@ -5,7 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import {
+  UnauthorizedError,
+  discoverAuthorizationServerMetadata,
+  exchangeAuthorization,
+  registerClient,
+  startAuthorization,
+} from '@modelcontextprotocol/sdk/client/auth.js';
 import { Browser } from './browser.mjs';
 
 export class MemoryOAuthProvider {
@@ -79,4 +85,34 @@ export async function connectWithSignIn(mcpUrl, provider, issuer) {
   const signedIn = new Client({ name: 'drio-interop', version: '1.0.0' });
   await signedIn.connect(transport());
   return { client: signedIn, redirect };
+}
+
+/**
+ * A token for the management API, as drio's dashboard gets one (seed 001):
+ * register, authorize without `resource`, exchange. The SDK's own OAuth
+ * steps; an app's token is never a management credential.
+ */
+export async function managementToken(gatewayUrl) {
+  const provider = new MemoryOAuthProvider('http://127.0.0.1:53683/callback');
+  const metadata = await discoverAuthorizationServerMetadata(gatewayUrl);
+  const clientInformation = await registerClient(gatewayUrl, { metadata, clientMetadata: provider.clientMetadata });
+  const state = randomUUID();
+  const { authorizationUrl, codeVerifier } = await startAuthorization(gatewayUrl, {
+    metadata,
+    clientInformation,
+    redirectUrl: provider.redirectUrl,
+    scope: 'openid profile email',
+    state,
+  });
+  if (authorizationUrl.searchParams.has('resource')) throw new Error('the management sign-in must not name a resource');
+  const redirect = await new Browser().authorize(authorizationUrl, provider.redirectUrl);
+  if (redirect.error || redirect.state !== state) throw new Error(`management sign-in failed: ${JSON.stringify(redirect)}`);
+  const tokens = await exchangeAuthorization(gatewayUrl, {
+    metadata,
+    clientInformation,
+    authorizationCode: redirect.code,
+    codeVerifier,
+    redirectUri: provider.redirectUrl,
+  });
+  return tokens.access_token;
 }
