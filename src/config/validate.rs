@@ -413,4 +413,23 @@ admin = "127.0.0.1:9090"
         );
         assert_eq!(normalize_origin("https://x.com/path"), None);
     }
+
+    #[test]
+    fn an_app_may_not_take_the_gateways_own_host() {
+        let e = load("[[apps]]\nid = \"a\"\nslug = \"a\"\nupstream = \"http://x\"\npublic = true\nhost = \"GW.example.com\"\n")
+            .unwrap_err();
+        assert_eq!(e.key, "apps[0].host", "{e}");
+    }
+
+    #[test]
+    fn management_audiences_never_include_an_app() {
+        let c = load("[management]\naudiences = [\"https://api.example.com/\"]\n").unwrap();
+        assert_eq!(
+            c.management_audiences,
+            ["https://gw.example.com", "https://api.example.com"]
+        );
+        let e = load("[management]\naudiences = [\"https://gw.example.com/apps/a/mcp\"]\n[[apps]]\nid = \"a\"\nslug = \"a\"\nupstream = \"http://x\"\npublic = true\n")
+            .unwrap_err();
+        assert_eq!(e.key, "management.audiences[0]", "{e}");
+    }
 }

@@ -255,4 +255,29 @@ mod tests {
             Some("127.0.0.1:9".parse().unwrap())
         );
     }
+
+    #[tokio::test]
+    async fn the_first_claim_of_a_host_wins_and_the_gateways_own_is_never_routed() {
+        let t = RouteTable::build(
+            "https://gw.example.com",
+            &[],
+            [
+                RouteSpec::plain(app("first", Some("shared.example.com"))),
+                RouteSpec::plain(app("second", Some("shared.example.com"))),
+                RouteSpec::plain(app("hijack", Some("gw.example.com"))),
+            ],
+        )
+        .await;
+        assert_eq!(t.by_host("shared.example.com").unwrap().app.slug, "first");
+        assert!(t.by_host("gw.example.com").is_none());
+        // Still reachable by path, never by another's name.
+        assert!(t.by_path("/apps/second/mcp").is_some());
+        assert!(t.by_path("/apps/hijack/mcp").is_some());
+        let audiences = &t.by_slug("first").unwrap().audiences;
+        assert_eq!(audiences[0], "https://gw.example.com/apps/first/mcp");
+        assert!(
+            !audiences.iter().any(|a| a == "https://gw.example.com"),
+            "an app never accepts the management audience: {audiences:?}"
+        );
+    }
 }
