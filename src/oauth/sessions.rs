@@ -202,35 +202,24 @@ pub async fn refresh(
     .await
 }
 
-/// Runs `work` holding a store lock (every instance sees it), waiting up to
-/// five seconds for it. The lock expires by itself should an instance die
-/// holding it.
+/// Runs `work` holding a store lease (every instance sees it), waiting up
+/// to five seconds for it. The lease is renewed while the work runs (an IdP
+/// call may outlast it) and released only by its holder; it expires by
+/// itself should an instance die holding it.
 pub async fn locked<T>(
     state: &State,
     lock: &str,
     work: impl std::future::Future<Output = Result<T, OAuthError>>,
 ) -> Result<T, OAuthError> {
-    let mut acquired = false;
-    for _ in 0..100 {
-        if state
-            .store
-            .put_if_absent(lock, b"1", Some(Duration::from_secs(10)))
-            .await
-            .map_err(store_err)?
-        {
-            acquired = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if !acquired {
-        return Err(OAuthError::temporarily_unavailable(
-            "the session is busy; retry",
-        ));
-    }
-    let result = work.await;
-    let _ = state.store.delete(lock).await;
-    result
+    use crate::store::lock::{Lease, LeaseSettings, LockError};
+    let lease = Lease::acquire(state.store.clone(), lock, LeaseSettings::default())
+        .await
+        .map_err(|e| match e {
+            LockError::Busy => OAuthError::temporarily_unavailable("the session is busy; retry"),
+            LockError::Store(e) => store_err(e),
+            LockError::Random => OAuthError::server_error("randomness unavailable"),
+        })?;
+    lease.hold(work).await
 }
 
 async fn rotate(

@@ -17,6 +17,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 
 pub mod embedded;
+pub mod lock;
 pub mod open;
 pub mod redis;
 
