@@ -45,6 +45,10 @@ pub struct Session {
     upstream_expires_at: u64,
     current: String,
     previous: Option<String>,
+    /// Hashes of the refresh tokens before `previous`, newest last (at most
+    /// [`MAX_RETIRED`]): presenting any of them is reuse too.
+    #[serde(default)]
+    retired: Vec<String>,
     rotated_at: u64,
     /// The answer to the last rotation, for retries within the grace window.
     grace: Option<Sealed>,
@@ -95,6 +99,10 @@ pub(super) fn open<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&text).ok()
 }
 
+/// How many rotated-out refresh tokens a session remembers for reuse
+/// detection (about four days of hourly refreshes).
+const MAX_RETIRED: usize = 100;
+
 pub fn key(sid: &str) -> String {
     format!("sess:{sid}")
 }
@@ -132,6 +140,7 @@ pub async fn create(
         resource,
         current: sha256_hex(&refresh),
         previous: None,
+        retired: Vec::new(),
         rotated_at: now,
         grace: None,
         access: Vec::new(),
@@ -251,7 +260,7 @@ async fn rotate(
                 return Ok(answer);
             }
         }
-        if s.previous.as_deref() == Some(hash.as_str()) {
+        if s.previous.as_deref() == Some(hash.as_str()) || s.retired.contains(&hash) {
             tracing::warn!(client_id, "refresh token reuse: revoking the session");
             revoke(state, oauth, sid).await?;
         }
@@ -283,7 +292,13 @@ async fn rotate(
         }
     }
     let refresh = format!("{sid}.{}", random(32));
-    s.previous = Some(std::mem::replace(&mut s.current, sha256_hex(&refresh)));
+    let newest = std::mem::replace(&mut s.current, sha256_hex(&refresh));
+    if let Some(older) = s.previous.replace(newest) {
+        s.retired.push(older);
+        if s.retired.len() > MAX_RETIRED {
+            s.retired.remove(0);
+        }
+    }
     s.rotated_at = now;
     let issued = issue(state, oauth, &mut s, refresh)?;
     s.grace = Some(seal(state, &key(sid), &issued)?);

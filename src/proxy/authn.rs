@@ -94,6 +94,19 @@ pub fn identity_headers(
     for name in h.all() {
         upstream.remove_header(name);
     }
+    // WSGI and CGI servers read `x_user_id` as `X-User-Id`: a client copy
+    // spelled with `_` is as much a forged identity as the real name.
+    if h.all().next().is_some() && upstream.headers.keys().any(|k| k.as_str().contains('_')) {
+        let forged: Vec<HeaderName> = upstream
+            .headers
+            .keys()
+            .filter(|k| h.all().any(|n| folded_eq(k.as_str(), n.as_str())))
+            .cloned()
+            .collect();
+        for name in forged {
+            upstream.remove_header(&name);
+        }
+    }
     let Some(p) = principal else { return Ok(()) };
     let mut set = |name: &Option<HeaderName>, value: Option<&str>| -> pingora::Result<()> {
         if let (Some(name), Some(value)) = (name, value) {
@@ -112,4 +125,12 @@ pub fn identity_headers(
         set(&h.scopes, Some(&p.scopes.join(" ")))?;
     }
     Ok(())
+}
+
+/// Header names equal once `_` is read as `-` (names are lower-case already).
+fn folded_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || (x == b'_' && y == b'-') || (x == b'-' && y == b'_'))
 }

@@ -18,6 +18,11 @@ pub const MAX_INSPECTED_BODY: usize = 64 * 1024;
 
 /// JSON-RPC "invalid params": what MCP servers answer for an unknown tool.
 const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC "parse error" and "invalid request".
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+/// MCP 2026-07-28: routing headers that disagree with the body.
+const HEADER_MISMATCH: i64 = -32020;
 /// Implementation-defined server error: the user must connect an account.
 pub const AUTH_REQUIRED: i64 = -32001;
 
@@ -28,24 +33,94 @@ pub enum Inspected {
 }
 
 /// Reads the body when `needed`, keeping it for the upstream.
+///
+/// With `strict` (a tool policy applies) a body the gateway cannot read with
+/// certainty is refused, never forwarded: an encoded body, or one serde_json
+/// rejects that a lenient server might still accept (a lone surrogate,
+/// `1e400`, deep nesting, a byte-order mark). Failing open there would let
+/// a disabled tool through.
 pub async fn inspect(
     session: &mut Session,
     needed: bool,
+    strict: bool,
 ) -> pingora::Result<Result<Inspected, LocalResponse>> {
     if !needed || session.req_header().method != http::Method::POST {
         return Ok(Ok(Inspected::Skipped));
     }
-    session.enable_retry_buffering();
-    match crate::proxy::respond::read_body(session, MAX_INSPECTED_BODY).await? {
-        Some(body) => Ok(Ok(Inspected::Body(serde_json::from_slice(&body).ok()))),
-        None => Ok(Err(error_response(
+    if strict && is_encoded(session.req_header()) {
+        return Ok(Err(error_response(
             &Value::Null,
-            -32600,
+            INVALID_REQUEST,
+            "Encoded request bodies are not accepted by this app's tool policy",
+            None,
+            415,
+        )));
+    }
+    session.enable_retry_buffering();
+    let Some(body) = crate::proxy::respond::read_body(session, MAX_INSPECTED_BODY).await? else {
+        return Ok(Err(error_response(
+            &Value::Null,
+            INVALID_REQUEST,
             "Request too large for this app's tool policy (64 KiB)",
             None,
             413,
+        )));
+    };
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => Ok(headers_match(session.req_header(), &v).map(|()| Inspected::Body(Some(v)))),
+        Err(_) if strict => Ok(Err(error_response(
+            &Value::Null,
+            PARSE_ERROR,
+            "The request body is not JSON this gateway can check against the app's tool policy",
+            None,
+            400,
         ))),
+        Err(_) => Ok(Ok(Inspected::Body(None))),
     }
+}
+
+/// A `Content-Encoding` other than identity (gzip, deflate, br…).
+fn is_encoded(head: &pingora::http::RequestHeader) -> bool {
+    head.headers
+        .get_all(http::header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+}
+
+/// MCP transport 2026-07-28: `Mcp-Method` and `Mcp-Name`, when sent, must
+/// say what the body says (a router that trusts the headers must not be
+/// shown one call and forward another).
+fn headers_match(head: &pingora::http::RequestHeader, body: &Value) -> Result<(), LocalResponse> {
+    let header = |n: &str| {
+        head.headers
+            .get(n)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+    };
+    let (method_h, name_h) = (header("mcp-method"), header("mcp-name"));
+    if method_h.is_none() && name_h.is_none() {
+        return Ok(());
+    }
+    let method = body.get("method").and_then(Value::as_str);
+    let name = body
+        .pointer("/params/name")
+        .or_else(|| body.pointer("/params/uri"))
+        .and_then(Value::as_str);
+    let mismatch = |what: &str| {
+        Err(error_response(
+            body.get("id").unwrap_or(&Value::Null),
+            HEADER_MISMATCH,
+            &format!("The {what} header does not match the request body"),
+            None,
+            400,
+        ))
+    };
+    if method_h.is_some_and(|h| Some(h) != method) {
+        return mismatch("Mcp-Method");
+    }
+    if name_h.is_some_and(|h| Some(h) != name) {
+        return mismatch("Mcp-Name");
+    }
+    Ok(())
 }
 
 /// A refusal when the body calls a disabled tool.

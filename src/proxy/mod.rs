@@ -43,6 +43,10 @@ fn own_cookie(c: &str) -> bool {
     c.starts_with("__Host-drio") || c.starts_with("drio-")
 }
 
+/// The sandbox every non-JSON, non-SSE app response runs in (CSP 3 `sandbox`
+/// without `allow-same-origin`: an opaque origin).
+const APP_DOCUMENT_CSP: &str = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
+
 pub struct Gateway {
     state: Arc<State>,
 }
@@ -288,10 +292,18 @@ impl ProxyHttp for Gateway {
                 resp.insert_header(name, value)?;
             }
         }
-        let is_sse = resp
+        let content_type = resp
             .headers
             .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            .map(HeaderValue::as_bytes);
+        let is_sse = content_type.is_some_and(|v| v.starts_with(b"text/event-stream"));
+        if !is_sse && !content_type.is_some_and(|v| v.starts_with(b"application/json")) {
+            // An app's documents share the gateway's origin with the consent
+            // and sign-in pages: run them in an opaque origin so their
+            // scripts can neither read the gateway's pages nor its cookies.
+            resp.append_header(header::CONTENT_SECURITY_POLICY, APP_DOCUMENT_CSP)?;
+            resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+        }
         if is_sse && !ctx.streaming {
             ctx.streaming = true;
             self.state.metrics.open_streams.inc();
@@ -434,26 +446,32 @@ fn classify(e: &Error, ctx: &mut Ctx) -> (u16, ApiError) {
 }
 
 /// Removes the gateway's own cookies (consent and sign-in pages) from the
-/// upstream request, keeping any others.
+/// upstream request, keeping any others, across every `Cookie` header (a
+/// client, or HTTP/2, may send several).
 fn strip_own_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
-    let Some(cookie) = req
+    let ours = req
         .headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Ok(());
-    };
-    if !cookie.contains("drio") {
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|v| v.as_bytes().windows(4).any(|w| w == b"drio"));
+    if !ours {
         return Ok(());
     }
-    let kept: Vec<&str> = cookie
-        .split(';')
-        .map(str::trim)
-        .filter(|c| !own_cookie(c))
+    let kept: Vec<String> = req
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .into_owned()
+                .split(';')
+                .map(|c| c.trim().to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty() && !own_cookie(c))
         .collect();
-    if kept.is_empty() {
-        req.remove_header(&header::COOKIE);
-    } else {
+    req.remove_header(&header::COOKIE);
+    if !kept.is_empty() {
         req.insert_header(header::COOKIE, kept.join("; "))?;
     }
     Ok(())

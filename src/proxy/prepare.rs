@@ -19,8 +19,8 @@ pub async fn prepare_upstream(
     route: &Route,
 ) -> pingora::Result<Option<local::LocalResponse>> {
     let per_user = matches!(*route.injection, Injection::PerUser(_));
-    let body = match jsonrpc::inspect(session, per_user || !route.disabled_tools.is_empty()).await?
-    {
+    let policy = !route.disabled_tools.is_empty();
+    let body = match jsonrpc::inspect(session, per_user || policy, policy).await? {
         Ok(jsonrpc::Inspected::Body(b)) => b,
         Ok(jsonrpc::Inspected::Skipped) => None,
         Err(refusal) => return Ok(Some(refusal)),

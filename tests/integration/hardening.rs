@@ -1,0 +1,235 @@
+//! Adversarial inputs on the data plane and the refresh path (issue 13):
+//! bodies a tool policy cannot read, routing headers that disagree with
+//! the body, the gateway's cookies and identity headers smuggled past its
+//! filters, app documents on the gateway's origin, and old refresh tokens.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::oauth::{Bridge, REDIRECT};
+use crate::support::gateway::{header_str, TestGateway};
+use crate::support::idp::TestIdp;
+use crate::support::oauth_client::{OAuthClient, TokenMode, Tokens};
+use crate::support::upstream::TestUpstream;
+
+/// Test upstreams listen on loopback, which the API refuses unless allowed.
+const LOOPBACK_UPSTREAMS: &str = "";
+
+/// A gateway with one API-created public app whose tool `wipe` is disabled.
+async fn policed() -> (TestIdp, TestUpstream, TestGateway, String) {
+    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
+    let gw = TestGateway::new()
+        .raw_toml(&format!(
+            "[auth]\nissuer = \"{iss}\"\njwks_uri = \"{iss}/jwks\"\n\n{LOOPBACK_UPSTREAMS}",
+            iss = idp.issuer()
+        ))
+        .start()
+        .await;
+    let token = idp.mint_access_token("user_ada", &gw.public_url(), "", 600);
+    let resp = gw
+        .client()
+        .post(format!("{}/api/v1/apps", gw.url()))
+        .bearer_auth(&token)
+        .json(&json!({"name": "policed", "config": {"upstreamUrl": up.url(), "public": true, "disabledTools": ["wipe"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let slug = resp.json::<Value>().await.unwrap()["app"]["slug"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (idp, up, gw, slug)
+}
+
+async fn post_raw(
+    gw: &TestGateway,
+    slug: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut req = gw
+        .client()
+        .post(gw.app_url(slug, "/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_disabled_tool_is_never_reached_through_a_body_the_gateway_cannot_read() {
+    let (_idp, up, gw, slug) = policed().await;
+    let call = |name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#
+        )
+    };
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"wipe","arguments":{}{}}}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let mut bom = vec![0xEF, 0xBB, 0xBF];
+    bom.extend_from_slice(call("wipe").as_bytes());
+    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>)> = vec![
+        (
+            "a lone surrogate",
+            call("wipe")
+                .replace("\"id\":7", "\"id\":7,\"x\":\"\\ud800\"")
+                .into_bytes(),
+            vec![],
+        ),
+        (
+            "1e400",
+            call("wipe")
+                .replace("\"id\":7", "\"id\":1e400")
+                .into_bytes(),
+            vec![],
+        ),
+        ("nesting 200 deep", deep.into_bytes(), vec![]),
+        ("a byte-order mark", bom, vec![]),
+        (
+            "gzip",
+            call("wipe").into_bytes(),
+            vec![("content-encoding", "gzip")],
+        ),
+        ("an escaped name", call("wip\\u0065").into_bytes(), vec![]),
+    ];
+    for (what, body, headers) in cases {
+        let before = up.count();
+        let resp = post_raw(&gw, &slug, body, &headers).await;
+        let status = resp.status();
+        let answer: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(up.count(), before, "{what}: the upstream was reached");
+        assert!(
+            answer["error"]["code"].is_i64(),
+            "{what}: a JSON-RPC error, got {status} {answer}"
+        );
+        assert!(
+            status.is_client_error() || status == StatusCode::OK,
+            "{what}: {status}"
+        );
+    }
+    // An allowed tool still passes, and the refusal does not close the door on good bodies.
+    let before = up.count();
+    post_raw(&gw, &slug, call("echo").into_bytes(), &[]).await;
+    assert_eq!(up.count(), before + 1);
+}
+
+#[tokio::test]
+async fn routing_headers_must_match_the_body_the_gateway_reads() {
+    let (_idp, up, gw, slug) = policed().await;
+    let body =
+        br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"wipe"}}"#.to_vec();
+    let before = up.count();
+    let resp = post_raw(&gw, &slug, body.clone(), &[("mcp-method", "tools/list")]).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], -32020);
+    let echo =
+        br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo"}}"#.to_vec();
+    let resp = post_raw(&gw, &slug, echo.clone(), &[("mcp-name", "wipe")]).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(up.count(), before);
+    post_raw(
+        &gw,
+        &slug,
+        echo,
+        &[("mcp-method", "tools/call"), ("mcp-name", "echo")],
+    )
+    .await;
+    assert_eq!(up.count(), before + 1, "matching headers pass");
+}
+
+#[tokio::test]
+async fn the_gateways_cookies_and_forged_identities_never_reach_the_upstream() {
+    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
+    let gw = TestGateway::new()
+        .raw_toml(&format!(
+            "[auth]\nissuer = \"{iss}\"\njwks_uri = \"{iss}/jwks\"\n",
+            iss = idp.issuer()
+        ))
+        .app("notes", &up)
+        .protected()
+        .app_toml("[apps.identity_headers]\nsubject = \"X-User-Id\"\n")
+        .start()
+        .await;
+    let token = idp.mint_access_token("user_ada", &gw.app_url("notes", "/mcp"), "", 600);
+    let resp = gw
+        .client()
+        .post(gw.app_url("notes", "/echo"))
+        .bearer_auth(&token)
+        .header("cookie", "a=1; drio-consent=secret-1")
+        .header("cookie", "drio-connect=secret-2; b=2")
+        .header("x_user_id", "user_admin")
+        .header("x-user_id", "user_admin")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = up.last_request().unwrap();
+    let cookies: Vec<&str> = seen
+        .headers
+        .get_all("cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(cookies, ["a=1; b=2"], "only the app's own cookies");
+    assert!(seen.header("x_user_id").is_none() && seen.header("x-user_id").is_none());
+    assert_eq!(seen.header("x-user-id"), Some("user_ada"));
+}
+
+#[tokio::test]
+async fn an_apps_documents_run_in_an_opaque_origin() {
+    let up = TestUpstream::start().await;
+    let gw = TestGateway::new().app("site", &up).start().await;
+    let html = gw
+        .client()
+        .post(gw.app_url("site", "/echo"))
+        .header("content-type", "text/html")
+        .body("<script>fetch('/api/v1/auth/consent')</script>")
+        .send()
+        .await
+        .unwrap();
+    let csp = header_str(&html, "content-security-policy").unwrap_or_default();
+    assert!(
+        csp.contains("sandbox") && !csp.contains("allow-same-origin"),
+        "{csp}"
+    );
+    assert_eq!(
+        header_str(&html, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    let json = gw
+        .client()
+        .post(gw.app_url("site", "/echo"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        header_str(&json, "content-security-policy").is_none(),
+        "JSON answers are untouched"
+    );
+}
+
+#[tokio::test]
+async fn any_rotated_out_refresh_token_ends_the_session() {
+    let b = Bridge::start(TokenMode::Gateway).await;
+    let client = OAuthClient::register(&b.gw, REDIRECT).await;
+    let first = client.authorize_and_exchange(&b.gw, &b.resource()).await;
+    let second = Tokens::from_page(&client.refresh(&b.gw, &first.refresh_token).await);
+    let third = Tokens::from_page(&client.refresh(&b.gw, &second.refresh_token).await);
+    // Two rotations old: a stolen copy being replayed.
+    let replay = client.refresh(&b.gw, &first.refresh_token).await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST, "{}", replay.body);
+    assert_eq!(replay.json()["error"], "invalid_grant");
+    // …so the whole session ends, the legitimate holder's current token too.
+    let current = client.refresh(&b.gw, &third.refresh_token).await;
+    assert_eq!(current.status, StatusCode::BAD_REQUEST, "{}", current.body);
+    assert_eq!(b.app_status(&third.access_token).await, 401);
+}
