@@ -457,19 +457,16 @@ fn strip_own_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
     if !ours {
         return Ok(());
     }
-    let kept: Vec<String> = req
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .flat_map(|v| {
-            String::from_utf8_lossy(v.as_bytes())
-                .into_owned()
-                .split(';')
-                .map(|c| c.trim().to_string())
-                .collect::<Vec<_>>()
-        })
-        .filter(|c| !c.is_empty() && !own_cookie(c))
-        .collect();
+    let mut kept: Vec<String> = Vec::new();
+    for value in req.headers.get_all(header::COOKIE) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        kept.extend(
+            text.split(';')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !own_cookie(c))
+                .map(str::to_owned),
+        );
+    }
     req.remove_header(&header::COOKIE);
     if !kept.is_empty() {
         req.insert_header(header::COOKIE, kept.join("; "))?;

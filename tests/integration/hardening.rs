@@ -74,7 +74,8 @@ async fn a_disabled_tool_is_never_reached_through_a_body_the_gateway_cannot_read
     );
     let mut bom = vec![0xEF, 0xBB, 0xBF];
     bom.extend_from_slice(call("wipe").as_bytes());
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, &str)>)> = vec![
+    type Case<'a> = (&'a str, Vec<u8>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         (
             "a lone surrogate",
             call("wipe")
