@@ -56,7 +56,8 @@ pub struct Principal {
 /// Which audiences a request accepts (RFC 8707: the app's resource URL).
 #[derive(Debug, Clone, Copy)]
 pub enum Audience<'a> {
-    /// Routes of the gateway itself (`/api/v1/me`): any audience it serves.
+    /// Whether the token is genuine at all, whatever it is for: revocation
+    /// only (RFC 7009). No route accepts a caller with it.
     Any,
     /// An app: its resource URL(s), compared without a trailing slash.
     OneOf(&'a [String]),

@@ -344,6 +344,11 @@ impl TokenValidator {
         self.revoke_hash(token_hash(token), until).await
     }
 
+    /// Revokes a token whose expiry the caller verified.
+    pub async fn revoke_until(&self, token: &str, until: u64) -> Result<(), StoreError> {
+        self.revoke_hash(token_hash(token), until).await
+    }
+
     pub async fn revoke_hash(&self, hash: [u8; 32], until: u64) -> Result<(), StoreError> {
         let until = until.max(now_secs() + 1);
         self.l1

@@ -122,6 +122,14 @@ impl Idp {
                 let mut d: Endpoints = resp.json().await.map_err(|e| {
                     IdpError::Unavailable(format!("discovery: {}", e.without_url()))
                 })?;
+                // OIDC Discovery §4.3: the document must be the issuer's own,
+                // or a look-alike could hand out its keys and endpoints.
+                if d.issuer.trim_end_matches('/') != c.issuer.trim_end_matches('/') {
+                    return Err(IdpError::Unavailable(format!(
+                        "discovery names issuer `{}`, not the configured `{}`",
+                        d.issuer, c.issuer
+                    )));
+                }
                 // Explicit settings win over the discovery document.
                 d.jwks_uri = c.jwks_uri.clone().or(d.jwks_uri);
                 d.userinfo_endpoint = c.userinfo_endpoint.clone().or(d.userinfo_endpoint);
@@ -232,11 +240,23 @@ impl Idp {
             user: User,
             #[serde(default)]
             nonce: Option<String>,
+            #[serde(default)]
+            azp: Option<String>,
+            #[serde(default)]
+            aud: serde_json::Value,
         }
         let data = jsonwebtoken::decode::<IdClaims>(id_token, &key.key, &v)
             .map_err(|e| bad(&e.to_string()))?;
         if data.claims.nonce.as_deref() != Some(nonce) {
             return Err(bad("nonce mismatch"));
+        }
+        // OIDC Core §3.1.3.7 (4, 5): with several audiences the token must
+        // name the party it was issued to, and that party must be us.
+        let several = data.claims.aud.as_array().is_some_and(|a| a.len() > 1);
+        match data.claims.azp.as_deref() {
+            Some(azp) if azp != self.cfg.client_id => return Err(bad("azp is another client")),
+            None if several => return Err(bad("several audiences but no azp")),
+            _ => {}
         }
         Ok(data.claims.user)
     }

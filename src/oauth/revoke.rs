@@ -1,13 +1,24 @@
 //! `POST /api/v1/auth/revoke` (RFC 7009): revokes a refresh token (ending
 //! its whole session and the access tokens it issued) or an access token
 //! (on every instance, through the token cache's revocation broadcast).
-//! Always 200 for a well-formed request, so token validity does not leak.
+//!
+//! The client authenticates as at the token endpoint (RFC 7009 §2.1) and
+//! may revoke only what was issued to it. A revocation is remembered only
+//! for a token the gateway can verify (its own, or in upstream mode the
+//! IdP's), until the verified expiry: an unauthenticated caller can no
+//! longer fill the store with tombstones for made-up strings. Requests are
+//! rate-limited per client address. Always 200 for a well-formed request,
+//! so token validity does not leak (§2.2).
 
 use super::{params, sessions, OAuthServer};
+use crate::auth::{Audience, TokenError};
 use crate::config::oauth::TokenMode;
 use crate::errors::OAuthError;
 use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
+
+/// Revocation requests per client address and minute.
+const PER_MINUTE: u64 = 60;
 
 pub async fn revoke(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
     match try_revoke(state, oauth, req).await {
@@ -26,26 +37,64 @@ async fn try_revoke(
         .get("token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("Missing required field: token"))?;
+    let client = super::token::authenticate(state, oauth, req, &p).await?;
+    limit(state, req).await?;
     let hint = p.get("token_type_hint").map(String::as_str);
     if hint != Some("access_token") {
         if let Some(s) = sessions::find(state, token).await {
             // RFC 7009 §2.1: only the client the token was issued to may revoke it.
-            let client_id = p
-                .get("client_id")
-                .map(String::as_str)
-                .unwrap_or(&s.client_id);
-            if client_id == s.client_id {
+            if client.client_id == s.client_id {
                 sessions::revoke(state, oauth, &s.sid).await?;
             }
             return Ok(());
         }
     }
     if oauth.cfg.token_mode == TokenMode::Upstream {
+        // The IdP's own tokens (refresh tokens included): it judges them.
         oauth.idp.revoke(token).await;
+    }
+    let verified = match state.auth.validate(token, Audience::Any, &[]).await {
+        Ok(p) => p,
+        // Unknown, forged, expired or already revoked: nothing to remember.
+        Err(TokenError::Unavailable(e)) => return Err(OAuthError::temporarily_unavailable(e)),
+        Err(_) => return Ok(()),
+    };
+    match oauth.cfg.token_mode {
+        // The gateway's tokens name the client they were issued to.
+        TokenMode::Gateway if verified.client_id.as_deref() != Some(client.client_id.as_str()) => {
+            return Ok(())
+        }
+        TokenMode::Gateway => {}
+        // The IdP's tokens name the gateway as their client, not the MCP client.
+        TokenMode::Upstream => {}
     }
     state
         .auth
-        .revoke_token(token)
+        .revoke_until(token, verified.expires_at)
         .await
         .map_err(|e| OAuthError::temporarily_unavailable(format!("store: {e}")))
+}
+
+async fn limit(state: &State, req: &LocalRequest) -> Result<(), OAuthError> {
+    let ip = req
+        .client_ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let minute = crate::auth::verify::now_secs() / 60;
+    let n = state
+        .store
+        .incr(
+            &format!("rl:revoke:{ip}:{minute}"),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .map_err(|e| OAuthError::temporarily_unavailable(format!("store: {e}")))?;
+    if n > PER_MINUTE {
+        return Err(OAuthError::new(
+            429,
+            "temporarily_unavailable",
+            "too many revocation requests from this address; retry in a minute",
+        ));
+    }
+    Ok(())
 }

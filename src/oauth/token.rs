@@ -93,7 +93,7 @@ fn missing(p: &HashMap<String, String>, fields: &[&str]) -> Result<(), OAuthErro
 
 /// Client authentication (RFC 6749 §2.3): public clients name themselves;
 /// confidential ones prove their secret.
-async fn authenticate(
+pub(super) async fn authenticate(
     state: &State,
     oauth: &OAuthServer,
     req: &LocalRequest,

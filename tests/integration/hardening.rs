@@ -10,6 +10,7 @@ use crate::oauth::{Bridge, REDIRECT};
 use crate::support::gateway::{header_str, TestGateway};
 use crate::support::idp::TestIdp;
 use crate::support::oauth_client::{OAuthClient, TokenMode, Tokens};
+use crate::support::redis::RedisServer;
 use crate::support::upstream::TestUpstream;
 
 /// Test upstreams listen on loopback, which the API refuses unless allowed.
@@ -233,4 +234,139 @@ async fn any_rotated_out_refresh_token_ends_the_session() {
     let current = client.refresh(&b.gw, &third.refresh_token).await;
     assert_eq!(current.status, StatusCode::BAD_REQUEST, "{}", current.body);
     assert_eq!(b.app_status(&third.access_token).await, 401);
+}
+
+/// Keys under `prefix` in a Redis the test started.
+async fn redis_keys(redis: &RedisServer, pattern: &str) -> Vec<String> {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn revocation_remembers_only_verified_tokens_of_the_authenticated_client() {
+    let redis = RedisServer::start();
+    let b = Bridge::start_with(TokenMode::Gateway, "", |g| {
+        g.redis(&redis).shared_state("hard:")
+    })
+    .await;
+    let client = OAuthClient::register(&b.gw, REDIRECT).await;
+    // The attack: made-up JWTs with an `exp` in 2100, each a tombstone until then.
+    let forged = |i: u32| {
+        let claims = json!({"sub": "x", "exp": 4_102_444_800u64, "jti": i});
+        let b64 = |v: &Value| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        format!("{}.{}.c2ln", b64(&json!({"alg": "ES256"})), b64(&claims))
+    };
+    for i in 0..40 {
+        assert_eq!(client.revoke(&b.gw, &forged(i)).await.status, 200);
+    }
+    assert!(
+        redis_keys(&redis, "hard:tok:*").await.is_empty(),
+        "no tombstone for a token the gateway cannot verify"
+    );
+    // A real token of this client is remembered as revoked.
+    let tokens = client.authorize_and_exchange(&b.gw, &b.resource()).await;
+    assert_eq!(client.revoke(&b.gw, &tokens.access_token).await.status, 200);
+    assert_eq!(b.app_status(&tokens.access_token).await, 401);
+    assert_eq!(redis_keys(&redis, "hard:tok:*").await.len(), 1);
+    // Past the per-address limit the endpoint says so.
+    let mut last = StatusCode::OK;
+    for i in 0..30 {
+        last = client.revoke(&b.gw, &forged(100 + i)).await.status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_confidential_client_proves_its_secret_to_revoke() {
+    let b = Bridge::start(TokenMode::Gateway).await;
+    let mut client = OAuthClient::register_confidential(&b.gw, REDIRECT).await;
+    let tokens = client.authorize_and_exchange(&b.gw, &b.resource()).await;
+    let secret = client.client_secret.take();
+    let refused = client.revoke(&b.gw, &tokens.refresh_token).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert_eq!(refused.json()["error"], "invalid_client");
+    client.client_secret = Some("wrong".into());
+    assert_eq!(
+        client.revoke(&b.gw, &tokens.refresh_token).await.status,
+        401
+    );
+    assert_eq!(
+        b.app_status(&tokens.access_token).await,
+        200,
+        "nothing was revoked"
+    );
+    client.client_secret = secret;
+    assert_eq!(
+        client.revoke(&b.gw, &tokens.refresh_token).await.status,
+        200
+    );
+    assert_eq!(
+        client.refresh(&b.gw, &tokens.refresh_token).await.status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn an_id_token_for_another_party_is_refused() {
+    let b = Bridge::start(TokenMode::Gateway).await;
+    let client = OAuthClient::register(&b.gw, REDIRECT).await;
+    for tamper in [
+        json!({"azp": "someone-else"}),
+        json!({"aud": [b.idp.client_id(), "someone-else"]}),
+    ] {
+        b.idp.tamper_next_id_token(tamper.clone());
+        let request = client.authorization(&b.resource());
+        let page = client.through_idp(&b.gw, &request).await;
+        assert!(
+            page.body.contains("azp")
+                || page.location().is_some_and(|l| l.as_str().contains("azp")),
+            "{tamper}: {} {:?}",
+            page.body,
+            page.location()
+        );
+        assert!(
+            !page
+                .location()
+                .is_some_and(|l| l.query().unwrap_or("").contains("code=")),
+            "{tamper}: no code"
+        );
+    }
+    b.idp.tamper_next_id_token(
+        json!({"azp": b.idp.client_id(), "aud": [b.idp.client_id(), "other"]}),
+    );
+    client.tokens(&b.gw, &b.resource()).await;
+}
+
+#[tokio::test]
+async fn a_discovery_document_for_another_issuer_is_refused() {
+    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
+    // The same server under another name: its document names 127.0.0.1.
+    let alias = format!("http://localhost:{}", idp.addr().port());
+    std::env::set_var("HARDENING_IDP_SECRET", idp.client_secret());
+    let gw = TestGateway::new()
+        .protected_app("notes", &up)
+        .raw_toml(&format!(
+            "[oauth]\ntoken_mode = \"gateway\"\n\n[idp]\nkind = \"oidc\"\nissuer = \"{alias}\"\nclient_id = \"{}\"\nclient_secret_env = \"HARDENING_IDP_SECRET\"\n",
+            idp.client_id()
+        ))
+        .start()
+        .await;
+    let client = OAuthClient::register(&gw, REDIRECT).await;
+    let page = client
+        .start(&gw, &client.authorization(&gw.app_url("notes", "/mcp")))
+        .await;
+    let text = format!("{} {:?}", page.body, page.location());
+    assert!(text.contains("issuer"), "refused naming the issuer: {text}");
+    assert!(
+        !text.contains("/authorize?"),
+        "never sent to the look-alike's authorize: {text}"
+    );
 }

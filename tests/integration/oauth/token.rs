@@ -369,10 +369,22 @@ async fn revocation_follows_rfc7009() {
             400,
             "invalid_grant",
         );
-        // An access token: the app refuses it.
-        let (_, other) = b.signed_in().await;
+        // An access token: the app refuses it once its own client revokes it.
+        let (other_client, other) = b.signed_in().await;
         assert_eq!(b.app_status(&other.access_token).await, 200);
-        assert_eq!(client.revoke(&b.gw, &other.access_token).await.status, 200);
+        if mode == TokenMode::Gateway {
+            // RFC 7009 §2.1: another client's revocation is answered 200 and ignored.
+            assert_eq!(client.revoke(&b.gw, &other.access_token).await.status, 200);
+            assert_eq!(
+                b.app_status(&other.access_token).await,
+                200,
+                "not its client"
+            );
+        }
+        assert_eq!(
+            other_client.revoke(&b.gw, &other.access_token).await.status,
+            200
+        );
         assert_eq!(b.app_status(&other.access_token).await, 401, "{mode:?}");
         // Unknown tokens are not an error (RFC 7009 §2.2); a missing one is.
         assert_eq!(client.revoke(&b.gw, "never-issued").await.status, 200);
