@@ -118,7 +118,7 @@ pub async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalRe
             state.config.public_url
         );
         if let Some(c) =
-            bearer::challenge(&e, &metadata).and_then(|c| http::HeaderValue::from_str(&c).ok())
+            bearer::challenge(&e, &metadata, &[]).and_then(|c| http::HeaderValue::from_str(&c).ok())
         {
             resp = resp.with_header(http::header::WWW_AUTHENTICATE, c);
         }

@@ -29,9 +29,20 @@ pub fn extract_bearer(authorization: Option<&[u8]>) -> Result<&str, TokenError> 
 }
 
 /// The `WWW-Authenticate` value for a refusal, or None when none applies
-/// (503: the token was not judged).
-pub fn challenge(err: &TokenError, resource_metadata: &str) -> Option<String> {
+/// (503: the token was not judged). `scopes` are every scope the operation
+/// needs; a 401 names them too, so a client asks for all of them at once
+/// (MCP authorization 2025-11-25, RFC 6750 §3).
+pub fn challenge(err: &TokenError, resource_metadata: &str, scopes: &[String]) -> Option<String> {
     let mut out = format!("Bearer resource_metadata=\"{resource_metadata}\"");
+    let needed = match err {
+        TokenError::InsufficientScope { required } => required.as_slice(),
+        _ => scopes,
+    };
+    if !needed.is_empty() {
+        out.push_str(", scope=\"");
+        out.push_str(&needed.join(" "));
+        out.push('"');
+    }
     let code = match err {
         TokenError::Unavailable(_) => return None,
         TokenError::Missing => return Some(out),
@@ -57,11 +68,6 @@ pub fn challenge(err: &TokenError, resource_metadata: &str) -> Option<String> {
     out.push_str(", error_description=\"");
     out.push_str(description);
     out.push('"');
-    if let TokenError::InsufficientScope { required } = err {
-        out.push_str(", scope=\"");
-        out.push_str(&required.join(" "));
-        out.push('"');
-    }
     Some(out)
 }
 
@@ -99,22 +105,31 @@ mod tests {
     fn challenges_follow_rfc6750() {
         let rm = "https://gw/.well-known/oauth-protected-resource/apps/a/mcp";
         assert_eq!(
-            challenge(&TokenError::Missing, rm).unwrap(),
+            challenge(&TokenError::Missing, rm, &[]).unwrap(),
             format!("Bearer resource_metadata=\"{rm}\"")
         );
-        let c = challenge(&TokenError::Expired, rm).unwrap();
+        let c = challenge(&TokenError::Expired, rm, &[]).unwrap();
         assert!(c.contains("error=\"invalid_token\""), "{c}");
         let c = challenge(
             &TokenError::InsufficientScope {
                 required: vec!["a".into(), "b".into()],
             },
             rm,
+            &[],
         )
         .unwrap();
         assert!(
             c.contains("error=\"insufficient_scope\"") && c.contains("scope=\"a b\""),
             "{c}"
         );
-        assert!(challenge(&TokenError::Unavailable("x".into()), rm).is_none());
+        assert!(challenge(&TokenError::Unavailable("x".into()), rm, &[]).is_none());
+        // A 401 names every scope the app needs, so one sign-in asks for all.
+        let c = challenge(
+            &TokenError::Missing,
+            rm,
+            &["notes:read".into(), "notes:write".into()],
+        )
+        .unwrap();
+        assert!(c.contains("scope=\"notes:read notes:write\""), "{c}");
     }
 }

@@ -1,8 +1,13 @@
-//! Discovery documents: authorization server metadata (RFC 8414, also served
-//! as `/.well-known/openid-configuration`), protected resource metadata
+//! Discovery documents: authorization server metadata (RFC 8414), protected
+//! resource metadata
 //! (RFC 9728) for the gateway and, at the path-suffixed form, for every app
 //! (`/.well-known/oauth-protected-resource/apps/{slug}/mcp`), and the JWKS of
 //! gateway-issued tokens.
+//!
+//! `/.well-known/openid-configuration` is not served: the gateway issues no
+//! ID tokens, so it cannot carry what OpenID Connect Discovery 1.0 §3
+//! requires (`subject_types_supported`, `id_token_signing_alg_values_supported`)
+//! truthfully; MCP clients find RFC 8414 first (MCP authorization 2025-11-25).
 
 use serde_json::json;
 
@@ -19,9 +24,7 @@ pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse
     }
     let path = req.path.as_str();
     let resp = match path {
-        "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration" => {
-            as_metadata(state)?
-        }
+        "/.well-known/oauth-authorization-server" => as_metadata(state)?,
         JWKS_PATH => jwks(state).await?,
         p if p == PRM || p.starts_with("/.well-known/oauth-protected-resource/") => {
             resource_metadata(state, req, &p[PRM.len()..])?
@@ -109,11 +112,17 @@ fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<
         (None, Some(iss)) => iss.clone(),
         (None, None) => base.clone(),
     };
-    let mut scopes_supported = state
+    // `offline_access` is the authorization server's business, not the
+    // resource's: clients that ask for every advertised scope must not be
+    // led to request it here (MCP authorization 2025-11-25, scope selection).
+    let mut scopes_supported: Vec<String> = state
         .oauth
         .as_ref()
         .map(|o| o.scopes_supported())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s != "offline_access")
+        .collect();
     for s in scopes {
         if !scopes_supported.contains(&s) {
             scopes_supported.push(s);

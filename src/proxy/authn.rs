@@ -44,10 +44,7 @@ pub fn may_use(route: &Route, p: &Principal) -> bool {
 }
 
 /// The envelope and challenge for a refused request.
-pub fn refusal(
-    err: &TokenError,
-    resource_metadata_url: &str,
-) -> (ApiError, Option<(HeaderName, HeaderValue)>) {
+pub fn refusal(err: &TokenError, route: &Route) -> (ApiError, Option<(HeaderName, HeaderValue)>) {
     let api = match err {
         TokenError::InsufficientScope { required } => ApiError::new(
             403,
@@ -77,9 +74,13 @@ pub fn refusal(
             "The access token is not valid for this resource",
         ),
     };
-    let challenge = bearer::challenge(err, resource_metadata_url)
-        .and_then(|c| HeaderValue::from_str(&c).ok())
-        .map(|v| (header::WWW_AUTHENTICATE, v));
+    let challenge = bearer::challenge(
+        err,
+        &route.resource_metadata_url,
+        &route.app.required_scopes,
+    )
+    .and_then(|c| HeaderValue::from_str(&c).ok())
+    .map(|v| (header::WWW_AUTHENTICATE, v));
     (api, challenge)
 }
 

@@ -174,7 +174,7 @@ impl ProxyHttp for Gateway {
                 }
                 Ok(p) => ctx.principal = Some(p),
                 Err(e) => {
-                    let (err, challenge) = authn::refusal(&e, &route.resource_metadata_url);
+                    let (err, challenge) = authn::refusal(&e, &route);
                     ctx.route = Some(route.clone());
                     let cors = ctx
                         .cors_origin

@@ -370,3 +370,45 @@ async fn a_discovery_document_for_another_issuer_is_refused() {
         "never sent to the look-alike's authorize: {text}"
     );
 }
+
+#[tokio::test]
+async fn a_401_names_every_scope_the_app_needs_and_never_offline_access() {
+    let b = Bridge::start_with(
+        TokenMode::Gateway,
+        "scopes = [\"notes:read\", \"notes:write\"]",
+        |g| g.app_toml("required_scopes = [\"notes:read\", \"notes:write\"]\n"),
+    )
+    .await;
+    let resp =
+        b.gw.client()
+            .post(b.resource())
+            .header("content-type", "application/json")
+            .body(crate::oauth::INITIALIZE)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = header_str(&resp, "www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.contains("scope=\"notes:read notes:write\""),
+        "{challenge}"
+    );
+    assert!(!challenge.contains("offline_access"), "{challenge}");
+    let prm: Value =
+        b.gw.client()
+            .get(format!(
+                "{}/.well-known/oauth-protected-resource/apps/notes/mcp",
+                b.gw.url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let scopes = prm["scopes_supported"].to_string();
+    assert!(
+        scopes.contains("notes:write") && !scopes.contains("offline_access"),
+        "{prm}"
+    );
+}

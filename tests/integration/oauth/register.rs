@@ -13,10 +13,16 @@ use crate::support::oauth_client::{discovery, OAuthClient, Page, TokenMode};
 async fn discovery_documents_describe_the_bridge() {
     let b = Bridge::start(TokenMode::Gateway).await;
     let base = b.gw.public_url();
-    for path in [
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/openid-configuration",
-    ] {
+    // The gateway issues no ID tokens, so it is not an OpenID provider and
+    // serves no OIDC discovery document it could not fill truthfully.
+    let oidc =
+        b.gw.client()
+            .get(format!("{}/.well-known/openid-configuration", b.gw.url()))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(oidc.status(), 404);
+    for path in ["/.well-known/oauth-authorization-server"] {
         let m = discovery(&b.gw, path).await;
         assert_eq!(m["issuer"], base.as_str());
         assert_eq!(
@@ -74,6 +80,12 @@ async fn discovery_documents_describe_the_bridge() {
     assert_eq!(app["resource"], b.resource().as_str());
     assert_eq!(app["authorization_servers"], json!([base]));
     assert!(app["scopes_supported"].is_array());
+    assert!(
+        !app["scopes_supported"]
+            .to_string()
+            .contains("offline_access"),
+        "a resource never advertises offline_access: {app}"
+    );
     let unknown =
         b.gw.client()
             .get(format!(
