@@ -54,6 +54,9 @@ pub struct Config {
     pub secrets_key_env: String,
     /// Subjects or e-mails with access to every app in the management API.
     pub admins: Vec<String>,
+    /// Address ranges users' URLs may reach despite the egress policy
+    /// (`[security] allow_upstream_cidrs`).
+    pub allow_upstream_cidrs: Vec<ipnet::IpNet>,
     pub apps: Vec<AppConfig>,
 }
 
@@ -61,6 +64,9 @@ pub struct Config {
 pub struct Listen {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
+    /// Variable holding the admin listener's bearer token; None turns the
+    /// admin write routes off.
+    pub admin_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone)]
