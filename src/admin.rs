@@ -4,6 +4,13 @@
 //! `POST /oauth/keys/rotate` (a new token-signing key; the previous one stays
 //! published in the JWKS so the tokens it signed verify until they expire).
 //! Kept off the proxy listener so it can stay private.
+//!
+//! The two write routes also require `Authorization: Bearer <token>` (RFC
+//! 6750 §2.1) with the token from the variable named by
+//! `listen.admin_token_env`: the listener may be reachable by more than the
+//! operator (another process on the host, a sidecar, a misrouted upstream).
+//! Without a configured token they are off (404). `/metrics`, `/healthz` and
+//! `/readyz` stay open for scrapers and probes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +19,8 @@ use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::state::State;
 
@@ -35,6 +44,54 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
 }
 
 impl AdminApp {
+    /// None when the request carries the admin token; else the answer.
+    fn refused(&self, session: &mut ServerSession) -> Option<Response<Vec<u8>>> {
+        let Some(token) = &self.state.admin_token else {
+            return Some(reply(
+                404,
+                "application/json",
+                br#"{"error":"not_found"}"#.to_vec(),
+            ));
+        };
+        let presented = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        // Digests compared in constant time: neither the token's bytes nor
+        // its length leak through timing.
+        let ok = presented.is_some_and(|p| {
+            let (a, b) = (
+                Sha256::digest(p.as_bytes()),
+                Sha256::digest(token.expose().as_bytes()),
+            );
+            bool::from(a.as_slice().ct_eq(b.as_slice()))
+        });
+        if ok {
+            return None;
+        }
+        let challenge = if presented.is_some() {
+            r#"Bearer realm="drio-admin", error="invalid_token""#
+        } else {
+            r#"Bearer realm="drio-admin""#
+        };
+        let mut resp = reply(
+            401,
+            "application/json",
+            br#"{"error":"unauthorized"}"#.to_vec(),
+        );
+        // The body is left unread: close rather than reuse the connection.
+        session.set_keepalive(None);
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static(challenge),
+        );
+        Some(resp)
+    }
+
     async fn revoke(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let mut body = Vec::new();
         loop {
@@ -111,11 +168,17 @@ impl ServeHttp for AdminApp {
         if session.req_header().method == http::Method::POST
             && session.req_header().uri.path() == "/tokens/revoke"
         {
+            if let Some(refused) = self.refused(session) {
+                return refused;
+            }
             return self.revoke(session).await;
         }
         if session.req_header().method == http::Method::POST
             && session.req_header().uri.path() == "/oauth/keys/rotate"
         {
+            if let Some(refused) = self.refused(session) {
+                return refused;
+            }
             return self.rotate_keys().await;
         }
         match session.req_header().uri.path() {

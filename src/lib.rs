@@ -18,6 +18,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod credentials;
+pub mod egress;
 pub mod errors;
 pub mod metrics;
 pub mod oauth;

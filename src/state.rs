@@ -13,9 +13,10 @@ use arc_swap::ArcSwap;
 use crate::auth::TokenValidator;
 use crate::catalog::live::InjectionCache;
 use crate::config::{Config, StorageConfig};
+use crate::egress::{EgressClient, EgressPolicy};
 use crate::metrics::Metrics;
 use crate::proxy::route::RouteTable;
-use crate::secrets::SecretBox;
+use crate::secrets::{Secret, SecretBox};
 use crate::store::{self, Store, StoreError};
 
 pub struct State {
@@ -23,8 +24,12 @@ pub struct State {
     pub routes: ArcSwap<RouteTable>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
-    /// Outbound client for identity providers and upstream token endpoints.
+    /// Outbound client for the operator's endpoints (identity provider, JWKS,
+    /// introspection, config-file apps).
     pub http: reqwest::Client,
+    /// Outbound client for URLs users supply (connection endpoints, API-created
+    /// apps): the egress policy applies (see [`crate::egress`]).
+    pub egress: EgressClient,
     /// Bearer validation for apps and the management API.
     pub auth: Arc<TokenValidator>,
     /// Encryption of stored secrets; None when no key is configured.
@@ -32,6 +37,9 @@ pub struct State {
     pub injections: InjectionCache,
     /// The authorization server, when `[oauth]` is configured.
     pub oauth: Option<Arc<crate::oauth::OAuthServer>>,
+    /// Bearer token of the admin listener's write routes (from the variable
+    /// named by `listen.admin_token_env`); None turns those routes off.
+    pub admin_token: Option<Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +67,10 @@ impl State {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("drio-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let egress = EgressClient::new(Arc::new(EgressPolicy::new(
+            config.allow_upstream_cidrs.clone(),
+        )))?;
+        let admin_token = admin_token(config.listen.admin_token_env.as_deref())?;
         let sbox = secret_box(&config.secrets_key_env, store.as_ref()).await?;
         let oauth = match &config.oauth {
             Some(cfg) => Some(Arc::new(oauth_server(cfg, &store, &sbox, &http).await?)),
@@ -85,10 +97,12 @@ impl State {
             store,
             metrics,
             http,
+            egress,
             auth,
             sbox,
             injections: InjectionCache::default(),
             oauth,
+            admin_token,
         });
         state
             .reload_routes()
@@ -194,6 +208,22 @@ fn token_source(
         Some(o.idp.cfg.issuer.clone()),
         Some(source as Arc<dyn crate::auth::jwks::KeySource>),
     )
+}
+
+/// The admin token, when `listen.admin_token_env` names a variable. A named
+/// but unset (or short) variable stops the start: the operator asked for the
+/// routes, and a guessable token on them would be worse than none.
+fn admin_token(env: Option<&str>) -> Result<Option<Secret>, StartError> {
+    let Some(name) = env else { return Ok(None) };
+    match Secret::from_env(name) {
+        Some(t) if t.expose().len() >= 16 => Ok(Some(t)),
+        Some(_) => Err(StartError::Other(format!(
+            "listen.admin_token_env: {name} must hold at least 16 characters"
+        ))),
+        None => Err(StartError::Other(format!(
+            "listen.admin_token_env: environment variable {name} is not set"
+        ))),
+    }
 }
 
 /// The secrets key, if configured. Without one the gateway refuses to start

@@ -144,6 +144,7 @@ pub async fn create(
         settings,
     };
     validate(&rec)?;
+    check_upstream(state, &rec).await?;
     if state.config.apps.iter().any(|a| a.slug == rec.slug) {
         return Err(ApiError::new(
             409,
@@ -273,6 +274,7 @@ pub async fn put_config(
     let before = rec.settings.host.clone();
     rec.settings = settings;
     admit(state, user, &mut rec, before.as_deref()).await?;
+    check_upstream(state, &rec).await?;
     let settings = rec.settings.clone();
     save(state, rec).await?;
     Ok(LocalResponse::json(200, &json!({ "config": settings })))
@@ -398,6 +400,16 @@ fn validate(rec: &AppRecord) -> Result<AppConfig, ApiError> {
         };
         ApiError::validation(&field, msg)
     })
+}
+
+/// A user's upstream must pass the egress policy, judged on every address
+/// its host resolves to now (the route table re-checks at each rebuild).
+async fn check_upstream(state: &State, rec: &AppRecord) -> Result<(), ApiError> {
+    let policy = state.egress.policy();
+    policy
+        .check_url(&rec.settings.upstream_url)
+        .await
+        .map_err(|e| ApiError::validation("upstreamUrl", e.to_string()))
 }
 
 fn camel(snake: &str) -> String {

@@ -12,6 +12,7 @@ use super::apps::{self, AppRef};
 use super::{store_err, Caller};
 use crate::catalog::{self, ToolSwitches};
 use crate::credentials::{InjectError, Resolved};
+use crate::egress::OutboundFailure;
 use crate::errors::ApiError;
 use crate::proxy::local::LocalResponse;
 use crate::proxy::route::Route;
@@ -175,6 +176,7 @@ async fn upstream_tools(
         state,
         url: &url,
         credential: &credential,
+        trusted: route.trusted,
     };
     let init = client
         .send(
@@ -220,7 +222,9 @@ async fn upstream_tools(
         }
     }
     if let Some(s) = session {
-        let _ = client.request(http::Method::DELETE, Some(&s)).send().await;
+        if let Ok(req) = client.request(http::Method::DELETE, Some(&s)) {
+            let _ = req.send().await;
+        }
     }
     Ok(tools)
 }
@@ -237,14 +241,26 @@ struct McpCall<'a> {
     state: &'a State,
     url: &'a str,
     credential: &'a Resolved,
+    /// A config-file app's upstream is the operator's; an API-created app's
+    /// is the user's and goes through the egress policy.
+    trusted: bool,
 }
 
 impl McpCall<'_> {
-    fn request(&self, method: http::Method, session: Option<&str>) -> reqwest::RequestBuilder {
-        let mut req = self
-            .state
-            .http
-            .request(method, self.url)
+    fn request(
+        &self,
+        method: http::Method,
+        session: Option<&str>,
+    ) -> Result<reqwest::RequestBuilder, ApiError> {
+        let req = if self.trusted {
+            self.state.http.request(method, self.url)
+        } else {
+            self.state
+                .egress
+                .request(method, self.url)
+                .map_err(|e| upstream_err(&OutboundFailure::from(e).to_string()))?
+        };
+        let mut req = req
             .header("accept", "application/json, text/event-stream")
             .header("mcp-protocol-version", "2025-06-18");
         if let Resolved::Header(name, value) = self.credential {
@@ -253,7 +269,7 @@ impl McpCall<'_> {
         if let Some(s) = session {
             req = req.header("mcp-session-id", s);
         }
-        req
+        Ok(req)
     }
 
     /// Sends one JSON-RPC message; returns the session id and the `result`.
@@ -263,11 +279,11 @@ impl McpCall<'_> {
         msg: Value,
     ) -> Result<(Option<String>, Option<Value>), ApiError> {
         let resp = self
-            .request(http::Method::POST, session)
+            .request(http::Method::POST, session)?
             .json(&msg)
             .send()
             .await
-            .map_err(|e| upstream_err(&e.without_url().to_string()))?;
+            .map_err(|e| upstream_err(&OutboundFailure::from(&e).to_string()))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(upstream_err(&format!("status {status}")));
@@ -288,7 +304,7 @@ impl McpCall<'_> {
         let body = resp
             .text()
             .await
-            .map_err(|e| upstream_err(&e.without_url().to_string()))?;
+            .map_err(|e| upstream_err(&OutboundFailure::from(&e).to_string()))?;
         let answer: Option<Value> = if sse {
             // The response is the SSE event carrying our id.
             body.lines()
@@ -300,7 +316,9 @@ impl McpCall<'_> {
         };
         let answer = answer.ok_or_else(|| upstream_err("unreadable answer"))?;
         if let Some(e) = answer.get("error") {
-            return Err(upstream_err(&format!("JSON-RPC error {e}")));
+            // The code only: the message is the upstream's text.
+            let code = e.get("code").and_then(Value::as_i64).unwrap_or_default();
+            return Err(upstream_err(&format!("JSON-RPC error {code}")));
         }
         Ok((session, answer.get("result").cloned()))
     }

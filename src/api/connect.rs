@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::apps;
 use crate::catalog::{self, live, Connection};
-use crate::credentials::oauth::{token_request, ProviderSettings};
+use crate::credentials::oauth::{user_token_request, ProviderSettings};
 use crate::credentials::per_user::{
     save_tokens, ticket_key, tokens_key, ConnectTicket, UserTokens,
 };
@@ -177,7 +177,13 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
     if settings.pkce {
         params.push(("code_verifier", pending.verifier));
     }
-    let tokens = match token_request(&state.http, &settings, &settings.token_endpoint, params).await
+    let tokens = match user_token_request(
+        &state.egress,
+        &settings,
+        &settings.token_endpoint,
+        params,
+    )
+    .await
     {
         Ok(t) => UserTokens::from_response(t, None),
         Err(e) => {

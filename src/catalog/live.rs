@@ -45,6 +45,7 @@ pub async fn build(state: &State) -> Result<RouteTable, StoreError> {
                 Arc::new(app.clone()),
                 conns.get(&app.id),
                 switches.disabled_tools,
+                true,
             )
             .await,
         );
@@ -53,7 +54,7 @@ pub async fn build(state: &State) -> Result<RouteTable, StoreError> {
         match to_app_config(&rec) {
             Ok(app) => {
                 let disabled = rec.settings.disabled_tools.clone();
-                specs.push(spec(state, Arc::new(app), conns.get(&rec.id), disabled).await);
+                specs.push(spec(state, Arc::new(app), conns.get(&rec.id), disabled, false).await);
             }
             Err((field, msg)) => {
                 tracing::warn!(app = %rec.id, %field, %msg, "skipping an invalid stored app")
@@ -63,6 +64,7 @@ pub async fn build(state: &State) -> Result<RouteTable, StoreError> {
     Ok(RouteTable::build(
         &state.config.public_url,
         &state.config.auth.audiences,
+        state.egress.policy(),
         specs,
     )
     .await)
@@ -85,6 +87,7 @@ async fn spec(
     app: Arc<AppConfig>,
     conns: Option<&Vec<Connection>>,
     disabled: Vec<String>,
+    trusted: bool,
 ) -> RouteSpec {
     let injection = match conns.and_then(|c| default_connection(c)) {
         Some(conn) => injection(state, conn).await,
@@ -94,6 +97,7 @@ async fn spec(
         app,
         injection,
         disabled_tools: Arc::new(disabled.into_iter().collect::<HashSet<_>>()),
+        trusted,
     }
 }
 
@@ -145,7 +149,7 @@ async fn injection(state: &State, conn: &Connection) -> Arc<Injection> {
 
 pub fn oauth_context(state: &State) -> OAuthContext {
     OAuthContext {
-        http: state.http.clone(),
+        egress: state.egress.clone(),
         store: state.store.clone(),
         sbox: state.sbox.clone(),
         public_url: state.config.public_url.clone(),

@@ -58,6 +58,9 @@ pub struct Config {
     /// Audiences the management API and `/api/v1/me` accept: `public_url`
     /// first, then `management.audiences`. Never an app's MCP URL.
     pub management_audiences: Vec<String>,
+    /// Address ranges users' URLs may reach despite the egress policy
+    /// (`[security] allow_upstream_cidrs`).
+    pub allow_upstream_cidrs: Vec<ipnet::IpNet>,
     pub apps: Vec<AppConfig>,
 }
 
@@ -65,6 +68,9 @@ pub struct Config {
 pub struct Listen {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
+    /// Variable holding the admin listener's bearer token; None turns the
+    /// admin write routes off.
+    pub admin_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone)]

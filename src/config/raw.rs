@@ -25,6 +25,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub management: RawManagement,
     #[serde(default)]
+    pub security: RawSecurity,
+    #[serde(default)]
     pub apps: Vec<RawApp>,
 }
 
@@ -33,6 +35,9 @@ pub struct RawConfig {
 pub struct RawListen {
     pub proxy: String,
     pub admin: String,
+    /// Environment variable holding the bearer token of the admin listener's
+    /// write routes (`/oauth/keys/rotate`, `/tokens/revoke`).
+    pub admin_token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,4 +105,13 @@ pub struct RawManagement {
     /// (upstream token mode: what the IdP puts in `aud` for the API).
     #[serde(default)]
     pub audiences: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecurity {
+    /// CIDRs the gateway may reach for users despite the egress policy
+    /// (e.g. `127.0.0.0/8` for a local upstream).
+    #[serde(default)]
+    pub allow_upstream_cidrs: Vec<String>,
 }

@@ -45,6 +45,15 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let listen = Listen {
         proxy: addr("listen.proxy", &raw.listen.proxy)?,
         admin: addr("listen.admin", &raw.listen.admin)?,
+        admin_token_env: match raw.listen.admin_token_env.clone() {
+            Some(v) if v.is_empty() || v.contains(['=', '\0']) => {
+                return Err(err(
+                    "listen.admin_token_env",
+                    "must name an environment variable".into(),
+                ))
+            }
+            other => other,
+        },
     };
     if listen.proxy == listen.admin && listen.proxy.port() != 0 {
         return Err(err("listen.admin", "must differ from listen.proxy".into()));
@@ -85,6 +94,21 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             ))
         }
     };
+
+    let allow_upstream_cidrs = raw
+        .security
+        .allow_upstream_cidrs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            crate::egress::parse_cidr(c).ok_or_else(|| {
+                err(
+                    &format!("security.allow_upstream_cidrs[{i}]"),
+                    format!("`{c}` is not a CIDR like 127.0.0.0/8 or ::1/128"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
 
     let auth = super::auth::auth(raw.auth).map_err(|(k, m)| err(&k, m))?;
     let oauth = match (raw.oauth, raw.idp) {
@@ -167,6 +191,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             .unwrap_or_else(|| "DRIO_SECRETS_KEY".into()),
         admins: raw.management.admins,
         management_audiences,
+        allow_upstream_cidrs,
         apps,
     })
 }
@@ -403,6 +428,30 @@ admin = "127.0.0.1:9090"
             (u.port, u.authority.as_str(), u.base_path.as_str()),
             (3001, "127.0.0.1:3001", "")
         );
+    }
+
+    #[test]
+    fn security_cidrs_are_validated_by_index() {
+        let c =
+            load("[security]\nallow_upstream_cidrs = [\"127.0.0.0/8\", \"::1/128\"]\n").unwrap();
+        assert_eq!(c.allow_upstream_cidrs.len(), 2);
+        let e = load("[security]\nallow_upstream_cidrs = [\"10.0.0.0/8\", \"10.0.0.0/40\"]\n")
+            .unwrap_err();
+        assert_eq!(e.key, "security.allow_upstream_cidrs[1]", "{e}");
+        let e = load("[security]\nallow = []\n").unwrap_err();
+        assert_eq!(e.key, "allow", "{e}");
+        assert!(load("").unwrap().allow_upstream_cidrs.is_empty());
+    }
+
+    #[test]
+    fn admin_token_env_is_optional() {
+        assert_eq!(load("").unwrap().listen.admin_token_env, None);
+        let c = Config::from_toml(
+            Path::new("t.toml"),
+            "public_url = \"https://gw.example.com\"\n[listen]\nproxy = \"127.0.0.1:1\"\nadmin = \"127.0.0.1:2\"\nadmin_token_env = \"GW_ADMIN\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.admin_token_env.as_deref(), Some("GW_ADMIN"));
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 
-use super::oauth::{token_request, ProviderSettings};
+use super::oauth::{user_token_request, ProviderSettings, TokenCallError};
 use super::{mark_sensitive, InjectError};
+use crate::egress::EgressClient;
 
 /// Refresh this long before the provider's expiry.
 const MARGIN: Duration = Duration::from_secs(30);
@@ -22,16 +23,16 @@ struct Cached {
 
 pub struct ClientCredentials {
     settings: ProviderSettings,
-    http: reqwest::Client,
+    egress: EgressClient,
     current: ArcSwapOption<Cached>,
     refresh: tokio::sync::Mutex<()>,
 }
 
 impl ClientCredentials {
-    pub fn new(settings: ProviderSettings, http: reqwest::Client) -> Self {
+    pub fn new(settings: ProviderSettings, egress: EgressClient) -> Self {
         Self {
             settings,
-            http,
+            egress,
             current: ArcSwapOption::empty(),
             refresh: tokio::sync::Mutex::new(()),
         }
@@ -57,8 +58,16 @@ impl ClientCredentials {
             .map(|c| c.header.clone())
     }
 
-    /// Fetches a token now (also used to validate a connection).
+    /// Fetches a token now.
     pub async fn fetch(&self) -> Result<HeaderValue, InjectError> {
+        self.try_fetch()
+            .await
+            .map_err(|e| InjectError::Unavailable(e.to_string()))
+    }
+
+    /// Fetches a token now; the error says why in classes only (used to
+    /// validate a connection).
+    pub async fn try_fetch(&self) -> Result<HeaderValue, TokenCallError> {
         let s = &self.settings;
         let mut params = vec![("grant_type", "client_credentials".to_string())];
         if let Some(scope) = s.scope() {
@@ -67,12 +76,10 @@ impl ClientCredentials {
         if let Some(aud) = &s.audience {
             params.push(("audience", aud.clone()));
         }
-        let t = token_request(&self.http, s, &s.token_endpoint, params)
-            .await
-            .map_err(|e| InjectError::Unavailable(e.to_string()))?;
+        let t = user_token_request(&self.egress, s, &s.token_endpoint, params).await?;
         let header =
             HeaderValue::from_str(&format!("Bearer {}", t.access_token)).map_err(|_| {
-                InjectError::Unavailable("the upstream issued an unusable token".into())
+                TokenCallError::Network(crate::egress::OutboundFailure::InvalidResponse)
             })?;
         let header = mark_sensitive(header);
         let life = Duration::from_secs(t.expires_in.unwrap_or(300));

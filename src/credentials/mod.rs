@@ -113,7 +113,7 @@ impl Injection {
                     ))))
                 } else {
                     Ok(Injection::ClientCredentials(Arc::new(
-                        client_credentials::ClientCredentials::new(settings, ctx.http.clone()),
+                        client_credentials::ClientCredentials::new(settings, ctx.egress.clone()),
                     )))
                 }
             }

@@ -2,6 +2,11 @@
 //! with the provider options of seed `003_*`: scope separator, credentials
 //! in the body or a Basic header, form or JSON token bodies, a separate
 //! refresh URL, PKCE-only clients without a secret.
+//!
+//! Token endpoints of connections are user-supplied URLs: they are called
+//! through the [`EgressClient`], and a failure is reported as a class
+//! (`status 401`, `connect`, `forbidden address (loopback)`, or a standard
+//! RFC 6749 §5.2 error code), never with bytes the endpoint sent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,13 +14,15 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::catalog::{Connection, ConnectionSecrets};
+use crate::egress::{EgressClient, OutboundFailure};
 use crate::secrets::{Secret, SecretBox};
 use crate::store::Store;
 
 /// What credential builders need from the gateway.
 #[derive(Clone)]
 pub struct OAuthContext {
-    pub http: reqwest::Client,
+    /// User-supplied token and refresh endpoints go through the egress policy.
+    pub egress: EgressClient,
     pub store: Arc<dyn Store>,
     pub sbox: Option<Arc<SecretBox>>,
     pub public_url: String,
@@ -85,28 +92,75 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
+/// The error codes of RFC 6749 §5.2: the only words of a token endpoint's
+/// answer that are repeated (they come from a closed set).
+const STANDARD_ERRORS: [&str; 6] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenCallError {
-    /// The provider refused the grant (`invalid_grant`, `invalid_client`, …).
-    #[error("the token endpoint refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    /// The provider refused the grant with a 4xx; `error` is an RFC 6749
+    /// §5.2 code when the body carried one, else None.
+    #[error("the token endpoint refused: status {status}{}", error.map(|e| format!(" ({e})")).unwrap_or_default())]
     Refused {
         status: u16,
-        error: String,
-        description: Option<String>,
+        error: Option<&'static str>,
     },
-    #[error("the token endpoint could not be reached: {0}")]
-    Network(String),
+    #[error("the token endpoint failed: {0}")]
+    Network(OutboundFailure),
 }
 
-/// POSTs a token request with `params` plus client authentication.
+impl TokenCallError {
+    /// True when the provider says the client itself is not accepted.
+    pub fn rejects_client(&self) -> bool {
+        matches!(
+            self,
+            TokenCallError::Refused { status: 401, .. }
+                | TokenCallError::Refused {
+                    error: Some("invalid_client" | "unauthorized_client"),
+                    ..
+                }
+        )
+    }
+}
+
+/// POSTs a token request to an operator-configured endpoint (the identity
+/// provider) with `params` plus client authentication.
 pub async fn token_request(
     http: &reqwest::Client,
     s: &ProviderSettings,
     url: &str,
+    params: Vec<(&str, String)>,
+) -> Result<TokenResponse, TokenCallError> {
+    send_token_request(http.post(url), s, params).await
+}
+
+/// POSTs a token request to a user-supplied endpoint, through the egress
+/// policy.
+pub async fn user_token_request(
+    egress: &EgressClient,
+    s: &ProviderSettings,
+    url: &str,
+    params: Vec<(&str, String)>,
+) -> Result<TokenResponse, TokenCallError> {
+    let req = egress
+        .post(url)
+        .map_err(|e| TokenCallError::Network(e.into()))?;
+    send_token_request(req, s, params).await
+}
+
+async fn send_token_request(
+    req: reqwest::RequestBuilder,
+    s: &ProviderSettings,
     mut params: Vec<(&str, String)>,
 ) -> Result<TokenResponse, TokenCallError> {
-    let mut req = http
-        .post(url)
+    let mut req = req
         .header("accept", "application/json")
         .timeout(Duration::from_secs(10));
     match (&s.client_secret, s.basic_auth) {
@@ -126,39 +180,58 @@ pub async fn token_request(
     } else {
         req.form(&params)
     };
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| TokenCallError::Network(e.without_url().to_string()))?;
+    let network = |e: reqwest::Error| TokenCallError::Network((&e).into());
+    let resp = req.send().await.map_err(network)?;
     let status = resp.status().as_u16();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| TokenCallError::Network(e.without_url().to_string()))?;
+    let body = resp.bytes().await.map_err(network)?;
     if (200..300).contains(&status) {
-        return serde_json::from_slice(&body).map_err(|_| TokenCallError::Refused {
-            status,
-            error: "invalid_response".into(),
-            description: Some("the token response is not a JSON token".into()),
-        });
+        return serde_json::from_slice(&body)
+            .map_err(|_| TokenCallError::Network(OutboundFailure::InvalidResponse));
+    }
+    if !(400..500).contains(&status) {
+        return Err(TokenCallError::Network(OutboundFailure::Status(status)));
     }
     #[derive(Deserialize)]
     struct Err {
         error: Option<String>,
-        error_description: Option<String>,
     }
-    if status >= 500 {
-        return Err(TokenCallError::Network(format!(
-            "token endpoint answered {status}"
-        )));
-    }
-    let e: Option<Err> = serde_json::from_slice(&body).ok();
+    let code = serde_json::from_slice::<Err>(&body)
+        .ok()
+        .and_then(|e| e.error)
+        .and_then(|e| STANDARD_ERRORS.into_iter().find(|s| *s == e));
     Err(TokenCallError::Refused {
         status,
-        error: e
-            .as_ref()
-            .and_then(|e| e.error.clone())
-            .unwrap_or_else(|| format!("http_{status}")),
-        description: e.and_then(|e| e.error_description),
+        error: code,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_classes_only() {
+        let e = TokenCallError::Refused {
+            status: 401,
+            error: None,
+        };
+        assert_eq!(e.to_string(), "the token endpoint refused: status 401");
+        assert!(e.rejects_client());
+        let e = TokenCallError::Refused {
+            status: 400,
+            error: Some("invalid_grant"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the token endpoint refused: status 400 (invalid_grant)"
+        );
+        assert!(!e.rejects_client());
+        let e = TokenCallError::Network(OutboundFailure::Forbidden(
+            crate::egress::AddressClass::Loopback,
+        ));
+        assert_eq!(
+            e.to_string(),
+            "the token endpoint failed: forbidden address (loopback)"
+        );
+    }
 }

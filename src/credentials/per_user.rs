@@ -17,7 +17,9 @@ use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::oauth::{token_request, OAuthContext, ProviderSettings, TokenCallError, TokenResponse};
+use super::oauth::{
+    user_token_request, OAuthContext, ProviderSettings, TokenCallError, TokenResponse,
+};
 use super::{mark_sensitive, InjectError};
 use crate::auth::verify::now_secs;
 use crate::auth::Principal;
@@ -182,7 +184,7 @@ impl PerUser {
             ("grant_type", "refresh_token".to_string()),
             ("refresh_token", refresh.clone()),
         ];
-        match token_request(&self.ctx.http, s, url, params).await {
+        match user_token_request(&self.ctx.egress, s, url, params).await {
             Ok(t) => {
                 let tokens = UserTokens::from_response(t, Some(refresh));
                 self.save(key, &tokens).await?;

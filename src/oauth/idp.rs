@@ -167,8 +167,10 @@ impl Idp {
         let resp = token_request(&self.http, &s, &e.token_endpoint, params)
             .await
             .map_err(|err| match err {
-                TokenCallError::Refused { error, .. } => IdpError::Refused(error),
-                TokenCallError::Network(n) => IdpError::Unavailable(n),
+                TokenCallError::Refused { status, error } => IdpError::Refused(
+                    error.map_or_else(|| format!("http_{status}"), str::to_string),
+                ),
+                TokenCallError::Network(n) => IdpError::Unavailable(n.to_string()),
             })?;
         Ok(IdpTokens {
             access_token: resp.access_token,

@@ -11,13 +11,18 @@ use std::sync::Arc;
 
 use crate::config::AppConfig;
 use crate::credentials::Injection;
+use crate::egress::EgressPolicy;
 
 /// One routable app with its resolved upstream address.
 #[derive(Debug)]
 pub struct Route {
     pub app: Arc<AppConfig>,
-    /// None when the upstream host did not resolve; requests then get 502.
+    /// None when the upstream host did not resolve, or (for an API-created
+    /// app) resolved to an address the egress policy forbids; requests then
+    /// get 502.
     pub addr: Option<SocketAddr>,
+    /// False for API-created apps (see [`RouteSpec::trusted`]).
+    pub trusted: bool,
     /// The app's MCP URL: its RFC 8707 resource identifier and token audience.
     pub resource: String,
     /// Where its RFC 9728 protected-resource metadata lives (sent in 401 challenges).
@@ -36,15 +41,19 @@ pub struct RouteSpec {
     pub app: Arc<AppConfig>,
     pub injection: Arc<Injection>,
     pub disabled_tools: Arc<HashSet<String>>,
+    /// True for config-file apps (the operator's); false for apps users
+    /// created through the API, whose upstream must pass the egress policy.
+    pub trusted: bool,
 }
 
 impl RouteSpec {
-    /// An app with no upstream credentials and every tool enabled.
+    /// A trusted app with no upstream credentials and every tool enabled.
     pub fn plain(app: Arc<AppConfig>) -> Self {
         Self {
             app,
             injection: Arc::new(Injection::None),
             disabled_tools: Arc::default(),
+            trusted: true,
         }
     }
 }
@@ -77,19 +86,34 @@ pub struct Selected<'a> {
 
 impl RouteTable {
     /// Builds a table, resolving each upstream host (asynchronously, never on
-    /// the request path).
+    /// the request path). An untrusted app's addresses are checked against
+    /// `egress` at every rebuild, and the checked address is the one Pingora
+    /// connects to: a name re-pointed at a forbidden address (DNS rebinding)
+    /// loses its route instead of reaching it.
     pub async fn build(
         public_url: &str,
         extra_audiences: &[String],
+        egress: &EgressPolicy,
         specs: impl IntoIterator<Item = RouteSpec>,
     ) -> RouteTable {
         let mut table = RouteTable::default();
         for spec in specs {
             let app = spec.app;
-            let addr = resolve(&app.upstream.host, app.upstream.port).await;
-            if addr.is_none() {
-                tracing::warn!(app = %app.slug, host = %app.upstream.host, "upstream host did not resolve");
-            }
+            let addr = if spec.trusted {
+                let addr = resolve(&app.upstream.host, app.upstream.port).await;
+                if addr.is_none() {
+                    tracing::warn!(app = %app.slug, host = %app.upstream.host, "upstream host did not resolve");
+                }
+                addr
+            } else {
+                match egress.resolve(&app.upstream.host, app.upstream.port).await {
+                    Ok(addrs) => addrs.first().copied(),
+                    Err(e) => {
+                        tracing::warn!(app = %app.slug, host = %app.upstream.host, reason = %e, "upstream of an API-created app refused by the egress policy");
+                        None
+                    }
+                }
+            };
             let resource = app.resource_url(public_url);
             // The app's own MCP URL (path form first: refusals name it), its
             // host form, and the operator's extras. Never `public_url`: that
@@ -113,6 +137,7 @@ impl RouteTable {
                 ),
                 app: app.clone(),
                 addr,
+                trusted: spec.trusted,
                 injection: spec.injection,
                 disabled_tools: spec.disabled_tools,
             });
@@ -226,6 +251,7 @@ mod tests {
         let t = RouteTable::build(
             "https://gw.example.com",
             &[],
+            &EgressPolicy::default(),
             [
                 RouteSpec::plain(app("notes", Some("notes.mcp.example.com"))),
                 RouteSpec::plain(app("crm", None)),
@@ -257,10 +283,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_untrusted_forbidden_upstream_gets_no_address() {
+        let untrusted = |slug: &str| RouteSpec {
+            trusted: false,
+            ..RouteSpec::plain(app(slug, None))
+        };
+        let t = RouteTable::build(
+            "https://gw.example.com",
+            &[],
+            &EgressPolicy::default(),
+            [untrusted("mine"), RouteSpec::plain(app("ops", None))],
+        )
+        .await;
+        assert_eq!(t.by_slug("mine").unwrap().addr, None);
+        assert!(!t.by_slug("mine").unwrap().trusted);
+        assert!(t.by_slug("ops").unwrap().addr.is_some());
+        let allowed = EgressPolicy::new(vec![crate::egress::parse_cidr("127.0.0.0/8").unwrap()]);
+        let t =
+            RouteTable::build("https://gw.example.com", &[], &allowed, [untrusted("mine")]).await;
+        assert!(t.by_slug("mine").unwrap().addr.is_some());
+    }
+
+    #[tokio::test]
     async fn the_first_claim_of_a_host_wins_and_the_gateways_own_is_never_routed() {
         let t = RouteTable::build(
             "https://gw.example.com",
             &[],
+            &EgressPolicy::default(),
             [
                 RouteSpec::plain(app("first", Some("shared.example.com"))),
                 RouteSpec::plain(app("second", Some("shared.example.com"))),

@@ -486,8 +486,7 @@ async fn revocation_at_one_gateway_stops_the_token_at_another_within_a_second() 
         "B has the token in its L1"
     );
     let revoked = a
-        .client()
-        .post(format!("{}/tokens/revoke", a.admin_url()))
+        .admin_post("/tokens/revoke")
         .json(&json!({ "token": token }))
         .send()
         .await
@@ -560,8 +559,7 @@ async fn redis_down_keeps_cached_and_locally_verifiable_tokens_working() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = gw
-            .client()
-            .post(format!("{}/tokens/revoke", gw.admin_url()))
+            .admin_post("/tokens/revoke")
             .json(&json!({"token": cached}))
             .send()
             .await

@@ -14,7 +14,7 @@ use crate::support::redis::RedisServer;
 use crate::support::upstream::TestUpstream;
 
 /// Test upstreams listen on loopback, which the API refuses unless allowed.
-const LOOPBACK_UPSTREAMS: &str = "";
+const LOOPBACK_UPSTREAMS: &str = "[security]\nallow_upstream_cidrs = [\"127.0.0.0/8\"]\n";
 
 /// A gateway with one API-created public app whose tool `wipe` is disabled.
 async fn policed() -> (TestIdp, TestUpstream, TestGateway, String) {

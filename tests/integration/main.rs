@@ -1,8 +1,10 @@
 //! The `integration` test target: black-box tests that run the real
 //! gateway binary against real upstreams and stores (see `support`).
 
+mod admin_listener;
 mod bearer;
 mod config_cli;
+mod egress;
 mod hardening;
 mod idp_selftest;
 mod management;

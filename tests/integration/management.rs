@@ -14,9 +14,12 @@ use crate::support::upstream::TestUpstream;
 const ADMIN: &str = "user_admin";
 
 /// A gateway whose management API trusts `idp`'s tokens, with one admin.
+/// Its users may reach loopback (every test upstream and provider is on
+/// 127.0.0.1): the egress policy itself is tested in `egress.rs`.
 fn gateway(idp: &TestIdp) -> GatewayBuilder {
     TestGateway::new().raw_toml(&format!(
-        "[auth]\nissuer = \"{iss}\"\njwks_uri = \"{iss}/jwks\"\n\n[management]\nadmins = [\"{ADMIN}\"]\n",
+        "[auth]\nissuer = \"{iss}\"\njwks_uri = \"{iss}/jwks\"\n\n[management]\nadmins = [\"{ADMIN}\"]\n\n\
+         [security]\nallow_upstream_cidrs = [\"127.0.0.0/8\", \"::1/128\"]\n",
         iss = idp.issuer()
     ))
 }

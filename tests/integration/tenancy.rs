@@ -21,7 +21,7 @@ fn trusting(idp: &TestIdp, extra: &str) -> GatewayBuilder {
 }
 
 /// Test upstreams listen on loopback, which the API refuses unless allowed.
-const LOOPBACK_UPSTREAMS: &str = "";
+const LOOPBACK_UPSTREAMS: &str = "[security]\nallow_upstream_cidrs = [\"127.0.0.0/8\"]\n";
 
 /// An access token from `idp` with any claims the test needs.
 fn token(idp: &TestIdp, sub: &str, aud: &str, extra: Value) -> String {

@@ -1,12 +1,19 @@
 //! Checking a connection: its shape (422 naming the field), upstream dynamic
 //! client registration (RFC 7591) when asked for, and its validation status
 //! (`draft` → `valid` | `invalid` with `lastValidatedAt` and `lastError`).
+//!
+//! Every endpoint here is the user's URL: it is called through the egress
+//! policy, and a failure is reported by class (`connect`, `timeout`, `tls`,
+//! `forbidden address (loopback)`, `status 401`, `invalid response`), never
+//! with the bytes the endpoint answered, so a connection cannot be used to
+//! read an internal service (OWASP SSRF).
 
 use serde::Deserialize;
 
 use crate::catalog::{self, Connection, ConnectionConfig, ConnectionSecrets};
 use crate::credentials::client_credentials::ClientCredentials;
-use crate::credentials::oauth::{token_request, ProviderSettings, TokenCallError};
+use crate::credentials::oauth::{user_token_request, ProviderSettings, TokenCallError};
+use crate::egress::OutboundFailure;
 use crate::errors::ApiError;
 use crate::state::State;
 
@@ -164,20 +171,7 @@ pub async fn register_upstream(
     } else {
         vec!["client_credentials"]
     };
-    let mut req = state.http.post(&endpoint).json(&serde_json::json!({
-        "client_name": format!("drio-gateway ({})", conn.app_id),
-        "redirect_uris": [redirect],
-        "grant_types": grant_types,
-        "response_types": if c.authorization_endpoint.is_some() { vec!["code"] } else { vec![] },
-        "token_endpoint_auth_method": "client_secret_post",
-        "scope": c.scopes.as_ref().map(|v| v.join(" ")),
-    }));
-    if c.registration_auth_mode.as_deref() == Some("initial_access_token") {
-        if let Some(t) = &s.registration_initial_access_token {
-            req = req.bearer_auth(t);
-        }
-    }
-    let fail = |why: String| {
+    let fail = |why: OutboundFailure| {
         ApiError::new(
             422,
             "registration_failed",
@@ -185,22 +179,32 @@ pub async fn register_upstream(
         )
         .with_details(serde_json::json!({ "field": "config.registrationEndpoint" }))
     };
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| fail(e.without_url().to_string()))?;
+    let mut req = state
+        .egress
+        .post(&endpoint)
+        .map_err(|e| fail(e.into()))?
+        .json(&serde_json::json!({
+            "client_name": format!("drio-gateway ({})", conn.app_id),
+            "redirect_uris": [redirect],
+            "grant_types": grant_types,
+            "response_types": if c.authorization_endpoint.is_some() { vec!["code"] } else { vec![] },
+            "token_endpoint_auth_method": "client_secret_post",
+            "scope": c.scopes.as_ref().map(|v| v.join(" ")),
+        }));
+    if c.registration_auth_mode.as_deref() == Some("initial_access_token") {
+        if let Some(t) = &s.registration_initial_access_token {
+            req = req.bearer_auth(t);
+        }
+    }
+    let resp = req.send().await.map_err(|e| fail((&e).into()))?;
     let status = resp.status();
     if !status.is_success() {
-        let body = resp.text().await.unwrap_or_default();
-        return Err(fail(format!(
-            "status {status}: {}",
-            body.chars().take(200).collect::<String>()
-        )));
+        return Err(fail(OutboundFailure::Status(status.as_u16())));
     }
     let r: Registered = resp
         .json()
         .await
-        .map_err(|e| fail(e.without_url().to_string()))?;
+        .map_err(|_| fail(OutboundFailure::InvalidResponse))?;
     c.client_id = Some(r.client_id);
     c.registration_client_uri = r.registration_client_uri;
     c.last_registered_at = Some(catalog::now_rfc3339());
@@ -218,13 +222,13 @@ pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets)
         match ProviderSettings::from_connection(conn, s) {
             Err(e) => Err(e),
             Ok(settings) if conn.config.authorization_endpoint.is_none() => {
-                ClientCredentials::new(settings, state.http.clone())
-                    .fetch()
+                ClientCredentials::new(settings, state.egress.clone())
+                    .try_fetch()
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
             }
-            Ok(settings) => reachable(state, &settings).await,
+            Ok(settings) => reachable(state, &settings).await.map_err(|e| e.to_string()),
         }
     };
     conn.last_validated_at = Some(catalog::now_rfc3339());
@@ -242,7 +246,7 @@ pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets)
 
 /// For per-user OAuth there is no code to exchange yet: a deliberately
 /// invalid code tells whether the endpoint answers and accepts the client.
-async fn reachable(state: &State, settings: &ProviderSettings) -> Result<(), String> {
+async fn reachable(state: &State, settings: &ProviderSettings) -> Result<(), TokenCallError> {
     let params = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", "drio-connection-check".to_string()),
@@ -251,14 +255,12 @@ async fn reachable(state: &State, settings: &ProviderSettings) -> Result<(), Str
             format!("{}/api/v1/connections/callback", state.config.public_url),
         ),
     ];
-    match token_request(&state.http, settings, &settings.token_endpoint, params).await {
+    match user_token_request(&state.egress, settings, &settings.token_endpoint, params).await {
         Ok(_) => Ok(()),
-        Err(TokenCallError::Refused { error, .. })
-            if error == "invalid_client" || error == "unauthorized_client" =>
-        {
-            Err(format!("the token endpoint rejected the client: {error}"))
-        }
+        Err(e) if e.rejects_client() => Err(e),
+        // Any other refusal (invalid_grant for our made-up code) means the
+        // endpoint answered and accepted the client.
         Err(TokenCallError::Refused { .. }) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     }
 }

@@ -439,12 +439,7 @@ async fn signing_keys_rotate_with_an_overlap() {
         .as_str()
         .unwrap()
         .to_string();
-    let rotate =
-        b.gw.client()
-            .post(format!("{}/oauth/keys/rotate", b.gw.admin_url()))
-            .send()
-            .await
-            .unwrap();
+    let rotate = b.gw.admin_post("/oauth/keys/rotate").send().await.unwrap();
     assert_eq!(rotate.status(), 200);
     let new_kid = rotate.json::<serde_json::Value>().await.unwrap()["kid"]
         .as_str()

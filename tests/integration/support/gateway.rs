@@ -45,6 +45,8 @@ pub struct GatewayBuilder {
     redis_url: Option<String>,
     redis_prefix: Option<String>,
     extra_toml: String,
+    /// Whether `listen.admin_token_env` is set (the default).
+    admin_token: bool,
 }
 
 impl GatewayBuilder {
@@ -99,6 +101,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Leaves `listen.admin_token_env` out: the admin write routes are off.
+    pub fn without_admin_token(mut self) -> Self {
+        self.admin_token = false;
+        self
+    }
+
     /// Appends raw TOML after everything generated (for sections added later).
     pub fn raw_toml(mut self, extra: &str) -> Self {
         self.extra_toml.push('\n');
@@ -131,7 +139,10 @@ impl GatewayBuilder {
             child: None,
             spawned_at_log_len: 0,
             client: client(),
-            env: vec![("DRIO_SECRETS_KEY".into(), Some(TEST_SECRETS_KEY.into()))],
+            env: vec![
+                ("DRIO_SECRETS_KEY".into(), Some(TEST_SECRETS_KEY.into())),
+                (ADMIN_TOKEN_ENV.into(), Some(TEST_ADMIN_TOKEN.into())),
+            ],
         };
         for attempt in 1.. {
             (gw.proxy_port, gw.admin_port) = (free_port(), free_port());
@@ -181,6 +192,11 @@ pub struct TestGateway {
 /// The key the harness gives every gateway for secrets at rest (32 bytes, base64).
 pub const TEST_SECRETS_KEY: &str = "ZHJpby10ZXN0LXNlY3JldHMta2V5LTMyLWJ5dGVzISE=";
 
+/// The variable `listen.admin_token_env` names in every test gateway.
+pub const ADMIN_TOKEN_ENV: &str = "DRIO_ADMIN_TOKEN";
+/// The admin listener's bearer token in every test gateway.
+pub const TEST_ADMIN_TOKEN: &str = "drio-test-admin-token-0123456789";
+
 impl TestGateway {
     #[allow(clippy::new_ret_no_self)]
     pub fn new() -> GatewayBuilder {
@@ -189,6 +205,7 @@ impl TestGateway {
             redis_url: None,
             redis_prefix: None,
             extra_toml: String::new(),
+            admin_token: true,
         }
     }
 
@@ -204,6 +221,14 @@ impl TestGateway {
 
     pub fn admin_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// A POST to an admin write route (`/oauth/keys/rotate`,
+    /// `/tokens/revoke`) carrying the admin token.
+    pub fn admin_post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.admin_url()))
+            .bearer_auth(TEST_ADMIN_TOKEN)
     }
 
     /// The configured `public_url` (the gateway's own origin).

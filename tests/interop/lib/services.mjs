@@ -12,6 +12,8 @@ const repo = join(suiteDir, '..', '..');
 export const gatewayBin = process.env.DRIO_GATEWAY_BIN || join(repo, 'target', 'debug', 'drio-gateway');
 // A fixed AES-256 key for the suite's secrets at rest (auth connections).
 const SECRETS_KEY = Buffer.alloc(32, 7).toString('base64');
+/** Bearer token of the admin listener's write routes (listen.admin_token_env). */
+export const ADMIN_TOKEN = 'interop-admin-token-0123456789';
 
 export async function startRedis() {
   const port = await freePort();
@@ -104,6 +106,7 @@ export async function startGateway(opts) {
 [listen]
 proxy = "127.0.0.1:${proxyPort}"
 admin = "127.0.0.1:${adminPort}"
+admin_token_env = "DRIO_ADMIN_TOKEN"
 
 [server]
 threads = 2
@@ -120,6 +123,10 @@ leeway_seconds = 0
 
 [management]
 admins = ["interop@example.com"]
+
+# Every interop upstream and provider runs on loopback: let users' apps reach it.
+[security]
+allow_upstream_cidrs = ["127.0.0.0/8", "::1/128"]
 
 [oauth]
 token_mode = "${opts.mode}"
@@ -151,7 +158,7 @@ ${app.extra ?? ''}
   const config = join(dir, 'gateway.toml');
   writeFileSync(config, toml);
   const proc = start(gatewayBin, ['--config', config], {
-    env: { INTEROP_IDP_SECRET: opts.idp.clientSecret, DRIO_SECRETS_KEY: SECRETS_KEY },
+    env: { INTEROP_IDP_SECRET: opts.idp.clientSecret, DRIO_SECRETS_KEY: SECRETS_KEY, DRIO_ADMIN_TOKEN: ADMIN_TOKEN },
     logPath: join(dir, 'gateway.log'),
     cwd: dir,
   });
@@ -163,6 +170,7 @@ ${app.extra ?? ''}
   return {
     url: base,
     admin: `http://127.0.0.1:${adminPort}`,
+    adminToken: ADMIN_TOKEN,
     mcpUrl: (slug) => `${base}/apps/${slug}/mcp`,
     proc,
     config,

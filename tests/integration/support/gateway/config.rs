@@ -106,9 +106,14 @@ impl GatewayBuilder {
                 q(&layout.dir.join("gw.redb").display().to_string())
             ),
         };
+        let admin_token = if self.admin_token {
+            format!("admin_token_env = {}\n", q(super::ADMIN_TOKEN_ENV))
+        } else {
+            String::new()
+        };
         let mut toml = format!(
             "public_url = \"http://127.0.0.1:{proxy}\"\n\n\
-             [listen]\nproxy = \"127.0.0.1:{proxy}\"\nadmin = \"127.0.0.1:{admin}\"\n\n\
+             [listen]\nproxy = \"127.0.0.1:{proxy}\"\nadmin = \"127.0.0.1:{admin}\"\n{admin_token}\n\
              [server]\nthreads = 1\ngrace_period_seconds = 0\n\n\
              [storage]\n{storage}\n\
              [logging]\nlevel = \"info\"\nformat = \"json\"\n\n",
