@@ -5,8 +5,15 @@
 //! loopback addresses unless `oauth.allow_private_cimd` (which also admits
 //! plain http, for local development), requires the document's `client_id`
 //! to equal its URL, validates it like a registration, and caches it.
+//!
+//! Addresses are judged by the same classification as every user-supplied
+//! URL ([`crate::egress`]: IPv4-mapped, NAT64 and 6to4 forms included).
+//! Failed fetches are remembered for a minute, and each host is fetched at
+//! most [`PER_HOST_PER_MINUTE`] times a minute: `/authorize` is reachable
+//! without signing in, and must not become a way to hammer a third party.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,16 +24,33 @@ use crate::errors::OAuthError;
 
 const MAX_DOC: usize = 64 * 1024;
 
-pub struct Cache(Moka<String, Arc<Client>>);
+/// Fetches of one host's documents per minute.
+const PER_HOST_PER_MINUTE: u32 = 10;
+
+pub struct Cache {
+    found: Moka<String, Arc<Client>>,
+    /// Why a document could not be used, for a minute.
+    failed: Moka<String, String>,
+    /// Fetches per host in the current minute.
+    per_host: Moka<String, Arc<AtomicU32>>,
+}
 
 impl Default for Cache {
     fn default() -> Self {
-        Self(
+        fn minute<V: Clone + Send + Sync + 'static>() -> Moka<String, V> {
             Moka::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build()
+        }
+        Self {
+            found: Moka::builder()
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(300))
                 .build(),
-        )
+            failed: minute(),
+            per_host: minute(),
+        }
     }
 }
 
@@ -39,32 +63,46 @@ pub async fn resolve(
     http_allowed_private: bool,
     client_id: &str,
 ) -> Result<Arc<Client>, OAuthError> {
-    if let Some(c) = cache.0.get(client_id).await {
+    if let Some(c) = cache.found.get(client_id).await {
         return Ok(c);
     }
-    let client = Arc::new(fetch(http_allowed_private, client_id).await?);
-    cache.0.insert(client_id.to_string(), client.clone()).await;
-    Ok(client)
+    if let Some(why) = cache.failed.get(client_id).await {
+        return Err(OAuthError::invalid_client(why));
+    }
+    let host = url::Url::parse(client_id)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default();
+    let count = cache
+        .per_host
+        .get_with(host, async { Arc::new(AtomicU32::new(0)) })
+        .await;
+    if count.fetch_add(1, Ordering::Relaxed) >= PER_HOST_PER_MINUTE {
+        return Err(OAuthError::temporarily_unavailable(
+            "too many client metadata documents fetched from this host; retry in a minute",
+        ));
+    }
+    match fetch(http_allowed_private, client_id).await {
+        Ok(client) => {
+            let client = Arc::new(client);
+            cache
+                .found
+                .insert(client_id.to_string(), client.clone())
+                .await;
+            Ok(client)
+        }
+        Err(e) => {
+            cache
+                .failed
+                .insert(client_id.to_string(), e.description.clone())
+                .await;
+            Err(e)
+        }
+    }
 }
 
 fn public_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80)
-        }
-    }
+    crate::egress::classify(ip).is_none()
 }
 
 async fn fetch(allow_private: bool, client_id: &str) -> Result<Client, OAuthError> {

@@ -298,6 +298,7 @@ async fn unused_registrations_expire_and_use_extends_them() {
 struct DocServer {
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl DocServer {
@@ -308,11 +309,15 @@ impl DocServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let doc = std::sync::Arc::new(doc);
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let doc = doc.clone();
+                let counter = counter.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         let body = doc(&format!("http://{addr}{}", req.uri().path())).to_string();
                         async move {
                             Ok::<_, Infallible>(
@@ -329,7 +334,11 @@ impl DocServer {
                 });
             }
         });
-        DocServer { addr, task }
+        DocServer { addr, task, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn url(&self, path: &str) -> String {
@@ -397,6 +406,17 @@ async fn client_metadata_documents_are_checked() {
         "{}",
         page.body
     );
+    // A failed document is remembered for a minute: asking again fetches nothing.
+    let fetched = liar.hits();
+    let again = client
+        .start(&b.gw, &client.authorization(&b.resource()))
+        .await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert_eq!(
+        liar.hits(),
+        fetched,
+        "a known-bad document is not fetched again"
+    );
 
     // Without allow_private_cimd: plain http and loopback addresses are refused before any fetch.
     let honest =
@@ -408,6 +428,19 @@ async fn client_metadata_documents_are_checked() {
             honest.url("/client.json").replace("http://", "https://"),
             "private or loopback",
         ),
+        // The IPv4-mapped and NAT64 spellings of loopback (issue 13 row 2).
+        (
+            honest
+                .url("/client.json")
+                .replace("http://127.0.0.1", "https://[::ffff:127.0.0.1]"),
+            "private or loopback",
+        ),
+        (
+            honest
+                .url("/client.json")
+                .replace("http://127.0.0.1", "https://[64:ff9b::7f00:1]"),
+            "private or loopback",
+        ),
     ] {
         let client = cimd_client(&id);
         let page = client
@@ -416,4 +449,9 @@ async fn client_metadata_documents_are_checked() {
         assert_eq!(page.status, 400, "{id}: {}", page.body);
         assert!(page.body.contains(why), "{id}: {}", page.body);
     }
+    assert_eq!(
+        honest.hits(),
+        0,
+        "nothing was fetched from a refused address"
+    );
 }
