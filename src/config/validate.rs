@@ -97,6 +97,23 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         }
         (None, None) => None,
     };
+    // The dev page signs anyone in as anyone: besides a loopback public_url
+    // (what browsers are sent to), the listener itself must be unreachable
+    // from other machines, or anyone who can reach the port signs in.
+    if oauth
+        .as_ref()
+        .is_some_and(|o| o.idp.kind == super::oauth::IdpKind::Dev)
+        && !listen.proxy.ip().is_loopback()
+    {
+        return Err(err(
+            "listen.proxy",
+            format!(
+                "idp.kind = \"dev\" signs anyone in: listen.proxy must be a loopback address (127.0.0.1 or [::1]), not {}",
+                listen.proxy.ip()
+            ),
+        ));
+    }
+    let public_authority = authority(&public);
     let mut apps = Vec::with_capacity(raw.apps.len());
     let (mut ids, mut slugs, mut hosts) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (i, raw_app) in raw.apps.into_iter().enumerate() {
@@ -129,6 +146,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         source: path.to_path_buf(),
         public_url,
         public_origin,
+        public_authority,
         listen,
         server,
         storage,
@@ -142,6 +160,16 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         admins: raw.management.admins,
         apps,
     })
+}
+
+/// `host[:port]` of `public_url`, lower-case, without the scheme's default
+/// port: what a request's `Host` must be on the gateway's own routes.
+fn authority(public: &Url) -> String {
+    let host = public.host_str().unwrap_or_default().to_ascii_lowercase();
+    match public.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
 }
 
 fn storage(path: &Path, raw: &RawConfig) -> Result<StorageConfig, ConfigError> {

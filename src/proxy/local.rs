@@ -153,6 +153,24 @@ pub fn is_local_path(path: &str) -> bool {
     path.starts_with("/.well-known/") || path.starts_with("/api/v1/") || path == "/healthz"
 }
 
+/// True when a request's authority (`Host`, or the URI's) names the gateway
+/// itself: `expected` is `public_url`'s `host[:port]` (lower-case, default
+/// port omitted), so `host` may differ in case or spell the default port.
+///
+/// A DNS-rebinding page reaches a loopback or private gateway under its own
+/// host name; refusing every other name keeps its scripts away from the
+/// sign-in and management routes (MCP spec, "Security Best Practices").
+pub fn authority_matches(host: &[u8], expected: &str, https: bool) -> bool {
+    let expected = expected.as_bytes();
+    if host.eq_ignore_ascii_case(expected) {
+        return true;
+    }
+    let default_port: &[u8] = if https { b":443" } else { b":80" };
+    host.len() == expected.len() + default_port.len()
+        && host[..expected.len()].eq_ignore_ascii_case(expected)
+        && &host[expected.len()..] == default_port
+}
+
 /// Answers a local route.
 pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
     if let Some(resp) = crate::oauth::dispatch(state, req).await {

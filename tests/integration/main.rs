@@ -3,6 +3,7 @@
 
 mod bearer;
 mod config_cli;
+mod hardening;
 mod idp_selftest;
 mod management;
 mod oauth;
