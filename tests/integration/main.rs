@@ -10,3 +10,4 @@ mod oauth;
 mod proxy_core;
 mod store_conformance;
 mod support;
+mod tenancy_connect;
