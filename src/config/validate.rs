@@ -358,6 +358,20 @@ admin = "127.0.0.1:9090"
     }
 
     #[test]
+    fn public_authority_is_lower_case_without_the_default_port() {
+        for (url, want) in [
+            ("https://GW.Example.com/", "gw.example.com"),
+            ("https://gw.example.com:443", "gw.example.com"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://[::1]:80/", "[::1]"),
+        ] {
+            let text = BASE.replace("https://gw.example.com/", url);
+            let c = Config::from_toml(Path::new("t.toml"), &text).unwrap();
+            assert_eq!(c.public_authority, want, "{url}");
+        }
+    }
+
+    #[test]
     fn minimal_config_gets_defaults() {
         let c = load("").unwrap();
         assert_eq!(c.public_url, "https://gw.example.com");

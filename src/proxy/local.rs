@@ -189,3 +189,49 @@ pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::authority_matches;
+
+    #[test]
+    fn only_the_public_authority_matches() {
+        assert!(authority_matches(
+            b"127.0.0.1:8080",
+            "127.0.0.1:8080",
+            false
+        ));
+        assert!(authority_matches(b"GW.example.COM", "gw.example.com", true));
+        assert!(authority_matches(
+            b"gw.example.com:443",
+            "gw.example.com",
+            true
+        ));
+        assert!(authority_matches(
+            b"gw.example.com:80",
+            "gw.example.com",
+            false
+        ));
+        for host in [
+            &b"evil.example"[..],
+            b"gw.example.com:80",
+            b"gw.example.com:4430",
+            b"gw.example.com.",
+            b"gw.example.com.evil.example",
+            b"127.0.0.1:80800",
+            b"127.0.0.1",
+            b"",
+        ] {
+            let expected = if host.starts_with(b"127") {
+                "127.0.0.1:8080"
+            } else {
+                "gw.example.com"
+            };
+            assert!(
+                !authority_matches(host, expected, true),
+                "{}",
+                String::from_utf8_lossy(host)
+            );
+        }
+    }
+}
