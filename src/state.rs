@@ -71,7 +71,12 @@ impl State {
             config.allow_upstream_cidrs.clone(),
         )))?;
         let admin_token = admin_token(config.listen.admin_token_env.as_deref())?;
-        let sbox = secret_box(&config.secrets_key_env, store.as_ref()).await?;
+        let sbox = secret_box(
+            &config.secrets_key_env,
+            config.oauth.is_some(),
+            store.as_ref(),
+        )
+        .await?;
         let oauth = match &config.oauth {
             Some(cfg) => Some(Arc::new(oauth_server(cfg, &store, &sbox, &http).await?)),
             None => None,
@@ -227,12 +232,21 @@ fn admin_token(env: Option<&str>) -> Result<Option<Secret>, StartError> {
 }
 
 /// The secrets key, if configured. Without one the gateway refuses to start
-/// when encrypted secrets are already stored: it could not use them.
-async fn secret_box(env: &str, store: &dyn Store) -> Result<Option<Arc<SecretBox>>, StartError> {
+/// when encrypted secrets are already stored (it could not use them), and
+/// whenever `[oauth]` is configured: the authorization server stores signing
+/// keys and identity-provider tokens, which are never written in clear.
+async fn secret_box(
+    env: &str,
+    oauth: bool,
+    store: &dyn Store,
+) -> Result<Option<Arc<SecretBox>>, StartError> {
     match std::env::var(env).ok().filter(|v| !v.is_empty()) {
         Some(key) => SecretBox::from_base64(&key)
             .map(|b| Some(Arc::new(b)))
             .map_err(|e| StartError::Other(format!("{env}: {e}"))),
+        None if oauth => Err(StartError::Other(format!(
+            "[oauth] requires a secrets key: {env} is not set. Signing keys and identity-provider tokens are stored sealed with it; create one with `head -c 32 /dev/urandom | base64`, keep it, and export {env}=<that value> on every instance"
+        ))),
         None => {
             let stored =
                 store

@@ -3,14 +3,32 @@
 //! `GET /api/v1/apps/{appId}/auth/{authId}/connect` (bearer, or the
 //! single-use `ticket` of the link the gateway handed out) redirects to the
 //! upstream's authorization endpoint; `GET /api/v1/connections/callback`
-//! exchanges the code and stores the user's tokens encrypted.
+//! checks the answer and asks the person to confirm; `POST
+//! /api/v1/connections/confirm` exchanges the code and stores the user's
+//! tokens encrypted.
+//!
+//! Login CSRF (RFC 6749 §10.12, RFC 9700 §4.7): `state` alone does not say
+//! which browser started the flow, so an attacker could start it, stop at
+//! the provider's consent and send the link to a victim, whose upstream
+//! account would end up under the attacker's gateway identity. `/connect`
+//! therefore sets a cookie holding a random binding value (only its SHA-256
+//! is stored); the callback and the confirmation require it. The
+//! confirmation page names the gateway account and the provider, so a
+//! person who opened someone else's connect link sees whose it is.
+//!
+//! The code is exchanged after Confirm, not before the page: Cancel then
+//! leaves no tokens anywhere (the provider never issues them), and what
+//! waits for the answer (code and PKCE verifier, sealed, 5 minutes, single
+//! use) is far within a code's lifetime (RFC 6749 §4.1.2: at most 10 min).
 
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use http::HeaderValue;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::apps;
 use crate::catalog::{self, live, Connection};
@@ -18,16 +36,78 @@ use crate::credentials::oauth::{user_token_request, ProviderSettings};
 use crate::credentials::per_user::{
     save_tokens, ticket_key, tokens_key, ConnectTicket, UserTokens,
 };
-use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::proxy::local::{escape_html, LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
 
+/// How long a started flow waits for the provider's answer (`uconnect:`).
+const PENDING_TTL: Duration = Duration::from_secs(600);
+/// How long the confirmation page waits for an answer (`uconfirm:`).
+const CONFIRM_TTL: Duration = Duration::from_secs(300);
+
+/// A started flow, `uconnect:{state}`, single use.
 #[derive(Serialize, Deserialize)]
 struct Pending {
+    subject: String,
+    /// The gateway account's e-mail when known at the start (for the page).
+    #[serde(default)]
+    email: Option<String>,
+    app_id: String,
+    auth_id: String,
+    verifier: String,
+    /// SHA-256 (hex) of the binding cookie's value; empty in records written
+    /// before the binding existed, which therefore never match.
+    #[serde(default)]
+    binding: String,
+}
+
+/// The provider's answer waiting for Confirm, `uconfirm:{id}`, stored sealed.
+#[derive(Serialize, Deserialize)]
+struct Confirm {
     subject: String,
     app_id: String,
     auth_id: String,
     verifier: String,
+    code: String,
+    binding: String,
+    csrf: String,
+}
+
+/// Why a step of the flow refuses; each is a page for the person.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error(
+        "This sign-in is unknown, already completed or expired. Start again from your MCP client."
+    )]
+    Expired,
+    #[error("This sign-in was started in another browser (or its cookie is gone). Nothing was connected. Start again from your MCP client, in this browser.")]
+    OtherBrowser,
+    #[error(
+        "This answer did not come from the page the gateway showed you. Nothing was connected."
+    )]
+    Forged,
+    #[error("This connection does not exist.")]
+    NoConnection,
+    #[error("{0}")]
+    Unusable(String),
+    #[error("The gateway cannot store the connection: it has no secrets key.")]
+    NoKey,
+    #[error("The gateway cannot reach its store right now.")]
+    Store,
+}
+
+impl ConnectError {
+    fn page(&self) -> LocalResponse {
+        let (status, title) = match self {
+            Self::Expired => (400, "Link expired"),
+            Self::OtherBrowser => (400, "Not connected"),
+            Self::Forged => (403, "Request refused"),
+            Self::NoConnection => (404, "Not found"),
+            Self::Unusable(_) => (409, "Connection not usable"),
+            Self::NoKey | Self::Store => (503, "Try again"),
+        };
+        LocalResponse::message_page(status, title, &self.to_string())
+    }
 }
 
 fn query(req: &LocalRequest, name: &str) -> Option<String> {
@@ -46,28 +126,23 @@ pub async fn start(
     app_id: &str,
     auth_id: &str,
 ) -> LocalResponse {
-    let subject = match query(req, "ticket") {
+    let (subject, email) = match query(req, "ticket") {
         Some(t) => match state.store.take_json::<ConnectTicket>(&ticket_key(&t)).await {
-            Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => tk.subject,
+            Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => (tk.subject, tk.email),
             Ok(_) => return page(400, "Link expired", "This connect link is unknown, used or expired. Ask your MCP client to try again for a new one."),
             Err(_) => return LocalResponse::store_down_page(),
         },
         None => match super::caller(state, req).await {
             Ok(user) => match apps::load(state, &user, app_id).await {
-                Ok(_) => user.subject().to_string(),
+                Ok(_) => (user.subject().to_string(), user.principal.email.clone()),
                 Err(e) => return LocalResponse::api_error(&e, &req.request_id),
             },
             Err(resp) => return resp,
         },
     };
-    let conn: Connection = match state
-        .store
-        .get_json(&catalog::conn_key(app_id, auth_id))
-        .await
-    {
-        Ok(Some(c)) => c,
-        Ok(None) => return page(404, "Not found", "This connection does not exist."),
-        Err(_) => return LocalResponse::store_down_page(),
+    let conn = match connection(state, app_id, auth_id).await {
+        Ok(c) => c,
+        Err(e) => return e.page(),
     };
     let settings = match provider(state, &conn).await {
         Ok(s) => s,
@@ -80,26 +155,6 @@ pub async fn start(
             "This connection has no authorization endpoint.",
         );
     };
-    let verifier = random_b64(32);
-    let state_token = random_b64(24);
-    let pending = Pending {
-        subject,
-        app_id: app_id.into(),
-        auth_id: auth_id.into(),
-        verifier: verifier.clone(),
-    };
-    if state
-        .store
-        .put_json(
-            &format!("uconnect:{state_token}"),
-            &pending,
-            Some(Duration::from_secs(600)),
-        )
-        .await
-        .is_err()
-    {
-        return LocalResponse::store_down_page();
-    }
     let Ok(mut url) = url::Url::parse(&authorize) else {
         return page(
             409,
@@ -107,6 +162,31 @@ pub async fn start(
             "The authorization endpoint is not a URL.",
         );
     };
+    let (Some(verifier), Some(state_token), Some(binding)) =
+        (random_b64(32), random_b64(24), random_b64(32))
+    else {
+        return ConnectError::Store.page();
+    };
+    let pending = Pending {
+        subject,
+        email,
+        app_id: app_id.into(),
+        auth_id: auth_id.into(),
+        verifier: verifier.clone(),
+        binding: sha256_hex(&binding),
+    };
+    if state
+        .store
+        .put_json(
+            &format!("uconnect:{state_token}"),
+            &pending,
+            Some(PENDING_TTL),
+        )
+        .await
+        .is_err()
+    {
+        return LocalResponse::store_down_page();
+    }
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
@@ -130,7 +210,12 @@ pub async fn start(
             q.append_pair(k, v);
         }
     }
-    LocalResponse::redirect(url.as_str())
+    with_cookie(
+        LocalResponse::redirect(url.as_str()),
+        state,
+        &binding,
+        PENDING_TTL,
+    )
 }
 
 pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
@@ -141,11 +226,19 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
             "This callback carries no state parameter.",
         );
     };
-    let pending: Pending = match state.store.take_json(&format!("uconnect:{state_token}")).await {
+    // Taken before any check: whatever happens next, this flow is over.
+    let pending: Pending = match state
+        .store
+        .take_json(&format!("uconnect:{state_token}"))
+        .await
+    {
         Ok(Some(p)) => p,
-        Ok(None) => return page(400, "Link expired", "This sign-in is unknown, already completed or expired. Start again from your MCP client."),
-        Err(_) => return LocalResponse::store_down_page(),
+        Ok(None) => return ConnectError::Expired.page(),
+        Err(_) => return ConnectError::Store.page(),
     };
+    if !same_browser(state, req, &pending.binding) {
+        return ConnectError::OtherBrowser.page();
+    }
     if let Some(err) = query(req, "error") {
         let desc = query(req, "error_description").unwrap_or_default();
         return page(
@@ -157,25 +250,95 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
     let Some(code) = query(req, "code") else {
         return page(400, "Not connected", "The provider sent no code.");
     };
-    let conn: Connection = match state
-        .store
-        .get_json(&catalog::conn_key(&pending.app_id, &pending.auth_id))
-        .await
-    {
-        Ok(Some(c)) => c,
-        _ => return page(404, "Not found", "This connection no longer exists."),
+    let conn = match connection(state, &pending.app_id, &pending.auth_id).await {
+        Ok(c) => c,
+        Err(e) => return e.page(),
+    };
+    let account = match pending.email.clone() {
+        Some(e) => e,
+        None => profile_email(state, &pending.subject)
+            .await
+            .unwrap_or_else(|| pending.subject.clone()),
+    };
+    let (Some(id), Some(csrf)) = (random_b64(24), random_b64(24)) else {
+        return ConnectError::Store.page();
+    };
+    let confirm = Confirm {
+        subject: pending.subject,
+        app_id: pending.app_id,
+        auth_id: pending.auth_id,
+        verifier: pending.verifier,
+        code,
+        binding: pending.binding,
+        csrf: csrf.clone(),
+    };
+    if let Err(e) = put_sealed(state, &confirm_key(&id), &confirm).await {
+        return e.page();
+    }
+    let html = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>Connect your {provider} account?</title></head>\
+         <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\">\
+         <h1>Connect your {provider} account?</h1>\
+         <p>Your {provider} account will be used by the gateway account <strong>{account}</strong> \
+         for the connection <strong>{name}</strong>: requests that account makes through its MCP clients will act as you at {provider}.</p>\
+         <p>If this is not your gateway account, or you did not start this just now, choose <strong>Cancel</strong>.</p>\
+         <form id=\"connect\" method=\"post\" action=\"/api/v1/connections/confirm\">\
+         <input type=\"hidden\" name=\"confirm_id\" value=\"{id}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <button name=\"decision\" value=\"confirm\" type=\"submit\">Confirm</button> \
+         <button name=\"decision\" value=\"cancel\" type=\"submit\">Cancel</button></form></body></html>",
+        provider = escape_html(&conn.provider_name),
+        account = escape_html(&account),
+        name = escape_html(&conn.name),
+        id = escape_html(&id),
+        csrf = escape_html(&csrf),
+    );
+    LocalResponse::html(200, html)
+}
+
+/// The answer to the confirmation page (a form POST, CSRF token plus the
+/// binding cookie); only Confirm exchanges the code and stores tokens.
+pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
+        .into_owned()
+        .collect();
+    let Some(id) = form.get("confirm_id") else {
+        return page(400, "Invalid request", "confirm_id is required.");
+    };
+    // Taken first: a refused answer also ends the flow (single use).
+    let c: Confirm = match take_sealed(state, &confirm_key(id)).await {
+        Ok(c) => c,
+        Err(e) => return e.page(),
+    };
+    let token = form.get("csrf_token").map(String::as_str).unwrap_or("");
+    let token_ok = bool::from(token.as_bytes().ct_eq(c.csrf.as_bytes()));
+    if !(token_ok && same_browser(state, req, &c.binding)) {
+        return ConnectError::Forged.page();
+    }
+    if form.get("decision").map(String::as_str) != Some("confirm") {
+        return clear_cookie(
+            page(
+                200,
+                "Not connected",
+                "Nothing was connected or stored. You can close this window.",
+            ),
+            state,
+        );
+    }
+    let conn = match connection(state, &c.app_id, &c.auth_id).await {
+        Ok(c) => c,
+        Err(e) => return e.page(),
     };
     let settings = match provider(state, &conn).await {
         Ok(s) => s,
-        Err(why) => return page(409, "Connection not usable", &why),
+        Err(why) => return ConnectError::Unusable(why).page(),
     };
     let mut params = vec![
         ("grant_type", "authorization_code".to_string()),
-        ("code", code),
+        ("code", c.code),
         ("redirect_uri", callback_url(state)),
     ];
     if settings.pkce {
-        params.push(("code_verifier", pending.verifier));
+        params.push(("code_verifier", c.verifier));
     }
     let tokens = match user_token_request(
         &state.egress,
@@ -195,9 +358,26 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
         }
     };
     let ctx = live::oauth_context(state);
-    match save_tokens(&ctx, &tokens_key(&pending.auth_id, &pending.subject), &tokens).await {
+    let resp = match save_tokens(&ctx, &tokens_key(&c.auth_id, &c.subject), &tokens).await {
         Ok(()) => page(200, "Connected", &format!("Your {} account is connected. You can close this window and retry in your MCP client.", conn.provider_name)),
         Err(e) => page(503, "Not connected", &format!("The tokens could not be stored: {e}")),
+    };
+    clear_cookie(resp, state)
+}
+
+async fn connection(
+    state: &State,
+    app_id: &str,
+    auth_id: &str,
+) -> Result<Connection, ConnectError> {
+    match state
+        .store
+        .get_json(&catalog::conn_key(app_id, auth_id))
+        .await
+    {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => Err(ConnectError::NoConnection),
+        Err(_) => Err(ConnectError::Store),
     }
 }
 
@@ -211,12 +391,104 @@ async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, 
     ProviderSettings::from_connection(conn, &secrets)
 }
 
+/// The e-mail of the stored profile (`user:{sub}`, written at sign-in).
+async fn profile_email(state: &State, subject: &str) -> Option<String> {
+    let profile: serde_json::Value = state
+        .store
+        .get_json(&format!("user:{subject}"))
+        .await
+        .ok()??;
+    profile["email"].as_str().map(str::to_owned)
+}
+
+fn confirm_key(id: &str) -> String {
+    format!("uconfirm:{id}")
+}
+
+async fn put_sealed(state: &State, key: &str, c: &Confirm) -> Result<(), ConnectError> {
+    let sbox = state.sbox.as_ref().ok_or(ConnectError::NoKey)?;
+    let plain = serde_json::to_vec(c).map_err(|_| ConnectError::Store)?;
+    let sealed = sbox.seal(key, &plain).map_err(|_| ConnectError::NoKey)?;
+    state
+        .store
+        .put(key, &sealed, Some(CONFIRM_TTL))
+        .await
+        .map_err(|_| ConnectError::Store)
+}
+
+async fn take_sealed(state: &State, key: &str) -> Result<Confirm, ConnectError> {
+    let sealed = match state.store.take(key).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(ConnectError::Expired),
+        Err(_) => return Err(ConnectError::Store),
+    };
+    let sbox = state.sbox.as_ref().ok_or(ConnectError::NoKey)?;
+    let plain = sbox.open(key, &sealed).map_err(|_| ConnectError::Expired)?;
+    serde_json::from_slice(&plain).map_err(|_| ConnectError::Expired)
+}
+
+fn cookie_name(state: &State) -> &'static str {
+    if state.config.public_url.starts_with("https://") {
+        "__Host-drio-connect"
+    } else {
+        "drio-connect"
+    }
+}
+
+/// True when the request carries the binding cookie whose SHA-256 is
+/// `expected` (compared in constant time).
+fn same_browser(state: &State, req: &LocalRequest, expected: &str) -> bool {
+    let name = cookie_name(state);
+    let value = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v);
+    match value {
+        Some(v) if !v.is_empty() && !expected.is_empty() => {
+            bool::from(sha256_hex(v).as_bytes().ct_eq(expected.as_bytes()))
+        }
+        _ => false,
+    }
+}
+
+fn with_cookie(resp: LocalResponse, state: &State, value: &str, ttl: Duration) -> LocalResponse {
+    let secure = if cookie_name(state).starts_with("__Host-") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        cookie_name(state),
+        ttl.as_secs()
+    );
+    match HeaderValue::from_str(&cookie) {
+        Ok(v) => resp.with_header(http::header::SET_COOKIE, v),
+        Err(_) => resp,
+    }
+}
+
+fn clear_cookie(resp: LocalResponse, state: &State) -> LocalResponse {
+    with_cookie(resp, state, "", Duration::ZERO)
+}
+
 fn callback_url(state: &State) -> String {
     format!("{}/api/v1/connections/callback", state.config.public_url)
 }
 
-fn random_b64(n: usize) -> String {
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// `n` random bytes, base64url; None if the system RNG fails (never a
+/// predictable value in its place).
+fn random_b64(n: usize) -> Option<String> {
     let mut b = vec![0u8; n];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    URL_SAFE_NO_PAD.encode(b)
+    aws_lc_rs::rand::fill(&mut b).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(b))
 }

@@ -34,6 +34,9 @@ pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse
         (&Method::GET, ["connections", "callback"]) => {
             return Some(connect::callback(state, req).await)
         }
+        (&Method::POST, ["connections", "confirm"]) => {
+            return Some(connect::confirm(state, req).await)
+        }
         (&Method::GET, ["apps", app, "auth", auth, "connect"]) => {
             return Some(connect::start(state, req, app, auth).await)
         }

@@ -44,6 +44,9 @@ pub struct Config {
     pub public_url: String,
     /// `scheme://host[:port]` of `public_url`, the origin always allowed by the Origin check.
     pub public_origin: String,
+    /// `host[:port]` of `public_url` (lower-case, default port omitted): the
+    /// only `Host` the gateway's own routes answer (DNS-rebinding defence).
+    pub public_authority: String,
     pub listen: Listen,
     pub server: ServerSettings,
     pub storage: StorageConfig,

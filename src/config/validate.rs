@@ -121,6 +121,23 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         }
         (None, None) => None,
     };
+    // The dev page signs anyone in as anyone: besides a loopback public_url
+    // (what browsers are sent to), the listener itself must be unreachable
+    // from other machines, or anyone who can reach the port signs in.
+    if oauth
+        .as_ref()
+        .is_some_and(|o| o.idp.kind == super::oauth::IdpKind::Dev)
+        && !listen.proxy.ip().is_loopback()
+    {
+        return Err(err(
+            "listen.proxy",
+            format!(
+                "idp.kind = \"dev\" signs anyone in: listen.proxy must be a loopback address (127.0.0.1 or [::1]), not {}",
+                listen.proxy.ip()
+            ),
+        ));
+    }
+    let public_authority = authority(&public);
     let mut apps = Vec::with_capacity(raw.apps.len());
     let (mut ids, mut slugs, mut hosts) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (i, raw_app) in raw.apps.into_iter().enumerate() {
@@ -179,6 +196,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         source: path.to_path_buf(),
         public_url,
         public_origin,
+        public_authority,
         listen,
         server,
         storage,
@@ -194,6 +212,16 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         allow_upstream_cidrs,
         apps,
     })
+}
+
+/// `host[:port]` of `public_url`, lower-case, without the scheme's default
+/// port: what a request's `Host` must be on the gateway's own routes.
+fn authority(public: &Url) -> String {
+    let host = public.host_str().unwrap_or_default().to_ascii_lowercase();
+    match public.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host,
+    }
 }
 
 fn storage(path: &Path, raw: &RawConfig) -> Result<StorageConfig, ConfigError> {
@@ -393,6 +421,20 @@ admin = "127.0.0.1:9090"
 
     fn load(extra: &str) -> Result<Config, ConfigError> {
         Config::from_toml(Path::new("test.toml"), &format!("{BASE}{extra}"))
+    }
+
+    #[test]
+    fn public_authority_is_lower_case_without_the_default_port() {
+        for (url, want) in [
+            ("https://GW.Example.com/", "gw.example.com"),
+            ("https://gw.example.com:443", "gw.example.com"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://[::1]:80/", "[::1]"),
+        ] {
+            let text = BASE.replace("https://gw.example.com/", url);
+            let c = Config::from_toml(Path::new("t.toml"), &text).unwrap();
+            assert_eq!(c.public_authority, want, "{url}");
+        }
     }
 
     #[test]

@@ -90,6 +90,7 @@ impl PerUser {
         let ticket = crate::catalog::new_id("ct");
         let record = ConnectTicket {
             subject: p.subject.clone(),
+            email: p.email.clone(),
             app_id: self.settings.app_id.clone(),
             auth_id: self.settings.connection_id.clone(),
         };
@@ -205,6 +206,10 @@ impl PerUser {
 #[derive(Serialize, Deserialize)]
 pub struct ConnectTicket {
     pub subject: String,
+    /// Shown on the confirmation page, so a person who opened someone else's
+    /// link sees whose account it is.
+    #[serde(default)]
+    pub email: Option<String>,
     pub app_id: String,
     pub auth_id: String,
 }

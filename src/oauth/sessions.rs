@@ -57,7 +57,8 @@ pub struct Session {
     expires_at: u64,
 }
 
-/// A value stored sealed (AES-GCM) or, without a secrets key, as is.
+/// A value stored sealed (AES-GCM). `Plain` is only read, from sessions
+/// written before a secrets key was required; nothing writes it any more.
 #[derive(Serialize, Deserialize, Clone)]
 #[serde(tag = "t", content = "v")]
 pub(super) enum Sealed {
@@ -72,15 +73,18 @@ pub(super) fn seal(
 ) -> Result<Sealed, OAuthError> {
     use base64::Engine;
     let text = serde_json::to_string(value).map_err(|_| OAuthError::server_error("encode"))?;
-    Ok(match &state.sbox {
-        Some(b) => Sealed::Sealed(
-            base64::engine::general_purpose::STANDARD.encode(
-                b.seal(reference, text.as_bytes())
-                    .map_err(|_| OAuthError::server_error("seal"))?,
-            ),
+    // `[oauth]` does not start without a secrets key; should one be missing
+    // anyway, fail rather than store the IdP's tokens in clear.
+    let b = state
+        .sbox
+        .as_ref()
+        .ok_or_else(|| OAuthError::server_error("no secrets key"))?;
+    Ok(Sealed::Sealed(
+        base64::engine::general_purpose::STANDARD.encode(
+            b.seal(reference, text.as_bytes())
+                .map_err(|_| OAuthError::server_error("seal"))?,
         ),
-        None => Sealed::Plain(text),
-    })
+    ))
 }
 
 pub(super) fn open<T: serde::de::DeserializeOwned>(

@@ -1,8 +1,9 @@
 //! The gateway's token-signing keys (gateway token mode): JWS keys (RFC 7515)
 //! published as a JWK set (RFC 7517) at `jwks_uri`.
 //!
-//! Keys live in the store (`oauth:keys`, private halves sealed when a secrets
-//! key is configured), are created by the first instance that starts, and
+//! Keys live in the store (`oauth:keys`, private halves always sealed with
+//! the secrets key; a key stored in clear by an older version is sealed on
+//! the next start), are created by the first instance that starts, and
 //! are shared by every instance. Rotation adds a new current key and keeps
 //! the previous one published for an overlap, so tokens it signed keep
 //! verifying until they expire.
@@ -32,7 +33,8 @@ const KEEP: usize = 2;
 struct StoredKey {
     kid: String,
     alg: String,
-    /// PKCS#8 DER, base64; sealed with the secrets key when there is one.
+    /// PKCS#8 DER sealed with the secrets key, base64 (`sealed` false only in
+    /// records written before the key was required).
     private: String,
     sealed: bool,
     public: Value,
@@ -82,6 +84,9 @@ impl Keyring {
             // Two instances starting together: the first write wins, both use it.
             store.put_if_absent(KEY, &bytes, None).await?;
             stored = read(store.as_ref()).await?;
+        }
+        if stored.keys.iter().any(|k| !k.sealed) {
+            stored = seal_stored(store.as_ref(), sbox.as_deref()).await?;
         }
         let current = decode(&stored.keys[0], sbox.as_deref())?;
         Ok(Keyring {
@@ -158,6 +163,39 @@ async fn read(store: &dyn Store) -> Result<StoredKeys, KeyError> {
     }
 }
 
+/// Rewrites keys stored in clear (before a secrets key was required) sealed.
+/// Another instance doing the same at once wins the swap; its result is read.
+async fn seal_stored(store: &dyn Store, sbox: Option<&SecretBox>) -> Result<StoredKeys, KeyError> {
+    let b = sbox
+        .ok_or_else(|| KeyError::Key("a secrets key is required to store signing keys".into()))?;
+    let before = store.get(KEY).await?;
+    let mut stored: StoredKeys = before
+        .as_deref()
+        .map(serde_json::from_slice)
+        .transpose()
+        .map_err(|e| KeyError::Key(e.to_string()))?
+        .unwrap_or_default();
+    for k in stored.keys.iter_mut().filter(|k| !k.sealed) {
+        let der = STANDARD
+            .decode(&k.private)
+            .map_err(|e| KeyError::Key(e.to_string()))?;
+        let sealed = b
+            .seal(&format!("signing-key:{}", k.kid), &der)
+            .map_err(|e| KeyError::Key(e.to_string()))?;
+        k.private = STANDARD.encode(sealed);
+        k.sealed = true;
+    }
+    let bytes = serde_json::to_vec(&stored).map_err(|e| KeyError::Key(e.to_string()))?;
+    if store
+        .compare_and_swap(KEY, before.as_deref(), Some(&bytes), None)
+        .await?
+    {
+        Ok(stored)
+    } else {
+        read(store).await
+    }
+}
+
 fn generate(es256: bool, sbox: Option<&SecretBox>) -> Result<StoredKey, KeyError> {
     let err = |e: &dyn std::fmt::Display| KeyError::Key(e.to_string());
     let mut kid_bytes = [0u8; 12];
@@ -182,16 +220,14 @@ fn generate(es256: bool, sbox: Option<&SecretBox>) -> Result<StoredKey, KeyError
             "e": URL_SAFE_NO_PAD.encode(p.exponent().big_endian_without_leading_zero())});
         ("RS256", der, jwk)
     };
-    let (private, sealed) = match sbox {
-        Some(b) => (
-            STANDARD.encode(
-                b.seal(&format!("signing-key:{kid}"), &der)
-                    .map_err(|e| err(&e))?,
-            ),
-            true,
-        ),
-        None => (STANDARD.encode(&der), false),
-    };
+    // Never stored in clear: `[oauth]` requires a secrets key to start.
+    let b = sbox
+        .ok_or_else(|| KeyError::Key("a secrets key is required to store signing keys".into()))?;
+    let private = STANDARD.encode(
+        b.seal(&format!("signing-key:{kid}"), &der)
+            .map_err(|e| err(&e))?,
+    );
+    let sealed = true;
     let created_at = crate::auth::verify::now_secs();
     Ok(StoredKey {
         kid,

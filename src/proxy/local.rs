@@ -153,6 +153,24 @@ pub fn is_local_path(path: &str) -> bool {
     path.starts_with("/.well-known/") || path.starts_with("/api/v1/") || path == "/healthz"
 }
 
+/// True when a request's authority (`Host`, or the URI's) names the gateway
+/// itself: `expected` is `public_url`'s `host[:port]` (lower-case, default
+/// port omitted), so `host` may differ in case or spell the default port.
+///
+/// A DNS-rebinding page reaches a loopback or private gateway under its own
+/// host name; refusing every other name keeps its scripts away from the
+/// sign-in and management routes (MCP spec, "Security Best Practices").
+pub fn authority_matches(host: &[u8], expected: &str, https: bool) -> bool {
+    let expected = expected.as_bytes();
+    if host.eq_ignore_ascii_case(expected) {
+        return true;
+    }
+    let default_port: &[u8] = if https { b":443" } else { b":80" };
+    host.len() == expected.len() + default_port.len()
+        && host[..expected.len()].eq_ignore_ascii_case(expected)
+        && &host[expected.len()..] == default_port
+}
+
 /// Answers a local route.
 pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
     if let Some(resp) = crate::oauth::dispatch(state, req).await {
@@ -168,6 +186,52 @@ pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
         _ => {
             let _ = state;
             LocalResponse::api_error(&ApiError::not_found("Route"), &req.request_id)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::authority_matches;
+
+    #[test]
+    fn only_the_public_authority_matches() {
+        assert!(authority_matches(
+            b"127.0.0.1:8080",
+            "127.0.0.1:8080",
+            false
+        ));
+        assert!(authority_matches(b"GW.example.COM", "gw.example.com", true));
+        assert!(authority_matches(
+            b"gw.example.com:443",
+            "gw.example.com",
+            true
+        ));
+        assert!(authority_matches(
+            b"gw.example.com:80",
+            "gw.example.com",
+            false
+        ));
+        for host in [
+            &b"evil.example"[..],
+            b"gw.example.com:80",
+            b"gw.example.com:4430",
+            b"gw.example.com.",
+            b"gw.example.com.evil.example",
+            b"127.0.0.1:80800",
+            b"127.0.0.1",
+            b"",
+        ] {
+            let expected = if host.starts_with(b"127") {
+                "127.0.0.1:8080"
+            } else {
+                "gw.example.com"
+            };
+            assert!(
+                !authority_matches(host, expected, true),
+                "{}",
+                String::from_utf8_lossy(host)
+            );
         }
     }
 }

@@ -56,8 +56,45 @@ impl Gateway {
         Self { state }
     }
 
+    /// Whether a request for a local route names the gateway (`public_url`'s
+    /// authority) in both `Host` and the URI authority, whichever are present.
+    /// `/.well-known/*` is also served on a host an app routes by: MCP clients
+    /// discover the protected-resource metadata on the app's own host.
+    fn own_host(&self, head: &RequestHeader) -> bool {
+        let config = &self.state.config;
+        let https = config.public_url.starts_with("https://");
+        let header = head.headers.get(header::HOST).map(HeaderValue::as_bytes);
+        let uri = head.uri.authority().map(|a| a.as_str().as_bytes());
+        if header.is_none() && uri.is_none() {
+            return false;
+        }
+        let ours = |h: Option<&[u8]>| {
+            h.is_none_or(|h| local::authority_matches(h, &config.public_authority, https))
+        };
+        if ours(header) && ours(uri) {
+            return true;
+        }
+        if !head.uri.path().starts_with("/.well-known/") {
+            return false;
+        }
+        let routes = self.state.routes.load();
+        let app_host = |h: Option<&[u8]>| {
+            h.is_none_or(|h| std::str::from_utf8(h).is_ok_and(|h| routes.by_host(h).is_some()))
+        };
+        app_host(header) && app_host(uri)
+    }
+
     async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         ctx.local = true;
+        if !self.own_host(session.req_header()) {
+            let err = ApiError::new(
+                421,
+                "misdirected_request",
+                "This host is not served here; use the gateway's public URL",
+            );
+            respond::error(session, &ctx.request_id, &err).await?;
+            return Ok(true);
+        }
         let public_cors = cors::is_public_cors_path(session.req_header().uri.path());
         if public_cors && cors::is_preflight(session.req_header()) {
             respond::write(session, &ctx.request_id, cors::public_preflight()).await?;

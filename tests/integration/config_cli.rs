@@ -312,3 +312,35 @@ fn workos_example_config_is_valid() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("idp.client_secret_env"));
 }
+
+/// The dev sign-in page signs anyone in: its listener must not be reachable
+/// from other machines either (a loopback public_url alone does not stop a
+/// neighbour from calling 0.0.0.0:port directly).
+#[test]
+fn the_dev_idp_refuses_a_listener_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = generated(
+        &one_app().raw_toml("[oauth]\n[idp]\nkind = \"dev\"\n"),
+        dir.path(),
+    );
+    for addr in ["0.0.0.0:18080", "10.1.2.3:18080", "[::]:18080"] {
+        let text = dev.replacen(
+            "proxy = \"127.0.0.1:18080\"",
+            &format!("proxy = \"{addr}\""),
+            1,
+        );
+        assert_ne!(text, dev, "the template listens on 127.0.0.1:18080");
+        let (out, path) = validate_text(dir.path(), &text);
+        assert_rejected(&out, &path, "listen.proxy");
+        assert!(out.stderr.contains("loopback"), "{}", out.stderr);
+    }
+    for addr in ["127.0.0.2:18080", "[::1]:18080"] {
+        let text = dev.replacen(
+            "proxy = \"127.0.0.1:18080\"",
+            &format!("proxy = \"{addr}\""),
+            1,
+        );
+        let (ok, _) = validate_text(dir.path(), &text);
+        assert_eq!(ok.code, Some(0), "{addr} is loopback: {}", ok.stderr);
+    }
+}

@@ -10,6 +10,8 @@ mod idp_selftest;
 mod management;
 mod oauth;
 mod proxy_core;
+mod sealing_and_hosts;
 mod store_conformance;
 mod support;
 mod tenancy;
+mod tenancy_connect;

@@ -7,9 +7,11 @@ use serde_json::{json, Value};
 
 use crate::support::gateway::{header_str, GatewayBuilder, TestGateway};
 use crate::support::idp::TestIdp;
+use crate::support::oauth_client::Browser;
 use crate::support::provider::{self, TestProvider};
 use crate::support::redis::RedisServer;
 use crate::support::upstream::TestUpstream;
+use crate::tenancy_connect::connect_in_browser;
 
 const ADMIN: &str = "user_admin";
 
@@ -24,13 +26,13 @@ fn gateway(idp: &TestIdp) -> GatewayBuilder {
     ))
 }
 
-struct Api<'a> {
+pub(crate) struct Api<'a> {
     gw: &'a TestGateway,
     token: String,
 }
 
 impl<'a> Api<'a> {
-    fn as_user(gw: &'a TestGateway, idp: &TestIdp, sub: &str) -> Self {
+    pub(crate) fn as_user(gw: &'a TestGateway, idp: &TestIdp, sub: &str) -> Self {
         Api {
             gw,
             token: idp.mint_access_token(sub, &gw.public_url(), "openid profile email", 600),
@@ -58,7 +60,7 @@ impl<'a> Api<'a> {
     async fn get(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None).await
     }
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
     async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
@@ -66,7 +68,7 @@ impl<'a> Api<'a> {
     }
 
     /// Creates an app in front of `upstream_url`; returns its id and slug.
-    async fn create_app(&self, name: &str, config: Value) -> (String, String) {
+    pub(crate) async fn create_app(&self, name: &str, config: Value) -> (String, String) {
         let (status, body) = self
             .post("/api/v1/apps", json!({ "name": name, "config": config }))
             .await;
@@ -79,7 +81,7 @@ impl<'a> Api<'a> {
 }
 
 /// An IdP, an upstream, an upstream OAuth provider and a gateway.
-async fn with_provider() -> (TestIdp, TestUpstream, TestProvider, TestGateway) {
+pub(crate) async fn with_provider() -> (TestIdp, TestUpstream, TestProvider, TestGateway) {
     let (idp, up, p) = (
         TestIdp::start().await,
         TestUpstream::start().await,
@@ -101,7 +103,12 @@ fn assert_error(status: u16, body: &Value, want_status: u16, code: &str) {
 }
 
 /// Calls an app's MCP endpoint as a client holding `token`.
-async fn mcp(gw: &TestGateway, slug: &str, token: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn mcp(
+    gw: &TestGateway,
+    slug: &str,
+    token: &str,
+    body: Value,
+) -> reqwest::Response {
     gw.client()
         .post(gw.app_url(slug, "/mcp?x=1"))
         .bearer_auth(token)
@@ -112,7 +119,7 @@ async fn mcp(gw: &TestGateway, slug: &str, token: &str, body: Value) -> reqwest:
         .unwrap()
 }
 
-fn initialize() -> Value {
+pub(crate) fn initialize() -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})
 }
 
@@ -602,16 +609,15 @@ async fn per_user_oauth_connect_use_refresh_and_reauthorize() {
     p.set_expires_in(1);
     // Not connected: a JSON-RPC error with a connect link.
     let connect_url = not_connected(&gw, &slug, &token).await;
-    // The user follows it in a browser (no bearer there): gateway → provider → gateway callback.
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(5))
-        .build()
-        .unwrap();
-    let page = browser.get(&connect_url).send().await.unwrap();
-    assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("connected"));
-    assert!(
-        browser.get(&connect_url).send().await.unwrap().status() == 400,
+    // The user follows it in a browser (no bearer there): gateway → provider
+    // → gateway callback → confirmation page → Confirm.
+    let browser = Browser::new();
+    let page = connect_in_browser(&browser, &gw, &connect_url, "confirm").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("connected"), "{}", page.body);
+    assert_eq!(
+        browser.get(&connect_url).await.status,
+        400,
         "connect links are single use"
     );
 
@@ -635,7 +641,8 @@ async fn per_user_oauth_connect_use_refresh_and_reauthorize() {
     p.revoke_all_grants();
     let again = not_connected(&gw, &slug, &token).await;
     assert_ne!(again, connect_url);
-    assert_eq!(browser.get(&again).send().await.unwrap().status(), 200);
+    let page = connect_in_browser(&browser, &gw, &again, "confirm").await;
+    assert_eq!(page.status, 200, "{}", page.body);
     p.set_expires_in(3600);
     // The reconnected token (at-3 expired at once; its refresh gives a fresh one).
     let resp = mcp(&gw, &slug, &token, initialize()).await;
@@ -648,7 +655,7 @@ async fn per_user_oauth_connect_use_refresh_and_reauthorize() {
         .starts_with("Bearer at-"));
 }
 
-async fn not_connected(gw: &TestGateway, slug: &str, token: &str) -> String {
+pub(crate) async fn not_connected(gw: &TestGateway, slug: &str, token: &str) -> String {
     let resp = mcp(gw, slug, token, initialize()).await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["id"], 1, "{body}");

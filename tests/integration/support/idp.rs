@@ -202,6 +202,11 @@ impl TestIdp {
         state.user = user;
     }
 
+    /// Refresh tokens the IdP has issued and not yet seen used or revoked.
+    pub fn live_refresh_tokens(&self) -> Vec<String> {
+        self.shared.lock().refresh_tokens.keys().cloned().collect()
+    }
+
     pub fn user(&self) -> IdpUser {
         self.shared.lock().user.clone()
     }

@@ -1,0 +1,180 @@
+//! DNS rebinding and secrets at rest (issue 12, rows 8 and 10).
+//!
+//! - The gateway's own routes answer only requests addressed to
+//!   `public_url`'s authority: a page on `evil.example` whose name resolves
+//!   to the gateway (DNS rebinding, MCP spec "Security Best Practices") gets
+//!   421 Misdirected Request (RFC 9110 §15.5.20).
+//! - With `[oauth]`, the gateway does not start without a secrets key, and
+//!   nothing it stores holds an IdP token or a private key in clear.
+
+use crate::oauth::Bridge;
+use crate::support::gateway::{assert_envelope, TestGateway};
+use crate::support::oauth_client::TokenMode;
+use crate::support::redis::RedisServer;
+use crate::support::upstream::TestUpstream;
+
+const DEV_OAUTH: &str = "[oauth]\ntoken_mode = \"gateway\"\n\n[idp]\nkind = \"dev\"\n";
+const APP_HOST: &str = "notes.mcp.example.com";
+
+async fn dev_gateway(upstream: &TestUpstream) -> TestGateway {
+    TestGateway::new()
+        .protected_app_for_dev("notes", upstream)
+        .host(APP_HOST)
+        .raw_toml(DEV_OAUTH)
+        .start()
+        .await
+}
+
+async fn send(
+    gw: &TestGateway,
+    method: reqwest::Method,
+    path: &str,
+    host: &str,
+) -> reqwest::Response {
+    let mut req = gw
+        .client()
+        .request(method.clone(), format!("{}{path}", gw.url()))
+        .header("host", host);
+    if method == reqwest::Method::POST {
+        req = req
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("state=x&email=mallory%40evil.example");
+    }
+    req.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn a_rebound_host_gets_421_on_the_gateways_own_routes() {
+    let upstream = TestUpstream::start().await;
+    let gw = dev_gateway(&upstream).await;
+    let ours = gw.url().trim_start_matches("http://").to_string();
+    let routes = [
+        (reqwest::Method::GET, "/api/v1/auth/dev/login?state=x"),
+        (reqwest::Method::POST, "/api/v1/auth/dev/login"),
+        (reqwest::Method::GET, "/api/v1/apps"),
+        (
+            reqwest::Method::GET,
+            "/.well-known/oauth-authorization-server",
+        ),
+        (reqwest::Method::GET, "/healthz"),
+    ];
+    for (method, path) in &routes {
+        for host in [
+            "evil.example",
+            "evil.example:80",
+            &format!("evil.example:{}", gw.url().rsplit(':').next().unwrap()),
+        ] {
+            let resp = send(&gw, method.clone(), path, host).await;
+            assert_envelope(resp, 421, "misdirected_request").await;
+        }
+        // The gateway's own name (any case) is served as before.
+        let resp = send(&gw, method.clone(), path, &ours.to_uppercase()).await;
+        assert_ne!(resp.status(), 421, "{method} {path} with Host {ours}");
+    }
+    let asm = send(
+        &gw,
+        reqwest::Method::GET,
+        "/.well-known/oauth-authorization-server",
+        &ours,
+    )
+    .await;
+    assert_eq!(asm.status(), 200);
+
+    // An app's own host serves discovery (clients look for the protected
+    // resource metadata there), and nothing else of the gateway's.
+    let prm = send(
+        &gw,
+        reqwest::Method::GET,
+        "/.well-known/oauth-protected-resource",
+        APP_HOST,
+    )
+    .await;
+    assert_eq!(prm.status(), 200);
+    for (method, path) in &routes[..3] {
+        let resp = send(&gw, method.clone(), path, APP_HOST).await;
+        assert_eq!(resp.status(), 421, "{method} {path} with Host {APP_HOST}");
+    }
+}
+
+#[tokio::test]
+async fn oauth_refuses_to_start_without_a_secrets_key() {
+    let upstream = TestUpstream::start().await;
+    let mut gw = dev_gateway(&upstream).await;
+    gw.set_env("DRIO_SECRETS_KEY", None);
+    let (code, log) = gw.restart_expecting_exit().await;
+    assert_ne!(code, Some(0), "{log}");
+    assert!(
+        log.contains("DRIO_SECRETS_KEY"),
+        "names the variable: {log}"
+    );
+    assert!(
+        log.contains("head -c 32 /dev/urandom | base64"),
+        "says how to make one: {log}"
+    );
+}
+
+/// Markers of a secret in clear: the IdP's refresh tokens, a private key
+/// (PEM, or a JWK's private part), a key record or session value not sealed.
+fn plaintext_markers(refresh_tokens: &[String]) -> Vec<String> {
+    let mut m: Vec<String> = refresh_tokens.to_vec();
+    m.extend(
+        [
+            "PRIVATE KEY",
+            "\"d\":",
+            "\"sealed\":false",
+            "\"t\":\"Plain\"",
+        ]
+        .map(String::from),
+    );
+    m
+}
+
+#[tokio::test]
+async fn after_a_sign_in_redis_holds_no_idp_token_or_private_key_in_clear() {
+    let redis = RedisServer::start();
+    let prefix = format!("t:sealed:{}:", std::process::id());
+    let b = Bridge::start_with(TokenMode::Gateway, "", |g| {
+        g.redis(&redis).shared_state(&prefix)
+    })
+    .await;
+    let (_, tokens) = b.signed_in().await;
+    assert_eq!(b.app_status(&tokens.access_token).await, 200);
+    let refresh = b.idp.live_refresh_tokens();
+    assert!(!refresh.is_empty(), "the IdP issued a refresh token");
+
+    let store = drio_gateway::store::open::open_redis(
+        &redis.url(),
+        &prefix,
+        std::time::Duration::from_secs(2),
+    )
+    .await
+    .expect("connect to the gateway's Redis");
+    let all = store.scan_prefix("", 10_000).await.expect("scan");
+    assert!(
+        all.iter().any(|(k, _)| k.starts_with("sess:")),
+        "a session was stored: {:?}",
+        all.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    for (key, value) in &all {
+        let text = String::from_utf8_lossy(value);
+        for marker in plaintext_markers(&refresh) {
+            assert!(!text.contains(&marker), "{key} holds `{marker}` in clear");
+        }
+    }
+}
+
+#[tokio::test]
+async fn after_a_sign_in_the_embedded_store_file_holds_no_private_key_in_clear() {
+    let b = Bridge::start(TokenMode::Gateway).await;
+    let (_, tokens) = b.signed_in().await;
+    assert_eq!(b.app_status(&tokens.access_token).await, 200);
+    let refresh = b.idp.live_refresh_tokens();
+    let file = std::fs::read(b.gw.dir().join("gw.redb")).expect("read the store file");
+    let text = String::from_utf8_lossy(&file);
+    for marker in plaintext_markers(&refresh) {
+        assert!(
+            !text.contains(&marker),
+            "the store file holds `{marker}` in clear"
+        );
+    }
+}
