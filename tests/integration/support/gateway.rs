@@ -45,9 +45,19 @@ pub struct GatewayBuilder {
     redis_url: Option<String>,
     redis_prefix: Option<String>,
     extra_toml: String,
+    /// Environment variables for the gateway process only (never the test
+    /// process's own environment, which parallel tests share).
+    env: Vec<(String, String)>,
 }
 
 impl GatewayBuilder {
+    /// Sets an environment variable for this gateway's process (and its restarts).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
     /// Adds a public app `slug` in front of a test upstream.
     pub fn app(self, slug: &str, upstream: &TestUpstream) -> Self {
         self.app_with(AppSpec::new(slug, &upstream.url()))
@@ -133,6 +143,9 @@ impl GatewayBuilder {
             client: client(),
             env: vec![("DRIO_SECRETS_KEY".into(), Some(TEST_SECRETS_KEY.into()))],
         };
+        for (name, value) in &self.env {
+            gw.set_env(name, Some(value));
+        }
         for attempt in 1.. {
             (gw.proxy_port, gw.admin_port) = (free_port(), free_port());
             let config = self.render(&Layout {
@@ -189,6 +202,7 @@ impl TestGateway {
             redis_url: None,
             redis_prefix: None,
             extra_toml: String::new(),
+            env: Vec::new(),
         }
     }
 
