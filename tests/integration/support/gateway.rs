@@ -35,7 +35,8 @@ use super::upstream::TestUpstream;
 const BINARY: &str = env!("CARGO_BIN_EXE_drio-gateway");
 /// How long a start may take before the test fails with the log tail.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(15);
-/// Why a start is retried: Pingora logs "ADDR is in use, will try again".
+/// Why a start is retried: Pingora logs "ADDR is in use, will try again", or
+/// the gateway exits with "Address already in use".
 const PORT_TAKEN: &str = "a listen port is in use";
 
 /// Describes a gateway to start; see the module docs.
@@ -368,6 +369,12 @@ impl TestGateway {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
+                // A port handed out free was taken by another process (tests
+                // of other checkouts run on the same machine) before the bind:
+                // the gateway fails fast naming it; retry on fresh ports.
+                if self.log_since_spawn().contains("Address already in use") {
+                    return Err(PORT_TAKEN.into());
+                }
                 return Err(format!("exited: {status}"));
             }
             if self.answers().await {
