@@ -2,7 +2,8 @@
 # Proxy overhead: the same POST, at the same concurrency and for the same
 # time, sent to a trivial upstream (nginx answering a fixed JSON-RPC result)
 # directly and then through drio-gateway, with wrk. Prints requests/s, p50 and
-# p99 for both and the ratio gateway/direct.
+# p99 for both and the ratio gateway/direct. Exits non-zero if any request
+# failed (socket error or non-2xx/3xx answer) or a run completed none.
 #
 #   bash benches/proxy_overhead.sh
 #   DURATION=30 CONNECTIONS=64 bash benches/proxy_overhead.sh
@@ -277,10 +278,14 @@ awk -v d="$direct" -v g="$gateway" 'BEGIN {
   printf "%-16s %12s %10.3f %10.3f\n", "added latency", "", (G[3] - D[3]) / 1000, (G[4] - D[4]) / 1000
 }'
 
+# Failed requests (socket errors, non-2xx/3xx answers) or an empty run make
+# the figures meaningless: a gateway answering 502 fast would look great.
 errors=$(awk -v d="$direct" -v g="$gateway" 'BEGIN { split(d, D, " "); split(g, G, " "); print D[5] + D[6] + G[5] + G[6] }')
-if [ "$errors" != 0 ]; then
+empty=$(awk -v d="$direct" -v g="$gateway" 'BEGIN { split(d, D, " "); split(g, G, " "); print (D[1] + 0 == 0 || G[1] + 0 == 0) ? 1 : 0 }')
+if [ "$errors" != 0 ] || [ "$empty" != 0 ]; then
   echo
-  echo "warning: $errors requests failed (socket errors or non-2xx/3xx answers); figures are suspect." >&2
+  echo "proxy_overhead: FAILED: $errors requests failed (socket errors or non-2xx/3xx answers)$([ "$empty" != 0 ] && echo ', and a run completed no request'); the figures are invalid." >&2
   echo "  direct:  $(grep -E 'Socket errors|Non-2xx' "$TMP/wrk-direct.txt" | tr -s ' ' | paste -sd';' || true)" >&2
   echo "  gateway: $(grep -E 'Socket errors|Non-2xx' "$TMP/wrk-gateway.txt" | tr -s ' ' | paste -sd';' || true)" >&2
+  exit 1
 fi

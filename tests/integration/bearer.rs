@@ -36,8 +36,11 @@ fn introspection_auth(idp: &TestIdp) -> String {
 
 fn protected_app(up: &TestUpstream) -> GatewayBuilder {
     // The secret the introspection config names; harmless for the JWT configs.
-    std::env::set_var("TEST_INTROSPECTION_SECRET", "gw-secret");
-    TestGateway::new().app("notes", up).protected()
+    // Passed to the gateway process only (set_var would race with parallel tests).
+    TestGateway::new()
+        .env("TEST_INTROSPECTION_SECRET", "gw-secret")
+        .app("notes", up)
+        .protected()
 }
 
 fn resource(gw: &TestGateway) -> String {
@@ -465,9 +468,14 @@ async fn a_token_validated_by_one_gateway_is_accepted_by_another_without_the_idp
         m.contains("drio_token_validations_total{result=\"valid\",source=\"l2\"} 1"),
         "{m}"
     );
-    // The shared cache holds a hash, never the token.
+    // The shared cache holds the verification under the token's SHA-256,
+    // never the token itself: neither in a key nor in a value.
     let keys = redis_keys(&redis, "pair:*");
-    assert!(keys.iter().all(|k| !k.contains(&token)), "{keys:?}");
+    let entry = format!("pair:tok:{}", sha256_hex(&token));
+    assert!(keys.contains(&entry), "{entry} among {keys:?}");
+    let dump = redis_dump(&redis, "pair:*");
+    assert!(dump.contains(&entry), "the dump scanned the entry: {dump}");
+    assert!(!dump.contains(&token), "the token in Redis: {dump}");
 }
 
 #[tokio::test]
@@ -576,20 +584,76 @@ async fn redis_down_keeps_cached_and_locally_verifiable_tokens_working() {
     }
     assert_refused(call(&gw, Some(&cached)).await, 401, Some("invalid_token")).await;
     assert_eq!(status(&gw, Some(&fresh)).await, 200);
+    // The tombstone: the revoked token's own entry says so (a cached valid
+    // record of another token would not do).
+    let keys = redis_keys(&redis, &format!("*tok:{}", sha256_hex(&cached)));
+    assert_eq!(keys.len(), 1, "one entry for the revoked token: {keys:?}");
+    let record: Value =
+        serde_json::from_str(&redis_get(&redis, &keys[0])).expect("the entry is a JSON record");
+    assert_eq!(record["s"], "revoked", "{record}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     assert!(
-        !redis_keys(&redis, "*tok:*").is_empty(),
-        "the tombstone is in Redis"
+        record["until"].as_u64().is_some_and(|until| until > now),
+        "revoked until a future time: {record}"
     );
 }
 
 fn redis_keys(redis: &RedisServer, pattern: &str) -> Vec<String> {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-p", &redis.port().to_string(), "--raw", "keys", pattern])
-        .output()
-        .expect("run redis-cli");
-    String::from_utf8_lossy(&out.stdout)
+    redis_cli(redis, &["keys", pattern])
         .lines()
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The string value at `key` (fails the test if there is none).
+fn redis_get(redis: &RedisServer, key: &str) -> String {
+    let value = redis_cli(redis, &["get", key]);
+    let value = value.trim_end_matches('\n');
+    assert!(!value.is_empty(), "no value at {key}");
+    value.to_owned()
+}
+
+/// Every key matching `pattern` followed by its value(s), whatever the type.
+fn redis_dump(redis: &RedisServer, pattern: &str) -> String {
+    const SCRIPT: &str = "local out = {} \
+        for _, k in ipairs(redis.call('keys', ARGV[1])) do \
+          local t = redis.call('type', k).ok \
+          local vals = {} \
+          if t == 'string' then vals = {redis.call('get', k)} \
+          elseif t == 'hash' then vals = redis.call('hgetall', k) \
+          elseif t == 'list' then vals = redis.call('lrange', k, 0, -1) \
+          elseif t == 'set' then vals = redis.call('smembers', k) \
+          elseif t == 'zset' then vals = redis.call('zrange', k, 0, -1) \
+          else vals = {'unscanned type ' .. t} end \
+          table.insert(out, k) \
+          for _, v in ipairs(vals) do table.insert(out, v) end \
+        end return out";
+    redis_cli(redis, &["eval", SCRIPT, "0", pattern])
+}
+
+/// Runs `redis-cli` against `redis`; fails the test on a non-zero exit or
+/// an error reply.
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port().to_string(), "--raw"])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && !stdout.starts_with("ERR") && !stdout.starts_with("WRONGTYPE"),
+        "redis-cli {args:?}: {}, {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
 }

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::gateway::{AppSpec, GatewayBuilder, Layout, TestGateway};
+use crate::support::ports::free_port;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_drio-gateway");
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/gateway.toml");
@@ -55,11 +56,18 @@ fn validate_text(dir: &Path, toml: &str) -> (Outcome, PathBuf) {
     (validate(&path), path)
 }
 
-/// A valid config with one app, as the harness would generate it.
+/// A valid config with one app, as the harness would generate it, on free
+/// ports (a test that starts the binary must never meet a fixed port that a
+/// parallel run holds).
 fn generated(builder: &GatewayBuilder, dir: &Path) -> String {
+    generated_on(builder, dir, free_port())
+}
+
+/// Like [`generated`], with the proxy listener (and `public_url`) on `proxy_port`.
+fn generated_on(builder: &GatewayBuilder, dir: &Path, proxy_port: u16) -> String {
     builder.render(&Layout {
-        proxy_port: 18080,
-        admin_port: 19090,
+        proxy_port,
+        admin_port: free_port(),
         dir,
     })
 }
@@ -154,8 +162,11 @@ fn busy_proxy_address_fails_fast_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port();
-    let text =
-        generated(&one_app(), dir.path()).replace("127.0.0.1:18080", &format!("127.0.0.1:{port}"));
+    let text = generated_on(&one_app(), dir.path(), port);
+    assert!(
+        text.contains(&format!("proxy = \"127.0.0.1:{port}\"")),
+        "{text}"
+    );
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, text).expect("write config");
     let mut child = Command::new(BINARY)
@@ -273,8 +284,9 @@ fn the_dev_idp_refuses_a_public_address() {
     let dev = one_app().raw_toml("[oauth]\n[idp]\nkind = \"dev\"\n");
     let (ok, _) = validate_text(dir.path(), &generated(&dev, dir.path()));
     assert_eq!(ok.code, Some(0), "loopback is fine: {}", ok.stderr);
-    let public = generated(&dev, dir.path()).replacen(
-        "public_url = \"http://127.0.0.1:18080\"",
+    let proxy = free_port();
+    let public = generated_on(&dev, dir.path(), proxy).replacen(
+        &format!("public_url = \"http://127.0.0.1:{proxy}\""),
         "public_url = \"https://mcp.example.com\"",
         1,
     );
@@ -323,23 +335,21 @@ fn the_dev_idp_refuses_a_listener_beyond_loopback() {
         &one_app().raw_toml("[oauth]\n[idp]\nkind = \"dev\"\n"),
         dir.path(),
     );
+    // The generated config listens on a free loopback port: swap that line.
+    let proxy_line = dev
+        .lines()
+        .find(|l| l.starts_with("proxy = \"127.0.0.1:"))
+        .expect("the template listens on loopback")
+        .to_string();
     for addr in ["0.0.0.0:18080", "10.1.2.3:18080", "[::]:18080"] {
-        let text = dev.replacen(
-            "proxy = \"127.0.0.1:18080\"",
-            &format!("proxy = \"{addr}\""),
-            1,
-        );
-        assert_ne!(text, dev, "the template listens on 127.0.0.1:18080");
+        let text = dev.replacen(&proxy_line, &format!("proxy = \"{addr}\""), 1);
+        assert_ne!(text, dev);
         let (out, path) = validate_text(dir.path(), &text);
         assert_rejected(&out, &path, "listen.proxy");
         assert!(out.stderr.contains("loopback"), "{}", out.stderr);
     }
     for addr in ["127.0.0.2:18080", "[::1]:18080"] {
-        let text = dev.replacen(
-            "proxy = \"127.0.0.1:18080\"",
-            &format!("proxy = \"{addr}\""),
-            1,
-        );
+        let text = dev.replacen(&proxy_line, &format!("proxy = \"{addr}\""), 1);
         let (ok, _) = validate_text(dir.path(), &text);
         assert_eq!(ok.code, Some(0), "{addr} is loopback: {}", ok.stderr);
     }

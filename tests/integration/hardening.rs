@@ -350,8 +350,8 @@ async fn a_discovery_document_for_another_issuer_is_refused() {
     let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
     // The same server under another name: its document names 127.0.0.1.
     let alias = format!("http://localhost:{}", idp.addr().port());
-    std::env::set_var("HARDENING_IDP_SECRET", idp.client_secret());
     let gw = TestGateway::new()
+        .env("HARDENING_IDP_SECRET", idp.client_secret())
         .protected_app("notes", &up)
         .raw_toml(&format!(
             "[oauth]\ntoken_mode = \"gateway\"\n\n[idp]\nkind = \"oidc\"\nissuer = \"{alias}\"\nclient_id = \"{}\"\nclient_secret_env = \"HARDENING_IDP_SECRET\"\n",

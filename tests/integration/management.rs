@@ -214,9 +214,26 @@ async fn apps_belong_to_their_creator_and_route_without_a_restart() {
         .await;
     assert_error(s, &body, 409, "conflict");
 
-    // Changing the upstream path reroutes live; deleting unroutes.
-    let (s, _) = ada.send(reqwest::Method::PUT, &format!("/api/v1/apps/{id}/config"), Some(json!({"upstreamUrl": up.url(), "public": true, "mcpPath": "/mcp", "requiredScopes": []}))).await;
-    assert_eq!(s, 200);
+    // Pointing the app at another upstream reroutes live; deleting unroutes.
+    let up2 = TestUpstream::start().await;
+    let (s, body) = ada.send(reqwest::Method::PUT, &format!("/api/v1/apps/{id}/config"), Some(json!({"upstreamUrl": up2.url(), "public": true, "mcpPath": "/mcp", "requiredScopes": []}))).await;
+    assert_eq!(s, 200, "{body}");
+    let (old_before, new_before) = (up.count(), up2.count());
+    let resp = gw
+        .client()
+        .post(gw.app_url(&slug, "/mcp"))
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", gw.log_tail(20));
+    assert_eq!(
+        up2.count(),
+        new_before + 1,
+        "the next request lands on the new upstream"
+    );
+    assert_eq!(up.count(), old_before, "and not on the old one");
+    assert_eq!(up2.last_request().unwrap().json()["method"], "initialize");
     let (s, body) = ada
         .send(reqwest::Method::DELETE, &format!("/api/v1/apps/{id}"), None)
         .await;
@@ -377,16 +394,17 @@ async fn secrets_are_write_only_and_encrypted_at_rest() {
         .start()
         .await;
     let ada = Api::as_user(&gw, &idp, "user_ada");
-    let (id, _) = ada
+    let (id, slug) = ada
         .create_app("vault", json!({"upstreamUrl": up.url()}))
         .await;
     let secret = "sk_live_VERY_SECRET_42";
-    let (_, created) = ada
+    let (s, created) = ada
         .post(
             &format!("/api/v1/apps/{id}/auth"),
             json!({"config": {"type": "api_key", "headerName": "X-Key", "apiKey": secret}}),
         )
         .await;
+    assert_eq!(s, 201, "{created}");
     let auth_id = created["auth"]["id"].as_str().unwrap().to_string();
     assert!(
         created["auth"]["secretRef"]
@@ -394,14 +412,25 @@ async fn secrets_are_write_only_and_encrypted_at_rest() {
             .is_some_and(|r| !r.is_empty()),
         "{created}"
     );
-    let (_, got) = ada.get(&format!("/api/v1/apps/{id}/auth/{auth_id}")).await;
-    let (_, list) = ada.get(&format!("/api/v1/apps/{id}/auth")).await;
-    let (_, patched) = ada
+    // Every read succeeds (an error body trivially holds no secret)...
+    let (s, got) = ada.get(&format!("/api/v1/apps/{id}/auth/{auth_id}")).await;
+    assert_eq!(s, 200, "{got}");
+    assert_eq!(got["auth"]["id"], auth_id, "{got}");
+    let (s, list) = ada.get(&format!("/api/v1/apps/{id}/auth")).await;
+    assert_eq!(s, 200, "{list}");
+    let (s, patched) = ada
         .patch(
             &format!("/api/v1/apps/{id}/auth/{auth_id}"),
             json!({"config": {"apiKey": "sk_live_ROTATED_43"}}),
         )
         .await;
+    assert_eq!(s, 200, "{patched}");
+    // ...and the rotation took effect: the upstream receives the new key.
+    let token = idp.mint_access_token("user_ada", &gw.app_url(&slug, "/mcp"), "", 600);
+    let resp = mcp(&gw, &slug, &token, initialize()).await;
+    assert_eq!(resp.status(), 200, "{}", gw.log_tail(20));
+    let seen = up.last_request().expect("the call reached the upstream");
+    assert_eq!(seen.header("x-key"), Some("sk_live_ROTATED_43"));
     for body in [&created, &got, &list, &patched] {
         let text = body.to_string();
         assert!(
@@ -647,12 +676,16 @@ async fn per_user_oauth_connect_use_refresh_and_reauthorize() {
     // The reconnected token (at-3 expired at once; its refresh gives a fresh one).
     let resp = mcp(&gw, &slug, &token, initialize()).await;
     assert_eq!(resp.status(), 200);
-    assert!(up
-        .last_request()
-        .unwrap()
-        .header("authorization")
-        .unwrap()
-        .starts_with("Bearer at-"));
+    assert_eq!(
+        up.last_request().unwrap().header("authorization"),
+        Some("Bearer at-4"),
+        "the refresh of the reconnected token, not a stale one"
+    );
+    assert_eq!(
+        p.calls("token"),
+        6,
+        "3 before, the refused refresh of at-2, the new code exchange, one refresh"
+    );
 }
 
 pub(crate) async fn not_connected(gw: &TestGateway, slug: &str, token: &str) -> String {

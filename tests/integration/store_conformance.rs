@@ -244,14 +244,20 @@ async fn compare_and_swap(s: Arc<dyn Store>) {
 }
 
 async fn incr_counts_within_a_fixed_window(s: Arc<dyn Store>) {
-    let window = Duration::from_millis(500);
+    // Margins that hold on a loaded machine: the third increment comes
+    // 500 ms into a 1.5 s window (1 s to spare); the expiry check waits
+    // until just past the window's latest possible end (measured from when
+    // the first increment returned), which is still before a window pushed
+    // back by the third increment would end.
+    let window = Duration::from_millis(1500);
     assert_eq!(s.incr("rl:k", window).await.unwrap(), 1);
+    let opened_by = Instant::now();
     assert_eq!(s.incr("rl:k", window).await.unwrap(), 2);
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     // Later increments must not push the window's end back.
     assert_eq!(s.incr("rl:k", window).await.unwrap(), 3);
     assert_eq!(s.incr("rl:other", window).await.unwrap(), 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep_until((opened_by + window + Duration::from_millis(100)).into()).await;
     assert_eq!(s.incr("rl:k", window).await.unwrap(), 1, "window expired");
     // Concurrent increments are not lost.
     let incrs: Vec<_> = (0..20)
@@ -333,12 +339,14 @@ async fn recv(rx: &mut mpsc::Receiver<Vec<u8>>) -> Option<Vec<u8>> {
 async fn embedded_survives_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("store.redb");
+    // Long enough to outlive a reopen on a loaded machine; its expiry after
+    // the restart is polled for, not slept for.
+    let brief = Duration::from_millis(1500);
+    let written = Instant::now();
     {
         let s: Arc<dyn Store> = Arc::new(EmbeddedStore::open(&path).unwrap());
         s.put("keep", b"forever", None).await.unwrap();
-        s.put("brief", b"soon gone", Some(Duration::from_millis(700)))
-            .await
-            .unwrap();
+        s.put("brief", b"soon gone", Some(brief)).await.unwrap();
         s.put("gone", b"x", None).await.unwrap();
         assert!(s.delete("gone").await.unwrap());
         assert_eq!(s.incr("count", Duration::from_secs(60)).await.unwrap(), 1);
@@ -348,40 +356,77 @@ async fn embedded_survives_restart() {
         s.get("keep").await.unwrap().as_deref(),
         Some(&b"forever"[..])
     );
-    assert_eq!(
-        s.get("brief").await.unwrap().as_deref(),
-        Some(&b"soon gone"[..])
+    let live = s.get("brief").await.unwrap();
+    assert!(
+        written.elapsed() >= brief || live.as_deref() == Some(&b"soon gone"[..]),
+        "a value with time left survives the restart"
     );
     assert_eq!(s.get("gone").await.unwrap(), None);
     assert_eq!(s.incr("count", Duration::from_secs(60)).await.unwrap(), 2);
-    tokio::time::sleep(Duration::from_millis(900)).await;
-    assert_eq!(
-        s.get("brief").await.unwrap(),
-        None,
-        "TTL honoured after restart"
+    let deadline = written + brief + Duration::from_secs(5);
+    while s.get("brief").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "TTL honoured after restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        written.elapsed() >= brief,
+        "expired no earlier than its TTL"
     );
+}
+
+/// Entries `a` and `b` expiring after `ttl`, `c` without expiry; returns
+/// an instant by which `a` and `b` have certainly expired. (Not polled with
+/// `get`: a read purges an expired entry itself.)
+async fn three_entries(store: &EmbeddedStore, ttl: Duration) -> Instant {
+    store.put("a", b"1", Some(ttl)).await.unwrap();
+    store.put("b", b"2", Some(ttl)).await.unwrap();
+    let expired_by = Instant::now() + ttl + Duration::from_millis(50);
+    store.put("c", b"3", None).await.unwrap();
+    expired_by
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_sweeper_purges_expired_entries() {
+    let ttl = Duration::from_secs(1);
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(EmbeddedStore::open(&dir.path().join("store.redb")).unwrap());
-    store
-        .put("a", b"1", Some(Duration::from_millis(300)))
-        .await
-        .unwrap();
-    store
-        .put("b", b"2", Some(Duration::from_millis(300)))
-        .await
-        .unwrap();
-    store.put("c", b"3", None).await.unwrap();
+    // Without a sweeper, purging removes exactly the expired entries (so a
+    // purge that finds nothing on the swept store means the sweeper did it).
+    let manual = Arc::new(EmbeddedStore::open(&dir.path().join("manual.redb")).unwrap());
+    let manual_expired_by = three_entries(&manual, ttl).await;
     // Nothing has expired yet, so nothing is purged.
-    assert_eq!(store.purge_expired().await.unwrap(), 0);
-    let _sweeper = store.spawn_sweeper(Duration::from_millis(100));
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    // The sweeper got there first.
-    assert_eq!(store.purge_expired().await.unwrap(), 0);
-    assert_eq!(store.get("c").await.unwrap().as_deref(), Some(&b"3"[..]));
+    assert_eq!(manual.purge_expired().await.unwrap(), 0);
+    // With the sweeper, the expired entries leave the file by themselves.
+    let path = dir.path().join("swept.redb");
+    let store = Arc::new(EmbeddedStore::open(&path).unwrap());
+    let swept_expired_by = three_entries(&store, ttl).await;
+    let sweeper = store.spawn_sweeper(Duration::from_millis(50));
+
+    tokio::time::sleep_until(manual_expired_by.into()).await;
+    assert_eq!(manual.purge_expired().await.unwrap(), 2, "a and b");
+    assert_eq!(manual.purge_expired().await.unwrap(), 0, "already gone");
+    assert_eq!(manual.get("c").await.unwrap().as_deref(), Some(&b"3"[..]));
+
+    // Twenty sweeps' worth of time after expiry, then a fresh handle on the
+    // file (no sweeper, no reads in between) finds nothing left to purge.
+    tokio::time::sleep_until((swept_expired_by + Duration::from_secs(1)).into()).await;
+    sweeper.abort();
+    let _ = sweeper.await;
+    drop(store);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reopened = loop {
+        // A sweep already on the blocking pool may hold the file a moment longer.
+        match EmbeddedStore::open(&path) {
+            Ok(s) => break s,
+            Err(e) => assert!(Instant::now() < deadline, "reopen: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        reopened.purge_expired().await.unwrap(),
+        0,
+        "the sweeper left expired entries behind"
+    );
+    assert_eq!(reopened.get("c").await.unwrap().as_deref(), Some(&b"3"[..]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,8 @@
 #   bash tests/interop/run.sh            all cases
 #   bash tests/interop/run.sh 1a         cases whose name starts with "1a"
 # DRIO_GATEWAY_BIN picks the gateway binary (default: the debug build in
-# CARGO_TARGET_DIR or target/, built here if missing).
+# CARGO_TARGET_DIR or target/, always rebuilt here first (incremental) so the
+# suite never tests a stale binary).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -13,10 +14,12 @@ cd "$here"
 
 target="${CARGO_TARGET_DIR:-$repo/target}"
 case "$target" in /*) ;; *) target="$repo/$target" ;; esac
-export DRIO_GATEWAY_BIN="${DRIO_GATEWAY_BIN:-$target/debug/drio-gateway}"
-if [ ! -x "$DRIO_GATEWAY_BIN" ]; then
+if [ -z "${DRIO_GATEWAY_BIN:-}" ]; then
+  # Built every time (incremental, seconds when nothing changed): a binary
+  # left over from an older checkout would otherwise be tested silently.
   echo "== building the gateway"
   (cd "$repo" && cargo build --locked --bin drio-gateway)
+  export DRIO_GATEWAY_BIN="$target/debug/drio-gateway"
 fi
 
 command -v redis-server >/dev/null || { echo "redis-server is required (tests/run.sh installs it)"; exit 1; }

@@ -3,6 +3,8 @@
 //! `/api/v1/me` → a protected app → refresh (the old refresh token then
 //! fails) → revocation. Both token modes, both store backends.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use reqwest::StatusCode;
 
 use crate::support::oauth_client::{discovery, OAuthClient, TokenMode, Tokens};
@@ -12,7 +14,8 @@ use super::{jwt_claims, Bridge, INITIALIZE, REDIRECT};
 
 /// The whole journey against one gateway; every hop is asserted on the way.
 async fn full_flow(mode: TokenMode, redis: Option<&RedisServer>) {
-    let b = Bridge::start_with(mode, "", |g| match redis {
+    // A 1 s reuse grace keeps the "old refresh token is refused" step short.
+    let b = Bridge::start_with(mode, "refresh_grace_seconds = 1", |g| match redis {
         Some(r) => g.redis(r),
         None => g,
     })
@@ -83,7 +86,26 @@ async fn full_flow(mode: TokenMode, redis: Option<&RedisServer>) {
         );
         assert_eq!(claims["sub"], "user_test_1");
         assert!(claims["jti"].is_string() && claims["exp"].is_i64());
-        assert!(!tokens.refresh_token.contains('.') || tokens.refresh_token.len() > 40);
+        // The refresh token is opaque: `{session id}.{random}` by design,
+        // not a JWT (three segments, a JSON header) nor any readable JSON.
+        let rt = &tokens.refresh_token;
+        let segments: Vec<&str> = rt.split('.').collect();
+        assert!(segments.len() <= 2, "refresh token has JWT segments: {rt}");
+        assert!(
+            jsonwebtoken::decode_header(rt).is_err(),
+            "refresh token decodes as a JWT: {rt}"
+        );
+        for segment in &segments {
+            let json = URL_SAFE_NO_PAD
+                .decode(segment)
+                .ok()
+                .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok());
+            assert!(json.is_none(), "a refresh token segment is JSON: {rt}");
+        }
+        assert!(
+            segments.last().is_some_and(|secret| secret.len() >= 32),
+            "refresh token too short to be unguessable: {rt}"
+        );
     } else {
         // Upstream mode hands the client the IdP's own token.
         assert_eq!(
@@ -115,7 +137,9 @@ async fn full_flow(mode: TokenMode, redis: Option<&RedisServer>) {
     let refreshed = Tokens::from_page(&client.refresh(gw, &tokens.refresh_token).await);
     assert_ne!(refreshed.refresh_token, tokens.refresh_token);
     assert_eq!(b.app_status(&refreshed.access_token).await, 200);
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await; // past the reuse grace window
+    // Past the 1 s reuse grace window, which the gateway compares in whole
+    // seconds (so it can last up to 2 s of wall time).
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let reuse = client.refresh(gw, &tokens.refresh_token).await;
     assert_eq!(reuse.status, StatusCode::BAD_REQUEST, "{}", reuse.body);
     assert_eq!(reuse.json()["error"], "invalid_grant");

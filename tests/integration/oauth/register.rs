@@ -270,13 +270,22 @@ async fn registrations_are_rate_limited_per_address() {
 
 #[tokio::test]
 async fn unused_registrations_expire_and_use_extends_them() {
-    let b = Bridge::start_with(TokenMode::Gateway, "registration_ttl_seconds = 3", |g| g).await;
+    use std::time::{Duration, Instant};
+    // Deadlines count from events the test saw, not from fixed sleeps, so a
+    // slow machine only makes the checks later, never wrong: `idle` was
+    // stored before `idle_stored`, so it is expired at idle_stored + TTL; the
+    // use restarts `active`'s clock after `used`, so it lives until at least
+    // used + TTL, about 2 s after the checks.
+    let ttl = Duration::from_secs(4);
+    let b = Bridge::start_with(TokenMode::Gateway, "registration_ttl_seconds = 4", |g| g).await;
     let idle = OAuthClient::register(&b.gw, REDIRECT).await;
+    let idle_stored = Instant::now();
     let (active, _) = b.signed_in().await;
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    tokio::time::sleep_until((idle_stored + ttl / 2).into()).await;
     // Using a client (a token exchange) restarts its clock.
+    let used = Instant::now();
     active.tokens(&b.gw, &b.resource()).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+    tokio::time::sleep_until((idle_stored + ttl + Duration::from_millis(100)).into()).await;
     let gone = idle.start(&b.gw, &idle.authorization(&b.resource())).await;
     assert_eq!(
         gone.status, 400,
@@ -284,9 +293,14 @@ async fn unused_registrations_expire_and_use_extends_them() {
         gone.body
     );
     assert!(gone.body.contains("unknown client_id"), "{}", gone.body);
+    let asked = Instant::now();
     let still = active
         .start(&b.gw, &active.authorization(&b.resource()))
         .await;
+    assert!(
+        asked < used + ttl,
+        "the check came too late to mean anything"
+    );
     assert_eq!(
         still.status, 302,
         "a used registration lives on: {}",

@@ -35,7 +35,8 @@ use super::upstream::TestUpstream;
 const BINARY: &str = env!("CARGO_BIN_EXE_drio-gateway");
 /// How long a start may take before the test fails with the log tail.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(15);
-/// Why a start is retried: Pingora logs "ADDR is in use, will try again".
+/// Why a start is retried: Pingora logs "ADDR is in use, will try again", or
+/// the gateway exits with "Address already in use".
 const PORT_TAKEN: &str = "a listen port is in use";
 
 /// Describes a gateway to start; see the module docs.
@@ -47,9 +48,19 @@ pub struct GatewayBuilder {
     extra_toml: String,
     /// Whether `listen.admin_token_env` is set (the default).
     admin_token: bool,
+    /// Environment variables for the gateway process only (never the test
+    /// process's own environment, which parallel tests share).
+    env: Vec<(String, String)>,
 }
 
 impl GatewayBuilder {
+    /// Sets an environment variable for this gateway's process (and its restarts).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
     /// Adds a public app `slug` in front of a test upstream.
     pub fn app(self, slug: &str, upstream: &TestUpstream) -> Self {
         self.app_with(AppSpec::new(slug, &upstream.url()))
@@ -144,6 +155,9 @@ impl GatewayBuilder {
                 (ADMIN_TOKEN_ENV.into(), Some(TEST_ADMIN_TOKEN.into())),
             ],
         };
+        for (name, value) in &self.env {
+            gw.set_env(name, Some(value));
+        }
         for attempt in 1.. {
             (gw.proxy_port, gw.admin_port) = (free_port(), free_port());
             let config = self.render(&Layout {
@@ -206,6 +220,7 @@ impl TestGateway {
             redis_prefix: None,
             extra_toml: String::new(),
             admin_token: true,
+            env: Vec::new(),
         }
     }
 
@@ -379,6 +394,12 @@ impl TestGateway {
                 .and_then(|c| c.try_wait().ok().flatten())
             {
                 self.child = None;
+                // A port handed out free was taken by another process (tests
+                // of other checkouts run on the same machine) before the bind:
+                // the gateway fails fast naming it; retry on fresh ports.
+                if self.log_since_spawn().contains("Address already in use") {
+                    return Err(PORT_TAKEN.into());
+                }
                 return Err(format!("exited: {status}"));
             }
             if self.answers().await {

@@ -55,9 +55,10 @@ impl GatewayBuilder {
 
     /// Like [`oauth`](Self::oauth), with extra `[oauth]` keys (one per line).
     pub fn oauth_with(self, idp: &TestIdp, mode: TokenMode, oauth_keys: &str) -> Self {
-        // The spawned gateway inherits the test process environment.
-        std::env::set_var(IDP_SECRET_ENV, idp.client_secret());
-        self.raw_toml(&format!(
+        // Given to this gateway's process only: tests run in parallel threads
+        // of one process, so `std::env::set_var` would race with them.
+        self.env(IDP_SECRET_ENV, idp.client_secret())
+            .raw_toml(&format!(
             "[oauth]\ntoken_mode = \"{mode}\"\n{oauth_keys}\n\n[idp]\nkind = \"oidc\"\nissuer = \"{issuer}\"\n\
              client_id = \"{client_id}\"\nclient_secret_env = \"{IDP_SECRET_ENV}\"\n",
             mode = mode.as_str(),

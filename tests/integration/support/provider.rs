@@ -160,15 +160,20 @@ async fn handle(state: &Mutex<State>, req: Request<hyper::body::Incoming>) -> Re
     let mut s = state.lock().unwrap();
     match (&parts.method, endpoint.as_str()) {
         (&Method::GET, "authorize") => {
+            // PKCE (RFC 7636) is mandatory here, as at real providers that
+            // follow OAuth 2.1: no S256 challenge, no code.
+            let challenge = query.get("code_challenge").cloned().unwrap_or_default();
+            if challenge.is_empty()
+                || query.get("code_challenge_method").map(String::as_str) != Some("S256")
+            {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "invalid_request", "error_description": "PKCE S256 challenge required"}),
+                );
+            }
             let code = format!("code-{}", s.codes.len() + 1);
             let redirect = query.get("redirect_uri").cloned().unwrap_or_default();
-            s.codes.insert(
-                code.clone(),
-                (
-                    query.get("code_challenge").cloned().unwrap_or_default(),
-                    redirect.clone(),
-                ),
-            );
+            s.codes.insert(code.clone(), (challenge, redirect.clone()));
             let sep = if redirect.contains('?') { '&' } else { '?' };
             let state_param = query.get("state").cloned().unwrap_or_default();
             let loc = format!(
@@ -239,7 +244,7 @@ async fn handle(state: &Mutex<State>, req: Request<hyper::body::Incoming>) -> Re
                     let verifier = form.get("code_verifier").cloned().unwrap_or_default();
                     let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
                         .encode(Sha256::digest(verifier.as_bytes()));
-                    if !challenge.is_empty() && computed != challenge {
+                    if challenge.is_empty() || computed != challenge {
                         return reply(
                             StatusCode::BAD_REQUEST,
                             json!({"error": "invalid_grant", "error_description": "PKCE"}),

@@ -2,9 +2,11 @@
 //! tests can stop and restart on the same port to simulate an outage.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::ports::free_port;
 
 const REDIS_SERVER: &str = "/usr/bin/redis-server";
 const READY_WITHIN: Duration = Duration::from_secs(5);
@@ -18,12 +20,9 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts Redis on a free port and waits until it answers PING.
     pub fn start() -> Self {
-        // Ask the OS for a free port, then release it for Redis. Racy in
-        // theory; good enough on a test box.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("reserve a loopback port")
-            .port();
+        // From the shared registry, so no gateway or other Redis of this
+        // test process is handed the same port.
+        let port = free_port();
         let mut server = Self { port, child: None };
         server.start_again();
         server

@@ -61,13 +61,20 @@ export async function exercise(client) {
   check(names.includes('echo') && names.includes('trigger-long-running-operation'), `tools: ${names.join(', ')}`);
   const echo = await client.callTool({ name: 'echo', arguments: { message: 'through drio' } });
   check(echo.content?.[0]?.text?.includes('through drio'), `echo answered ${JSON.stringify(echo)}`);
+  // The server sends one progress notification every duration/steps (333 ms);
+  // streamed through, they arrive that far apart. A gateway that held them
+  // back would deliver several within a few ms of each other.
   const progress = [];
+  const started = Date.now();
   const long = await client.callTool(
     { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } },
     undefined,
-    { onprogress: (p) => progress.push(p.progress) },
+    { onprogress: (p) => progress.push({ step: p.progress, at: Date.now() }) },
   );
-  equal(progress.join(','), '1,2,3', 'progress notifications streamed through the gateway');
+  equal(progress.map((p) => p.step).join(','), '1,2,3', 'progress notifications streamed through the gateway');
+  const arrivals = [started, ...progress.map((p) => p.at)];
+  const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]);
+  check(gaps.every((gap) => gap >= 200), `each progress notification arrives on its own (ms since the previous: ${gaps.join(', ')})`);
   check(long.content?.[0]?.text?.includes('completed'), `long operation: ${JSON.stringify(long)}`);
   const { resources } = await client.listResources();
   check(resources.length > 0, 'resources/list returned resources');

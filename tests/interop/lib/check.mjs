@@ -1,6 +1,6 @@
 // Assertions that say what was expected, and a tiny sequential runner that
 // prints a table, the gateway log tail of a failing case, and exits non-zero
-// on any failure.
+// on any failure or when no case ran.
 import { cleanupAll } from './procs.mjs';
 
 export function check(cond, message) {
@@ -43,5 +43,7 @@ export function summary(started) {
   for (const r of results) console.log(`${r.ok ? 'PASS' : 'FAIL'}  ${(r.ms / 1000).toFixed(1).padStart(6)} s  ${r.name}`);
   const failed = results.filter((r) => !r.ok).length;
   console.log(`${results.length - failed} passed, ${failed} failed, ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
-  return failed === 0;
+  // A filter that matches no case ran nothing and proved nothing.
+  if (results.length === 0) console.log('no case ran (does the filter match a case name?)');
+  return results.length > 0 && failed === 0;
 }

@@ -5,12 +5,21 @@
 import { createServer } from 'node:http';
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
-import { freePort, onCleanup } from './procs.mjs';
+import { onCleanup } from './procs.mjs';
 
 export const USER = { sub: 'user_interop', email: 'interop@example.com', name: 'Interop User', picture: 'https://img.example.com/i.png' };
 
 export async function startIdp({ callbackUrls, accessTokenTtl = 3600 }) {
-  const port = await freePort();
+  // Listen on port 0 first (no free-port race), then build the provider for
+  // the issuer that port gives; nobody can call before `handle` is set.
+  let handle = (_req, res) => res.writeHead(503).end();
+  const server = createServer((req, res) => handle(req, res));
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  onCleanup(() => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }));
+  const { port } = server.address();
   const issuer = `http://127.0.0.1:${port}`;
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'interop-rs256', alg: 'RS256', use: 'sig' };
@@ -63,7 +72,7 @@ export async function startIdp({ callbackUrls, accessTokenTtl = 3600 }) {
   });
 
   const handler = provider.callback();
-  const server = createServer(async (req, res) => {
+  handle = async (req, res) => {
     if (!req.url.startsWith('/interaction/')) return handler(req, res);
     try {
       const details = await provider.interactionDetails(req, res);
@@ -86,9 +95,7 @@ export async function startIdp({ callbackUrls, accessTokenTtl = 3600 }) {
       res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`interaction failed: ${e.message}`);
     }
-  });
-  await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  onCleanup(() => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }));
+  };
   const setUser = (user) => {
     accounts.set(user.sub, user);
     current = user;
