@@ -24,7 +24,8 @@ pub struct CodeGrant {
     pub scope: String,
     pub resource: Option<String>,
     pub user: User,
-    pub upstream: Option<IdpTokens>,
+    /// The IdP's tokens, sealed under the code's key (never stored in clear).
+    pub upstream: Option<super::sessions::Sealed>,
 }
 
 pub fn code_key(code: &str) -> String {
@@ -162,6 +163,22 @@ pub async fn issue_code(
     upstream: Option<IdpTokens>,
 ) -> LocalResponse {
     let code = random(32);
+    let upstream = match upstream
+        .as_ref()
+        .map(|u| super::sessions::seal(state, &code_key(&code), u))
+        .transpose()
+    {
+        Ok(sealed) => sealed,
+        Err(e) => {
+            return redirect_error(
+                state,
+                &p.redirect_uri,
+                p.client_state.as_deref(),
+                "server_error",
+                &e.description,
+            )
+        }
+    };
     let grant = CodeGrant {
         client_id: p.client_id,
         redirect_uri: p.redirect_uri.clone(),

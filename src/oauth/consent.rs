@@ -23,7 +23,8 @@ use crate::store::StoreExt;
 struct Asked {
     pending: Pending,
     user: User,
-    upstream: Option<IdpTokens>,
+    /// The IdP's tokens, sealed under `consent:{id}` (never stored in clear).
+    upstream: Option<super::sessions::Sealed>,
     csrf: String,
 }
 
@@ -123,6 +124,14 @@ pub async fn show(
         .collect();
     let target = target_text(state, pending.resource.as_deref());
     let email = user.email.clone().unwrap_or_else(|| user.sub.clone());
+    let upstream = match upstream
+        .as_ref()
+        .map(|u| super::sessions::seal(state, &format!("consent:{id}"), u))
+        .transpose()
+    {
+        Ok(sealed) => sealed,
+        Err(_) => return LocalResponse::store_down_page(),
+    };
     let asked = Asked {
         pending,
         user,
@@ -237,7 +246,14 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
                 )
                 .await;
             let _ = oauth;
-            issue_code(state, p, asked.user, asked.upstream).await
+            let upstream = match &asked.upstream {
+                Some(sealed) => match super::sessions::open::<IdpTokens>(state, &format!("consent:{id}"), sealed) {
+                    Some(tokens) => Some(tokens),
+                    None => return page(400, "Request expired", "This approval can no longer be completed. Start again from your application."),
+                },
+                None => None,
+            };
+            issue_code(state, p, asked.user, upstream).await
         }
         _ => redirect_error(
             state,

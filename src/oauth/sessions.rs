@@ -61,7 +61,7 @@ pub struct Session {
 /// written before a secrets key was required; nothing writes it any more.
 #[derive(Serialize, Deserialize, Clone)]
 #[serde(tag = "t", content = "v")]
-pub(super) enum Sealed {
+pub enum Sealed {
     Plain(String),
     Sealed(String),
 }

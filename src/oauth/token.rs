@@ -210,6 +210,14 @@ async fn code_grant(
             "PKCE verification failed (code_verifier)",
         ));
     }
+    let upstream = match &grant.upstream {
+        Some(sealed) => Some(
+            sessions::open::<super::idp::IdpTokens>(state, &code_key(code), sealed).ok_or_else(
+                || OAuthError::server_error("the code's upstream tokens cannot be opened"),
+            )?,
+        ),
+        None => None,
+    };
     let (issued, redeemed) = match oauth.cfg.token_mode {
         TokenMode::Gateway => {
             let (s, issued) = sessions::create(
@@ -219,7 +227,7 @@ async fn code_grant(
                 grant.user,
                 grant.scope,
                 grant.resource,
-                grant.upstream,
+                upstream,
             )
             .await?;
             (
@@ -231,8 +239,7 @@ async fn code_grant(
             )
         }
         TokenMode::Upstream => {
-            let up = grant
-                .upstream
+            let up = upstream
                 .ok_or_else(|| OAuthError::server_error("no upstream tokens for this code"))?;
             let exp = crate::auth::verify::now_secs() + up.expires_in.unwrap_or(3600);
             let access = vec![(sha256_hex(&up.access_token), exp)];

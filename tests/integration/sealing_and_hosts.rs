@@ -178,3 +178,49 @@ async fn after_a_sign_in_the_embedded_store_file_holds_no_private_key_in_clear()
         );
     }
 }
+
+/// While the consent page is open, and while a code waits to be redeemed,
+/// the IdP's tokens sit in the store: sealed there too.
+#[tokio::test]
+async fn pending_consents_and_codes_hold_no_idp_token_in_clear() {
+    use crate::oauth::REDIRECT;
+    use crate::support::oauth_client::OAuthClient;
+    let redis = RedisServer::start();
+    let prefix = format!("t:pending:{}:", std::process::id());
+    let b = Bridge::start_with(TokenMode::Gateway, "", |g| {
+        g.redis(&redis).shared_state(&prefix)
+    })
+    .await;
+    let store = drio_gateway::store::open::open_redis(
+        &redis.url(),
+        &prefix,
+        std::time::Duration::from_secs(2),
+    )
+    .await
+    .expect("connect to the gateway's Redis");
+    let scan = |what: &'static str| {
+        let store = store.clone();
+        let refresh = b.idp.live_refresh_tokens();
+        async move {
+            assert!(!refresh.is_empty(), "the IdP issued a refresh token");
+            let all = store.scan_prefix("", 10_000).await.expect("scan");
+            assert!(
+                all.iter().any(|(k, _)| k.starts_with(what)),
+                "a {what} record is stored"
+            );
+            for (key, value) in &all {
+                let text = String::from_utf8_lossy(value);
+                for marker in plaintext_markers(&refresh) {
+                    assert!(!text.contains(&marker), "{key} holds `{marker}` in clear");
+                }
+            }
+        }
+    };
+    let client = OAuthClient::register(&b.gw, REDIRECT).await;
+    let request = client.authorization(&b.resource());
+    let consent = client.sign_in(&b.gw, &request).await;
+    scan("consent:").await;
+    let back = client.approve(&consent).await;
+    assert!(back.contains_key("code"));
+    scan("code:").await;
+}
