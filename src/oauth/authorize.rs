@@ -61,6 +61,27 @@ pub fn page(status: u16, title: &str, text: &str) -> LocalResponse {
     LocalResponse::message_page(status, title, text)
 }
 
+/// Whether an error about this client may be sent to its redirect URI
+/// rather than shown. Anyone can register a client with any redirect URI,
+/// so sending errors there would make the gateway an open redirector
+/// (RFC 9700 §4.11.2). Errors at `/authorize` and at the callback come
+/// before any user is known to have approved the client, so only clients
+/// the operator trusts get them redirected; everyone else sees the error
+/// page. (A user who denies on the consent page has seen the client, and
+/// the denial goes back to it as `access_denied`.)
+pub fn redirects_errors(oauth: &OAuthServer, client_id: &str) -> bool {
+    oauth.cfg.trusted_clients.iter().any(|c| c == client_id)
+}
+
+/// The page shown instead of an error redirect.
+pub fn error_page(error: &str, description: &str) -> LocalResponse {
+    page(
+        400,
+        "Sign-in failed",
+        &format!("{description} ({error}). Go back to your application and try again."),
+    )
+}
+
 /// An error sent back to a proven redirect URI.
 pub fn redirect_error(
     state: &State,
@@ -111,9 +132,14 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
             "redirect_uri does not match any URI registered for this client.",
         );
     }
-    // From here the redirect URI is proven: errors go back to the client.
+    // From here the redirect URI is proven; errors go back to it only for a
+    // client the operator trusts (no user is known yet).
     let client_state = q.get("state").cloned();
+    let trusted = redirects_errors(oauth, &client.client_id);
     let fail = |error: &str, description: &str| {
+        if !trusted {
+            return error_page(error, description);
+        }
         redirect_error(
             state,
             &requested,

@@ -46,7 +46,13 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
         Ok(None) => return page(400, "Sign-in expired", "This sign-in is unknown, already completed or expired. Start again from your application."),
         Err(_) => return LocalResponse::store_down_page(),
     };
+    // Before sign-in completes no user is known: only a trusted client's
+    // errors are redirected (see `authorize::redirects_errors`).
+    let redirect = super::authorize::redirects_errors(oauth, &pending.client_id);
     let fail = |error: &str, description: &str| {
+        if !redirect {
+            return super::authorize::error_page(error, description);
+        }
         redirect_error(
             state,
             &pending.redirect_uri,

@@ -170,8 +170,16 @@ pub fn check_redirect_uri(u: &str) -> Result<(), OAuthError> {
         "javascript" | "data" | "file" | "vbscript" | "about" | "blob" | "ftp" | "ws" | "wss" => {
             Err(bad("uses a forbidden scheme"))
         }
-        // Private-use URI schemes for native apps (RFC 8252 §7.1).
-        _ => Ok(()),
+        // Private-use URI schemes for native apps, in reverse domain name
+        // form (RFC 8252 §7.1: `com.example.app`). A bare scheme such as
+        // `ms-msdt:` would let a registration aim the browser at any
+        // handler installed on the user's machine.
+        scheme if scheme.contains('.') && !scheme.starts_with('.') && !scheme.ends_with('.') => {
+            Ok(())
+        }
+        _ => Err(bad(
+            "uses a private-use scheme that is not in reverse domain name form (like com.example.app)",
+        )),
     }
 }
 

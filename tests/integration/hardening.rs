@@ -412,3 +412,54 @@ async fn a_401_names_every_scope_the_app_needs_and_never_offline_access() {
         "{prm}"
     );
 }
+
+#[tokio::test]
+async fn an_unvouched_clients_errors_are_shown_never_redirected() {
+    let b = Bridge::start(TokenMode::Gateway).await;
+    // Anyone can register any redirect URI: the open-redirector attack sends
+    // people to the gateway with a request built to fail.
+    let client = OAuthClient::register(&b.gw, "https://phish.example.com/landing").await;
+    let base = client.authorization(&b.resource());
+    for (request, error) in [
+        (
+            base.clone().set("response_type", "token"),
+            "unsupported_response_type",
+        ),
+        (base.clone().without("code_challenge"), "invalid_request"),
+        (base.clone().set("scope", "openid admin"), "invalid_scope"),
+        (
+            base.clone()
+                .set("resource", "https://elsewhere.example.com/mcp"),
+            "invalid_target",
+        ),
+    ] {
+        let page = client.start(&b.gw, &request).await;
+        assert_eq!(page.status, 400, "{error}: {}", page.body);
+        assert!(
+            page.location().is_none(),
+            "{error}: redirected to {:?}",
+            page.location()
+        );
+        assert!(page.body.contains(error), "{error}: {}", page.body);
+    }
+    // At the callback too (the IdP refused): shown, not sent to the client.
+    b.idp.deny_next();
+    let page = client
+        .through_idp(&b.gw, &client.authorization(&b.resource()))
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(
+        page.location().is_none() && page.body.contains("access_denied"),
+        "{}",
+        page.body
+    );
+
+    // Private-use schemes only in reverse domain name form (RFC 8252 §7.1).
+    for uri in ["ms-msdt:/id", "myapp:/cb", "x.:/cb"] {
+        let refused = OAuthClient::try_register(&b.gw, &OAuthClient::metadata(uri)).await;
+        assert_eq!(refused.status, 400, "{uri}: {}", refused.body);
+        assert_eq!(refused.json()["error"], "invalid_redirect_uri", "{uri}");
+    }
+    let ok = OAuthClient::try_register(&b.gw, &OAuthClient::metadata("com.example.app:/cb")).await;
+    assert_eq!(ok.status, 201, "{}", ok.body);
+}

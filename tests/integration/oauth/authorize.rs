@@ -69,9 +69,8 @@ async fn errors_before_the_redirect_uri_is_proven_are_shown_not_redirected() {
 }
 
 #[tokio::test]
-async fn errors_after_the_redirect_uri_is_proven_go_back_to_the_client() {
-    let b = Bridge::start(TokenMode::Gateway).await;
-    let client = OAuthClient::register(&b.gw, REDIRECT).await;
+async fn errors_after_the_redirect_uri_is_proven_go_back_to_a_trusted_client() {
+    let (b, client) = Bridge::with_trusted_client(TokenMode::Gateway).await;
     let base = client.authorization(&b.resource());
     let cases = [
         (
@@ -218,9 +217,9 @@ async fn callback_state_is_single_use_and_unknown_state_is_a_clear_page() {
 }
 
 #[tokio::test]
-async fn an_idp_refusal_is_relayed_to_the_client_with_its_state() {
-    let b = Bridge::start(TokenMode::Gateway).await;
-    let client = OAuthClient::register(&b.gw, REDIRECT).await;
+async fn an_idp_refusal_is_relayed_to_a_trusted_client_with_its_state() {
+    // A trusted client: only its errors are redirected (issue 13 row 7).
+    let (b, client) = Bridge::with_trusted_client(TokenMode::Gateway).await;
     b.idp.deny_next();
     let request = client.authorization(&b.resource());
     client.error_redirect(
@@ -232,8 +231,8 @@ async fn an_idp_refusal_is_relayed_to_the_client_with_its_state() {
 
 #[tokio::test]
 async fn an_idp_outage_at_the_code_exchange_is_temporarily_unavailable() {
-    let b = Bridge::start(TokenMode::Gateway).await;
-    let client = OAuthClient::register(&b.gw, REDIRECT).await;
+    // A trusted client: only its errors are redirected (issue 13 row 7).
+    let (b, client) = Bridge::with_trusted_client(TokenMode::Gateway).await;
     let request = client.authorization(&b.resource());
     let to_idp = client.start(&b.gw, &request).await;
     let at_idp = client.browser.follow(&to_idp).await;
@@ -250,8 +249,8 @@ async fn an_idp_outage_at_the_code_exchange_is_temporarily_unavailable() {
 
 #[tokio::test]
 async fn a_bad_id_token_fails_the_sign_in() {
-    let b = Bridge::start(TokenMode::Gateway).await;
-    let client = OAuthClient::register(&b.gw, REDIRECT).await;
+    // A trusted client: only its errors are redirected (issue 13 row 7).
+    let (b, client) = Bridge::with_trusted_client(TokenMode::Gateway).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -50,6 +50,25 @@ impl Bridge {
         Bridge { idp, upstream, gw }
     }
 
+    /// A bridge whose config trusts one registered client (registered
+    /// first, then named in `oauth.trusted_clients` and the gateway
+    /// restarted: registrations persist on the embedded store). Only such a
+    /// client gets `/authorize` and callback errors redirected to it.
+    pub async fn with_trusted_client(mode: TokenMode) -> (Bridge, OAuthClient) {
+        let mut b = Bridge::start(mode).await;
+        let client = OAuthClient::register(&b.gw, REDIRECT).await;
+        let config = std::fs::read_to_string(b.gw.config_path()).unwrap();
+        let trusted = config.replacen(
+            "[oauth]\n",
+            &format!("[oauth]\ntrusted_clients = [\"{}\"]\n", client.client_id),
+            1,
+        );
+        assert_ne!(config, trusted, "the config has an [oauth] table");
+        std::fs::write(b.gw.config_path(), trusted).unwrap();
+        b.gw.restart().await;
+        (b, client)
+    }
+
     /// The MCP URL of `notes`, which is also its OAuth resource.
     pub fn resource(&self) -> String {
         self.gw.app_url("notes", "/mcp")
