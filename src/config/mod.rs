@@ -79,6 +79,9 @@ pub struct Listen {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub threads: usize,
+    /// Load balancers and proxies in front of the gateway: their
+    /// `X-Forwarded-For` decides the client address of every limit.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub grace_period_seconds: u64,
     pub graceful_shutdown_timeout_seconds: u64,
 }

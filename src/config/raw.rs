@@ -44,6 +44,9 @@ pub struct RawListen {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub threads: Option<usize>,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` names the client address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     pub grace_period_seconds: Option<u64>,
     pub graceful_shutdown_timeout_seconds: Option<u64>,
 }

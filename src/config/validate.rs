@@ -63,8 +63,23 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     if threads == 0 || threads > 256 {
         return Err(err("server.threads", "must be between 1 and 256".into()));
     }
+    let trusted_proxies = raw
+        .server
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            crate::egress::parse_cidr(c).ok_or_else(|| {
+                err(
+                    &format!("server.trusted_proxies[{i}]"),
+                    format!("`{c}` is not a CIDR like 10.0.0.0/8 or an address"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let server = ServerSettings {
         threads,
+        trusted_proxies,
         grace_period_seconds: raw.server.grace_period_seconds.unwrap_or(5),
         graceful_shutdown_timeout_seconds: raw
             .server

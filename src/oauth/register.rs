@@ -71,44 +71,44 @@ pub fn key(client_id: &str) -> String {
     format!("client:{client_id}")
 }
 
+/// Per-client limits (RFC 7591 §3 leaves abuse control to the server): per
+/// address — per /64 for IPv6 — and minute, and per address and hour. There
+/// is no gateway-wide cap: one host must not be able to use it up for
+/// everyone. Behind a load balancer the address is the one
+/// `server.trusted_proxies` vouch for.
 async fn rate_limit(
     state: &State,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> Result<(), OAuthError> {
     let now = crate::auth::verify::now_secs();
-    let ip = req
+    let bucket = req
         .client_ip
-        .map(|i| i.to_string())
+        .map(crate::proxy::client_addr::limit_bucket)
         .unwrap_or_else(|| "unknown".into());
-    let per_ip = state
-        .store
-        .incr(
-            &format!("rl:reg:{ip}:{}", now / 60),
-            std::time::Duration::from_secs(60),
-        )
-        .await;
-    let global = state
-        .store
-        .incr(
-            &format!("rl:reg:*:{}", now / 3600),
-            std::time::Duration::from_secs(3600),
-        )
-        .await;
-    match (per_ip, global) {
-        (Ok(n), _) if n > oauth.cfg.registrations_per_minute => Err(OAuthError::new(
+    let count = |window: u64| {
+        let key = format!("rl:reg:{bucket}:{window}:{}", now / window);
+        async move {
+            state
+                .store
+                .incr(&key, std::time::Duration::from_secs(window))
+                .await
+                .map_err(|e| OAuthError::temporarily_unavailable(format!("store: {e}")))
+        }
+    };
+    if count(60).await? > oauth.cfg.registrations_per_minute {
+        return Err(OAuthError::new(
             429,
             "temporarily_unavailable",
             "too many registrations from this address; retry in a minute",
-        )),
-        (_, Ok(n)) if n > oauth.cfg.registrations_per_hour => Err(OAuthError::new(
+        ));
+    }
+    if count(3600).await? > oauth.cfg.registrations_per_hour {
+        return Err(OAuthError::new(
             429,
             "temporarily_unavailable",
-            "the gateway's registration limit for this hour is reached; retry later",
-        )),
-        (Err(e), _) | (_, Err(e)) => {
-            Err(OAuthError::temporarily_unavailable(format!("store: {e}")))
-        }
-        _ => Ok(()),
+            "too many registrations from this address this hour; retry later",
+        ));
     }
+    Ok(())
 }

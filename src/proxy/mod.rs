@@ -25,6 +25,7 @@ use crate::metrics::{method_label, status_class, UpstreamErrorKind};
 use crate::state::State;
 
 mod authn;
+pub mod client_addr;
 pub mod cors;
 pub mod ctx;
 pub mod jsonrpc;
@@ -120,10 +121,13 @@ impl Gateway {
             query: head.uri.query().map(str::to_string),
             headers: head.headers.clone(),
             body,
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
+            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| {
+                client_addr::client_ip(
+                    a.ip(),
+                    &head.headers,
+                    &self.state.config.server.trusted_proxies,
+                )
+            }),
             request_id: ctx.request_id.clone(),
         };
         let mut resp = local::dispatch(&self.state, &req).await;
@@ -297,11 +301,15 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
         {
-            let xff = match upstream
+            // A chain is kept only when a trusted proxy forwarded it; anyone
+            // else's `X-Forwarded-For` is replaced, not extended.
+            let trusted = &self.state.config.server.trusted_proxies;
+            let prev = upstream
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
-            {
+                .filter(|_| client_addr::is_trusted(ip, trusted));
+            let xff = match prev {
                 Some(prev) => format!("{prev}, {ip}"),
                 None => ip.to_string(),
             };

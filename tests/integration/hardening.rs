@@ -167,6 +167,7 @@ async fn the_gateways_cookies_and_forged_identities_never_reach_the_upstream() {
         .header("cookie", "drio-connect=secret-2; b=2")
         .header("x_user_id", "user_admin")
         .header("x-user_id", "user_admin")
+        .header("x-forwarded-for", "6.6.6.6")
         .body("{}")
         .send()
         .await
@@ -182,6 +183,8 @@ async fn the_gateways_cookies_and_forged_identities_never_reach_the_upstream() {
     assert_eq!(cookies, ["a=1; b=2"], "only the app's own cookies");
     assert!(seen.header("x_user_id").is_none() && seen.header("x-user_id").is_none());
     assert_eq!(seen.header("x-user-id"), Some("user_ada"));
+    // A client's own X-Forwarded-For is replaced: no trusted proxy vouched for it.
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
 }
 
 #[tokio::test]
@@ -462,4 +465,58 @@ async fn an_unvouched_clients_errors_are_shown_never_redirected() {
     }
     let ok = OAuthClient::try_register(&b.gw, &OAuthClient::metadata("com.example.app:/cb")).await;
     assert_eq!(ok.status, 201, "{}", ok.body);
+}
+
+async fn register_from(b: &Bridge, forwarded_for: &str) -> u16 {
+    let url = format!("{}/api/v1/auth/register", b.gw.url());
+    b.gw.client()
+        .post(&url)
+        .header("x-forwarded-for", forwarded_for)
+        .json(&OAuthClient::metadata(REDIRECT))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn registration_limits_count_per_client_behind_trusted_proxies_only() {
+    // The gateway behind a load balancer on loopback: its X-Forwarded-For counts.
+    let b = Bridge::start_with(
+        TokenMode::Gateway,
+        "registrations_per_minute = 2\nregistrations_per_hour = 3",
+        |g| g.server_toml("trusted_proxies = [\"127.0.0.0/8\"]"),
+    )
+    .await;
+    let a = "203.0.113.7";
+    assert_eq!(register_from(&b, a).await, 201);
+    assert_eq!(register_from(&b, a).await, 201);
+    assert_eq!(register_from(&b, a).await, 429, "per address and minute");
+    // One host at its limit stops nobody else: no gateway-wide cap to use up.
+    for other in ["203.0.113.8", "198.51.100.1", "192.0.2.44"] {
+        assert_eq!(register_from(&b, other).await, 201, "{other}");
+    }
+    // IPv6 counts per /64: rotating addresses inside one /64 does not help.
+    assert_eq!(register_from(&b, "2001:db8::1").await, 201);
+    assert_eq!(register_from(&b, "2001:db8::2").await, 201);
+    assert_eq!(register_from(&b, "2001:db8::3").await, 429);
+    assert_eq!(
+        register_from(&b, "2001:db8:0:1::1").await,
+        201,
+        "another /64"
+    );
+    // A forged chain (client-sent left part) does not move the count off the
+    // address the trusted hop saw.
+    assert_eq!(register_from(&b, &format!("1.2.3.4, {a}")).await, 429);
+
+    // Without trusted proxies a client cannot pick its bucket by header.
+    let plain = Bridge::start_with(TokenMode::Gateway, "registrations_per_minute = 2", |g| g).await;
+    assert_eq!(register_from(&plain, "203.0.113.1").await, 201);
+    assert_eq!(register_from(&plain, "203.0.113.2").await, 201);
+    assert_eq!(
+        register_from(&plain, "203.0.113.3").await,
+        429,
+        "all from 127.0.0.1"
+    );
 }

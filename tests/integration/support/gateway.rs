@@ -48,6 +48,8 @@ pub struct GatewayBuilder {
     extra_toml: String,
     /// Whether `listen.admin_token_env` is set (the default).
     admin_token: bool,
+    /// Raw TOML lines inside the generated `[server]` table.
+    server_toml: String,
     /// Environment variables for the gateway process only (never the test
     /// process's own environment, which parallel tests share).
     env: Vec<(String, String)>,
@@ -115,6 +117,13 @@ impl GatewayBuilder {
     /// Leaves `listen.admin_token_env` out: the admin write routes are off.
     pub fn without_admin_token(mut self) -> Self {
         self.admin_token = false;
+        self
+    }
+
+    /// Adds raw TOML lines inside the generated `[server]` table.
+    pub fn server_toml(mut self, lines: &str) -> Self {
+        self.server_toml.push_str(lines);
+        self.server_toml.push('\n');
         self
     }
 
@@ -220,6 +229,7 @@ impl TestGateway {
             redis_prefix: None,
             extra_toml: String::new(),
             admin_token: true,
+            server_toml: String::new(),
             env: Vec::new(),
         }
     }
