@@ -520,3 +520,34 @@ async fn registration_limits_count_per_client_behind_trusted_proxies_only() {
         "all from 127.0.0.1"
     );
 }
+
+#[tokio::test]
+async fn stateless_2026_requests_pass_through_untouched() {
+    // MCP transport 2026-07-28: no initialize, no session; the protocol
+    // version in a header and protocol fields in `_meta`. A tool policy
+    // applies, so the gateway reads the body — and still forwards it as is.
+    let (_idp, up, gw, slug) = policed().await;
+    let body = br#"{"jsonrpc":"2.0","id":"s-1","method":"tools/call","params":{"name":"echo","arguments":{"text":"\u00e9"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{"url":{}}}}}}"#;
+    let before = up.count();
+    post_raw(
+        &gw,
+        &slug,
+        body.to_vec(),
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+        ],
+    )
+    .await;
+    assert_eq!(up.count(), before + 1);
+    let seen = up.last_request().unwrap();
+    assert_eq!(
+        seen.body.as_ref(),
+        body.as_slice(),
+        "the body byte for byte"
+    );
+    assert_eq!(seen.header("mcp-protocol-version"), Some("2026-07-28"));
+    assert_eq!(seen.header("mcp-method"), Some("tools/call"));
+    assert!(seen.header("mcp-session-id").is_none());
+}
