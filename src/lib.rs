@@ -23,6 +23,7 @@ pub mod errors;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;
+pub mod routes;
 pub mod secrets;
 pub mod server;
 pub mod state;

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use http::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -24,62 +23,6 @@ pub mod connect;
 pub mod connections;
 pub mod templates;
 mod view;
-
-/// Answers `/api/v1/apps…` and `/api/v1/templates`; None for other paths.
-pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse> {
-    let path = req.path.strip_prefix("/api/v1/")?;
-    let parts: Vec<&str> = path.split('/').collect();
-    let result = match (&req.method, parts.as_slice()) {
-        (&Method::GET, ["templates"]) => Ok(templates::list()),
-        (&Method::GET, ["connections", "callback"]) => {
-            return Some(connect::callback(state, req).await)
-        }
-        (&Method::POST, ["connections", "confirm"]) => {
-            return Some(connect::confirm(state, req).await)
-        }
-        (&Method::GET, ["apps", app, "auth", auth, "connect"]) => {
-            return Some(connect::start(state, req, app, auth).await)
-        }
-        (_, ["apps", ..]) => match caller(state, req).await {
-            Ok(user) => route(state, req, &user, &parts[1..]).await,
-            Err(resp) => return Some(resp),
-        },
-        _ => return None,
-    };
-    Some(result.unwrap_or_else(|e| LocalResponse::api_error(&e, &req.request_id)))
-}
-
-async fn route(
-    state: &State,
-    req: &LocalRequest,
-    user: &Caller,
-    p: &[&str],
-) -> Result<LocalResponse, ApiError> {
-    match (&req.method, p) {
-        (&Method::GET, []) => apps::list(state, user).await,
-        (&Method::POST, []) => apps::create(state, user, body(req)?).await,
-        (&Method::GET, [id]) => apps::get(state, user, id).await,
-        (&Method::PATCH, [id]) => apps::patch(state, user, id, body(req)?).await,
-        (&Method::DELETE, [id]) => apps::delete(state, user, id).await,
-        (&Method::GET, [id, "config"]) => apps::get_config(state, user, id).await,
-        (&Method::PUT, [id, "config"]) => apps::put_config(state, user, id, body(req)?).await,
-        (&Method::GET, [id, "commands"]) => commands::list(state, user, id).await,
-        (&Method::PATCH, [id, "commands"]) => commands::patch(state, user, id, body(req)?).await,
-        (&Method::GET, [id, "auth"]) => connections::list(state, user, id).await,
-        (&Method::POST, [id, "auth"]) => connections::create(state, user, id, body(req)?).await,
-        (&Method::GET, [id, "auth", auth]) => connections::get(state, user, id, auth).await,
-        (&Method::PATCH, [id, "auth", auth]) => {
-            connections::patch(state, user, id, auth, body(req)?).await
-        }
-        (&Method::DELETE, [id, "auth", auth]) => connections::delete(state, user, id, auth).await,
-        (_, [_] | [_, "config" | "commands" | "auth"] | [_, "auth", _]) => Err(ApiError::new(
-            405,
-            "method_not_allowed",
-            "Method not allowed on this route",
-        )),
-        _ => Err(ApiError::not_found("Route")),
-    }
-}
 
 /// The authenticated user of a management request.
 pub struct Caller {

@@ -4,15 +4,12 @@
 use serde_json::json;
 
 use super::idp::User;
-use crate::proxy::local::{LocalRequest, LocalResponse};
+use crate::proxy::local::LocalResponse;
 use crate::state::State;
 use crate::store::StoreExt;
 
-pub async fn me(state: &State, req: &LocalRequest) -> LocalResponse {
-    let user = match crate::api::caller(state, req).await {
-        Ok(u) => u,
-        Err(resp) => return resp,
-    };
+/// For a caller the management guard admitted (see [`crate::routes`]).
+pub async fn me(state: &State, user: &crate::api::Caller) -> LocalResponse {
     let p = &user.principal;
     let stored: Option<User> = state
         .store

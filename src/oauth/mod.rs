@@ -15,11 +15,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::Method;
-
 use crate::config::oauth::OAuthConfig;
-use crate::proxy::local::{LocalRequest, LocalResponse};
-use crate::state::State;
+use crate::proxy::local::LocalRequest;
 
 pub mod authorize;
 pub mod callback;
@@ -54,40 +51,6 @@ impl OAuthServer {
         s.dedup();
         s
     }
-}
-
-/// Answers an OAuth route, or None when the path is not one.
-pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse> {
-    let path = req.path.as_str();
-    if path.starts_with("/.well-known/") {
-        return metadata::dispatch(state, req).await;
-    }
-    if path == "/api/v1/me" {
-        return Some(me::me(state, req).await);
-    }
-    let oauth = state.oauth.as_ref()?;
-    let m = &req.method;
-    Some(match (m, path) {
-        (&Method::POST, "/api/v1/auth/register") => register::register(state, oauth, req).await,
-        (&Method::GET, "/api/v1/auth/authorize") => authorize::authorize(state, oauth, req).await,
-        (&Method::GET, "/api/v1/auth/callback") => callback::callback(state, oauth, req).await,
-        (&Method::POST, "/api/v1/auth/consent") => consent::decide(state, oauth, req).await,
-        (&Method::POST, "/api/v1/auth/token") => token::token(state, oauth, req).await,
-        (&Method::POST, "/api/v1/auth/refresh") => token::refresh_route(state, oauth, req).await,
-        (&Method::POST, "/api/v1/auth/revoke") => revoke::revoke(state, oauth, req).await,
-        (&Method::GET, "/api/v1/auth/dev/login") if oauth.idp.is_dev() => dev::login_page(req),
-        (&Method::POST, "/api/v1/auth/dev/login") if oauth.idp.is_dev() => {
-            dev::submit(state, req).await
-        }
-        (_, p) if p.starts_with("/api/v1/auth/") => {
-            LocalResponse::oauth_error(&crate::errors::OAuthError::new(
-                404,
-                "invalid_request",
-                "unknown OAuth route or method",
-            ))
-        }
-        _ => return None,
-    })
 }
 
 /// Form or JSON body parameters (token and refresh accept both).

@@ -17,17 +17,10 @@ use super::local::LocalResponse;
 const ALLOW_HEADERS: &str = "authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, x-request-id";
 const EXPOSE_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate, x-request-id";
 
-/// Local routes any origin may call from a browser.
+/// Local routes any origin may call from a browser (declared in
+/// [`crate::routes`]).
 pub fn is_public_cors_path(path: &str) -> bool {
-    path.starts_with("/.well-known/")
-        || matches!(
-            path,
-            "/api/v1/auth/register"
-                | "/api/v1/auth/token"
-                | "/api/v1/auth/refresh"
-                | "/api/v1/auth/revoke"
-                | "/api/v1/me"
-        )
+    crate::routes::cors_for(path) == crate::routes::Cors::AnyOrigin
 }
 
 /// Headers added to every answer of a public CORS route.

@@ -150,7 +150,7 @@ pub fn escape_html(s: &str) -> String {
 
 /// True when `path` belongs to the gateway rather than to an app.
 pub fn is_local_path(path: &str) -> bool {
-    path.starts_with("/.well-known/") || path.starts_with("/api/v1/") || path == "/healthz"
+    crate::routes::is_local_path(path)
 }
 
 /// True when a request's authority (`Host`, or the URI's) names the gateway
@@ -171,23 +171,9 @@ pub fn authority_matches(host: &[u8], expected: &str, https: bool) -> bool {
         && &host[expected.len()..] == default_port
 }
 
-/// Answers a local route.
+/// Answers a local route (see [`crate::routes`]).
 pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
-    if let Some(resp) = crate::oauth::dispatch(state, req).await {
-        return resp;
-    }
-    if let Some(resp) = crate::api::dispatch(state, req).await {
-        return resp;
-    }
-    match (&req.method, req.path.as_str()) {
-        (&Method::GET, "/healthz") => {
-            LocalResponse::json(200, &serde_json::json!({"status": "ok"}))
-        }
-        _ => {
-            let _ = state;
-            LocalResponse::api_error(&ApiError::not_found("Route"), &req.request_id)
-        }
-    }
+    crate::routes::dispatch(state, req).await
 }
 
 #[cfg(test)]
