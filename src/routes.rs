@@ -508,42 +508,29 @@ async fn managed(
     [id, auth]: Params<'_>,
 ) -> LocalResponse {
     use api::{apps, commands, connections};
-    let result = match handler {
-        H::Me => return oauth::me::me(state, user).await,
-        H::ListApps => apps::list(state, user).await,
-        H::CreateApp => match api::body(req) {
-            Ok(b) => apps::create(state, user, b).await,
-            Err(e) => Err(e),
-        },
-        H::GetApp => apps::get(state, user, id).await,
-        H::PatchApp => match api::body(req) {
-            Ok(b) => apps::patch(state, user, id, b).await,
-            Err(e) => Err(e),
-        },
-        H::DeleteApp => apps::delete(state, user, id).await,
-        H::GetConfig => apps::get_config(state, user, id).await,
-        H::PutConfig => match api::body(req) {
-            Ok(b) => apps::put_config(state, user, id, b).await,
-            Err(e) => Err(e),
-        },
-        H::ListCommands => commands::list(state, user, id).await,
-        H::PatchCommands => match api::body(req) {
-            Ok(b) => commands::patch(state, user, id, b).await,
-            Err(e) => Err(e),
-        },
-        H::ListAuths => connections::list(state, user, id).await,
-        H::CreateAuth => match api::body(req) {
-            Ok(b) => connections::create(state, user, id, b).await,
-            Err(e) => Err(e),
-        },
-        H::GetAuth => connections::get(state, user, id, auth).await,
-        H::PatchAuth => match api::body(req) {
-            Ok(b) => connections::patch(state, user, id, auth, b).await,
-            Err(e) => Err(e),
-        },
-        H::DeleteAuth => connections::delete(state, user, id, auth).await,
-        _ => Err(ApiError::internal()),
-    };
+    if handler == H::Me {
+        return oauth::me::me(state, user).await;
+    }
+    let result = async {
+        match handler {
+            H::ListApps => apps::list(state, user).await,
+            H::CreateApp => apps::create(state, user, api::body(req)?).await,
+            H::GetApp => apps::get(state, user, id).await,
+            H::PatchApp => apps::patch(state, user, id, api::body(req)?).await,
+            H::DeleteApp => apps::delete(state, user, id).await,
+            H::GetConfig => apps::get_config(state, user, id).await,
+            H::PutConfig => apps::put_config(state, user, id, api::body(req)?).await,
+            H::ListCommands => commands::list(state, user, id).await,
+            H::PatchCommands => commands::patch(state, user, id, api::body(req)?).await,
+            H::ListAuths => connections::list(state, user, id).await,
+            H::CreateAuth => connections::create(state, user, id, api::body(req)?).await,
+            H::GetAuth => connections::get(state, user, id, auth).await,
+            H::PatchAuth => connections::patch(state, user, id, auth, api::body(req)?).await,
+            H::DeleteAuth => connections::delete(state, user, id, auth).await,
+            _ => Err(ApiError::internal()),
+        }
+    }
+    .await;
     result.unwrap_or_else(|e| LocalResponse::api_error(&e, &req.request_id))
 }
 

@@ -439,15 +439,7 @@ fn cookie_name(state: &State) -> &'static str {
 /// `expected` (compared in constant time).
 fn same_browser(state: &State, req: &LocalRequest, expected: &str) -> bool {
     let name = cookie_name(state);
-    let value = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v);
+    let value = req.cookie(name);
     match value {
         Some(v) if !v.is_empty() && !expected.is_empty() => {
             bool::from(sha256_hex(v).as_bytes().ct_eq(expected.as_bytes()))

@@ -204,16 +204,7 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
             "consent_id, csrf_token and decision are required.",
         );
     };
-    let cookie = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == cookie_name(state))
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_default();
+    let cookie = req.cookie(cookie_name(state)).unwrap_or_default();
     let asked: Asked = match state.store.take_json(&format!("consent:{id}")).await {
         Ok(Some(a)) => a,
         Ok(None) => return page(400, "Request expired", "This approval is unknown, already answered or expired. Start again from your application."),

@@ -27,8 +27,8 @@ fn gateway(idp: &TestIdp) -> GatewayBuilder {
 }
 
 pub(crate) struct Api<'a> {
-    gw: &'a TestGateway,
-    token: String,
+    pub(crate) gw: &'a TestGateway,
+    pub(crate) token: String,
 }
 
 impl<'a> Api<'a> {
@@ -39,7 +39,12 @@ impl<'a> Api<'a> {
         }
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .gw
             .client()

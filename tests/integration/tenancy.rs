@@ -39,45 +39,13 @@ fn token(idp: &TestIdp, sub: &str, aud: &str, extra: Value) -> String {
     idp.sign_claims(&claims)
 }
 
-/// One user's view of the management API.
-struct User<'a> {
-    gw: &'a TestGateway,
-    token: String,
-}
+/// One user's view of the management API (the management tests' client).
+type User<'a> = crate::management::Api<'a>;
 
-impl User<'_> {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .gw
-            .client()
-            .request(method, format!("{}{path}", self.gw.url()))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("gateway answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn create(&self, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, "/api/v1/apps", Some(body))
-            .await
-    }
-
-    async fn app(&self, name: &str, config: Value) -> (String, String) {
-        let (s, b) = self.create(json!({"name": name, "config": config})).await;
-        assert_eq!(s, 201, "{b}");
-        let app = &b["app"];
-        (
-            app["id"].as_str().unwrap().into(),
-            app["mcpUrl"].as_str().unwrap().into(),
-        )
-    }
+/// Creates an app; returns its id and MCP URL.
+async fn app(user: &User<'_>, name: &str, config: Value) -> (String, String) {
+    let (id, slug) = user.create_app(name, config).await;
+    (id, user.gw.app_url(&slug, "/mcp"))
 }
 
 fn as_user<'a>(gw: &'a TestGateway, idp: &TestIdp, sub: &str, extra: Value) -> User<'a> {
@@ -203,12 +171,12 @@ async fn an_api_app_is_its_owners_until_its_policy_says_otherwise() {
     let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
     let gw = trusting(&idp, "").start().await;
     let ada = as_user(&gw, &idp, "user_ada", json!({}));
-    let (id, mcp) = ada
-        .app(
-            "Ada's notes",
-            json!({"upstreamUrl": up.url(), "public": false}),
-        )
-        .await;
+    let (id, mcp) = app(
+        &ada,
+        "Ada's notes",
+        json!({"upstreamUrl": up.url(), "public": false}),
+    )
+    .await;
     let (s, cfg) = ada
         .send(
             reqwest::Method::GET,
@@ -290,12 +258,12 @@ async fn no_code_is_issued_for_an_app_the_user_may_not_use() {
         gw: &gw,
         token: mgmt.access_token,
     };
-    let (_, mcp) = ada
-        .app(
-            "Ada's CRM",
-            json!({"upstreamUrl": up.url(), "public": false}),
-        )
-        .await;
+    let (_, mcp) = app(
+        &ada,
+        "Ada's CRM",
+        json!({"upstreamUrl": up.url(), "public": false}),
+    )
+    .await;
     assert_eq!(ada_client.tokens(&gw, &mcp).await.token_type, "Bearer");
 
     // Bob signs in at the same IdP and asks for ada's app.
@@ -320,18 +288,18 @@ async fn hosts_are_for_admins_and_never_the_gateways_own_or_anothers() {
     let with_host = |host: &str| json!({"name": format!("h {host}"), "config": {"upstreamUrl": up.url(), "public": true, "host": host}});
 
     // The attack: an ordinary user routes the gateway's own host (every app's traffic) to themselves.
-    let (s, b) = ada.create(with_host("127.0.0.1")).await;
+    let (s, b) = ada.post("/api/v1/apps", with_host("127.0.0.1")).await;
     assert_eq!((s, &b["error"]["code"]), (403, &json!("forbidden")), "{b}");
-    let (s, b) = ada.create(with_host("mine.test")).await;
+    let (s, b) = ada.post("/api/v1/apps", with_host("mine.test")).await;
     assert_eq!(s, 403, "{b}");
     // Admins may route hosts, but not the gateway's own nor one already taken.
-    let (s, b) = root.create(with_host("127.0.0.1")).await;
+    let (s, b) = root.post("/api/v1/apps", with_host("127.0.0.1")).await;
     assert_eq!((s, &b["error"]["code"]), (409, &json!("conflict")), "{b}");
-    let (s, b) = root.create(with_host("platform.test")).await;
+    let (s, b) = root.post("/api/v1/apps", with_host("platform.test")).await;
     assert_eq!(s, 409, "{b}");
-    let (s, b) = root.create(with_host("a.test")).await;
+    let (s, b) = root.post("/api/v1/apps", with_host("a.test")).await;
     assert_eq!(s, 201, "{b}");
-    let (s, b) = root.create(with_host("A.TEST")).await;
+    let (s, b) = root.post("/api/v1/apps", with_host("A.TEST")).await;
     assert_eq!(s, 409, "{b}");
 
     // The gateway's own name still routes by path.
@@ -357,9 +325,12 @@ async fn admins_are_named_by_subject_or_by_a_verified_email() {
     .start()
     .await;
     let ada = as_user(&gw, &idp, "user_ada", json!({}));
-    let (id, _) = ada
-        .app("Ada's", json!({"upstreamUrl": up.url(), "public": true}))
-        .await;
+    let (id, _) = app(
+        &ada,
+        "Ada's",
+        json!({"upstreamUrl": up.url(), "public": true}),
+    )
+    .await;
     let sees = |sub: &str, extra: Value| {
         let u = as_user(&gw, &idp, sub, extra);
         let path = format!("/api/v1/apps/{id}");
