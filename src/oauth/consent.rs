@@ -211,7 +211,7 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
         Err(_) => return LocalResponse::store_down_page(),
     };
     let matches = |a: &str, b: &str| bool::from(a.as_bytes().ct_eq(b.as_bytes()));
-    if !(matches(token, &asked.csrf) && matches(&cookie, &asked.csrf)) {
+    if !(matches(token, &asked.csrf) && matches(cookie, &asked.csrf)) {
         return page(
             403,
             "Request refused",
