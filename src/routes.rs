@@ -16,8 +16,8 @@ use http::Method;
 use crate::api::{self, Caller};
 use crate::errors::{ApiError, OAuthError};
 use crate::oauth::{self, OAuthServer};
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
+use crate::web::{LocalRequest, LocalResponse};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

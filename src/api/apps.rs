@@ -10,9 +10,9 @@ use super::{store_err, templates, view, Caller};
 use crate::catalog::{self, live, AppRecord, AppSettings, ToolSwitches};
 use crate::config::AppConfig;
 use crate::errors::ApiError;
-use crate::proxy::local::LocalResponse;
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::LocalResponse;
 
 /// An app as the caller may see it.
 pub enum AppRef {

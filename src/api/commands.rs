@@ -14,10 +14,10 @@ use crate::catalog::{self, ToolSwitches};
 use crate::credentials::{InjectError, Resolved};
 use crate::egress::OutboundFailure;
 use crate::errors::ApiError;
-use crate::proxy::local::LocalResponse;
 use crate::proxy::route::Route;
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::LocalResponse;
 
 async fn disabled(state: &State, app: &AppRef) -> Result<Vec<String>, ApiError> {
     Ok(match app {

@@ -36,9 +36,9 @@ use crate::credentials::oauth::{user_token_request, ProviderSettings};
 use crate::credentials::per_user::{
     save_tokens, ticket_key, tokens_key, ConnectTicket, UserTokens,
 };
-use crate::proxy::local::{escape_html, LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::{escape_html, LocalRequest, LocalResponse};
 
 /// How long a started flow waits for the provider's answer (`uconnect:`).
 const PENDING_TTL: Duration = Duration::from_secs(600);

@@ -10,9 +10,9 @@ use super::apps::{self, AppRef};
 use super::{store_err, Caller};
 use crate::catalog::{self, Connection, ConnectionConfig, ConnectionSecrets};
 use crate::errors::ApiError;
-use crate::proxy::local::LocalResponse;
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::LocalResponse;
 
 mod check;
 pub mod providers;

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::auth::{bearer, guard, Principal, TokenError};
 use crate::errors::ApiError;
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
+use crate::web::{LocalRequest, LocalResponse};
 
 pub mod apps;
 pub mod commands;

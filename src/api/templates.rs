@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::catalog::AppSettings;
-use crate::proxy::local::LocalResponse;
+use crate::web::LocalResponse;
 
 pub struct Template {
     pub id: &'static str,

@@ -17,9 +17,9 @@ use sha2::Digest;
 use super::clients::{self, Client};
 use super::{cimd, query, random, register, with_params, OAuthServer, PENDING_TTL};
 use crate::errors::OAuthError;
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::{LocalRequest, LocalResponse};
 
 /// An authorization waiting for the user to sign in (`pend:{state}`).
 #[derive(Serialize, Deserialize, Clone)]

@@ -11,9 +11,9 @@ use super::authorize::{page, pending_key, redirect_error, Pending};
 use super::idp::{IdpError, IdpTokens, User};
 use super::{consent, dev, query, random, sha256_hex, with_params, OAuthServer, CODE_TTL};
 use crate::config::oauth::TokenMode;
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::{LocalRequest, LocalResponse};
 
 /// A bridge code (`code:{sha256(code)}`), 60 s, single use.
 #[derive(Serialize, Deserialize, Clone)]

@@ -15,9 +15,9 @@ use super::authorize::{lookup, page, redirect_error, Pending};
 use super::callback::issue_code;
 use super::idp::{IdpTokens, User};
 use super::{random, OAuthServer, PENDING_TTL};
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::{LocalRequest, LocalResponse};
 
 #[derive(Serialize, Deserialize)]
 struct Asked {
@@ -46,7 +46,7 @@ fn remembered_key(state: &State, sub: &str, client_id: &str, resource: Option<&s
 /// What the consent page says the client will reach: an app by name, or
 /// the management API.
 fn target_text(state: &State, resource: Option<&str>) -> String {
-    let esc = crate::proxy::local::escape_html;
+    let esc = crate::web::escape_html;
     match resource.filter(|r| *r != state.config.public_url) {
         None => "<strong>manage your apps</strong> on this gateway (create, change and delete apps and their connections)".to_string(),
         Some(r) => {
@@ -146,7 +146,7 @@ pub async fn show(
     {
         return LocalResponse::store_down_page();
     }
-    let esc = crate::proxy::local::escape_html;
+    let esc = crate::web::escape_html;
     let warning = if loopback {
         "<p style=\"color:#a00\"><strong>This application runs on your own computer</strong> (its address is local). Approve only if you started it yourself just now.</p>"
     } else {

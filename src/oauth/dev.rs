@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::authorize::page;
 use super::{query, random, sha256_hex, with_params};
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::{LocalRequest, LocalResponse};
 
 #[derive(Serialize, Deserialize)]
 pub struct DevCode {
@@ -19,7 +19,7 @@ pub struct DevCode {
 }
 
 pub fn page_html(state_param: &str) -> String {
-    let esc = crate::proxy::local::escape_html;
+    let esc = crate::web::escape_html;
     format!(
         "<!doctype html><html><head><meta charset=utf-8><title>Sign in (development)</title></head>\
          <body style=\"font-family:sans-serif;max-width:30em;margin:4em auto\"><h1>Sign in</h1>\

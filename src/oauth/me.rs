@@ -4,9 +4,9 @@
 use serde_json::json;
 
 use super::idp::User;
-use crate::proxy::local::LocalResponse;
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::LocalResponse;
 
 /// For a caller the management guard admitted (see [`crate::routes`]).
 pub async fn me(state: &State, user: &crate::api::Caller) -> LocalResponse {

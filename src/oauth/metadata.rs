@@ -12,8 +12,8 @@
 use serde_json::json;
 
 use crate::config::oauth::TokenMode;
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
+use crate::web::{LocalRequest, LocalResponse};
 
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 const PRM: &str = "/.well-known/oauth-protected-resource";

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::oauth::OAuthConfig;
-use crate::proxy::local::LocalRequest;
+use crate::web::LocalRequest;
 
 pub mod authorize;
 pub mod callback;

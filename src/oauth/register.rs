@@ -11,9 +11,9 @@ use serde_json::json;
 use super::clients::{self, Client, Metadata};
 use super::{random, sha256_hex, OAuthServer};
 use crate::errors::OAuthError;
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::{LocalRequest, LocalResponse};
 
 const MAX_BODY: usize = 16 * 1024;
 

@@ -14,8 +14,8 @@ use super::{params, sessions, OAuthServer};
 use crate::auth::{Audience, TokenError};
 use crate::config::oauth::TokenMode;
 use crate::errors::OAuthError;
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
+use crate::web::{LocalRequest, LocalResponse};
 
 /// Revocation requests per client address and minute.
 const PER_MINUTE: u64 = 60;

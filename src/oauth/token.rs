@@ -19,9 +19,9 @@ use super::sessions::{self, Issued};
 use super::{params, pkce_ok, register, sha256_hex, OAuthServer};
 use crate::config::oauth::TokenMode;
 use crate::errors::OAuthError;
-use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::{LocalRequest, LocalResponse};
 
 /// What the first redemption of a code issued (`used:{sha256(code)}`).
 #[derive(Serialize, Deserialize)]

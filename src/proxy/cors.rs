@@ -12,7 +12,7 @@ use http::header::{
 };
 use http::{HeaderName, HeaderValue};
 
-use super::local::LocalResponse;
+use crate::web::LocalResponse;
 
 const ALLOW_HEADERS: &str = "authorization, content-type, accept, mcp-session-id, mcp-protocol-version, last-event-id, x-request-id";
 const EXPOSE_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate, x-request-id";

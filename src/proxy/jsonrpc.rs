@@ -10,8 +10,8 @@ use bytes::Bytes;
 use pingora::proxy::Session;
 use serde_json::{json, Value};
 
-use crate::proxy::local::LocalResponse;
 use crate::proxy::route::Route;
+use crate::web::LocalResponse;
 
 /// Pingora replays at most this much of a body read before proxying.
 pub const MAX_INSPECTED_BODY: usize = 64 * 1024;

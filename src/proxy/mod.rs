@@ -115,7 +115,7 @@ impl Gateway {
             Bytes::new()
         };
         let head = session.req_header();
-        let req = local::LocalRequest {
+        let req = crate::web::LocalRequest {
             method: head.method.clone(),
             path: head.uri.path().to_string(),
             query: head.uri.query().map(str::to_string),

@@ -8,8 +8,8 @@ use pingora::proxy::Session;
 use crate::credentials::{InjectError, Injection};
 use crate::errors::ApiError;
 use crate::proxy::ctx::Ctx;
+use crate::proxy::jsonrpc;
 use crate::proxy::route::Route;
-use crate::proxy::{jsonrpc, local};
 
 /// The app-specific steps that need the body or a credential: tool policy
 /// and upstream credentials. Returns a refusal to send instead.
@@ -17,7 +17,7 @@ pub async fn prepare_upstream(
     session: &mut Session,
     ctx: &mut Ctx,
     route: &Route,
-) -> pingora::Result<Option<local::LocalResponse>> {
+) -> pingora::Result<Option<crate::web::LocalResponse>> {
     let per_user = matches!(*route.injection, Injection::PerUser(_));
     let policy = !route.disabled_tools.is_empty();
     let body = match jsonrpc::inspect(session, per_user || policy, policy).await? {
@@ -44,7 +44,7 @@ pub async fn prepare_upstream(
                     Some(data),
                     200,
                 ),
-                None => local::LocalResponse::api_error(
+                None => crate::web::LocalResponse::api_error(
                     &ApiError::new(403, "upstream_authorization_required", message)
                         .with_details(data),
                     &ctx.request_id,
@@ -53,7 +53,7 @@ pub async fn prepare_upstream(
         }
         Err(InjectError::Unavailable(why)) => {
             tracing::warn!(app = %route.app.slug, error = %why, "upstream credentials unavailable");
-            Ok(Some(local::LocalResponse::api_error(
+            Ok(Some(crate::web::LocalResponse::api_error(
                 &ApiError::new(
                     502,
                     "upstream_credentials_unavailable",

@@ -7,7 +7,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use crate::errors::ApiError;
-use crate::proxy::local::LocalResponse;
+use crate::web::LocalResponse;
 
 /// Writes a complete response. Returns the status written.
 pub async fn write(
