@@ -61,6 +61,11 @@ impl State {
     pub async fn build(config: Config) -> Result<Arc<State>, StartError> {
         let store = open_store(&config.storage).await?;
         let metrics = Arc::new(Metrics::new()?);
+        // One set of token metrics for the validator and the IdP client, on
+        // the registry `/metrics` exports.
+        let auth_metrics = Arc::new(crate::auth::metrics::AuthMetrics::register(
+            &metrics.registry,
+        )?);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
@@ -78,7 +83,9 @@ impl State {
         )
         .await?;
         let oauth = match &config.oauth {
-            Some(cfg) => Some(Arc::new(oauth_server(cfg, &store, &sbox, &http).await?)),
+            Some(cfg) => Some(Arc::new(
+                oauth_server(cfg, &store, &sbox, &http, auth_metrics.clone()).await?,
+            )),
             None => None,
         };
         let (issuer, keys) = token_source(&config, oauth.as_deref());
@@ -88,7 +95,7 @@ impl State {
             keys,
             Arc::clone(&store),
             http.clone(),
-            &metrics.registry,
+            auth_metrics,
         )?;
         auth.spawn_background()
             .await
@@ -170,6 +177,7 @@ async fn oauth_server(
     store: &Arc<dyn Store>,
     sbox: &Option<Arc<SecretBox>>,
     http: &reqwest::Client,
+    auth_metrics: Arc<crate::auth::metrics::AuthMetrics>,
 ) -> Result<crate::oauth::OAuthServer, StartError> {
     use crate::config::oauth::TokenMode;
     let keys = match cfg.token_mode {
@@ -182,7 +190,7 @@ async fn oauth_server(
     };
     Ok(crate::oauth::OAuthServer {
         cfg: cfg.clone(),
-        idp: crate::oauth::idp::Idp::new(cfg.idp.clone(), http.clone()),
+        idp: crate::oauth::idp::Idp::new(cfg.idp.clone(), http.clone(), auth_metrics),
         keys,
         cimd: Default::default(),
     })

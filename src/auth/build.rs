@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use prometheus::Registry;
-
 use super::jwks::{HttpKeySource, Jwks, JwksSettings, KeySource};
 use super::metrics::AuthMetrics;
 use super::verify::{Introspection, Verifier, VerifierSettings};
@@ -20,9 +18,8 @@ pub fn validator(
     local_keys: Option<Arc<dyn KeySource>>,
     store: Arc<dyn Store>,
     http: reqwest::Client,
-    registry: &Registry,
+    metrics: Arc<AuthMetrics>,
 ) -> Result<Arc<TokenValidator>, prometheus::Error> {
-    let metrics = Arc::new(AuthMetrics::register(registry)?);
     let source: Option<Arc<dyn KeySource>> = local_keys.or_else(|| {
         cfg.jwks_uri.clone().map(|url| {
             Arc::new(HttpKeySource {

@@ -69,12 +69,11 @@ pub struct Idp {
 }
 
 impl Idp {
-    pub fn new(cfg: IdpConfig, http: reqwest::Client) -> Arc<Idp> {
+    /// `metrics` are the process's (exported on `/metrics`): the IdP's key
+    /// fetches count in `drio_jwks_refresh_total` with the others.
+    pub fn new(cfg: IdpConfig, http: reqwest::Client, metrics: Arc<AuthMetrics>) -> Arc<Idp> {
         Arc::new_cyclic(|me: &std::sync::Weak<Idp>| {
             let source: Arc<dyn KeySource> = Arc::new(IdpKeys(me.clone()));
-            let metrics = Arc::new(
-                AuthMetrics::register(&prometheus::Registry::new()).expect("fresh registry"),
-            );
             let settings = JwksSettings {
                 refresh_every: Duration::from_secs(300),
                 min_refetch_interval: Duration::from_secs(5),

@@ -551,3 +551,32 @@ async fn stateless_2026_requests_pass_through_untouched() {
     assert_eq!(seen.header("mcp-method"), Some("tools/call"));
     assert!(seen.header("mcp-session-id").is_none());
 }
+
+#[tokio::test]
+async fn the_idps_key_fetches_are_counted_on_the_exported_registry() {
+    let b = Bridge::start(TokenMode::Gateway).await;
+    let metrics = || async {
+        b.gw.client()
+            .get(format!("{}/metrics", b.gw.admin_url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let ok = |text: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with("drio_jwks_refresh_total{result=\"ok\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = ok(&metrics().await);
+    // A sign-in verifies the IdP's ID token with the IdP's JWKS.
+    b.signed_in().await;
+    assert!(
+        ok(&metrics().await) > before,
+        "the IdP's JWKS fetch is exported"
+    );
+}
