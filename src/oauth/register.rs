@@ -84,7 +84,7 @@ async fn rate_limit(
     let now = crate::auth::verify::now_secs();
     let bucket = req
         .client_ip
-        .map(crate::proxy::client_addr::limit_bucket)
+        .map(crate::web::client_addr::limit_bucket)
         .unwrap_or_else(|| "unknown".into());
     let count = |window: u64| {
         let key = format!("rl:reg:{bucket}:{window}:{}", now / window);

@@ -78,7 +78,7 @@ async fn try_revoke(
 async fn limit(state: &State, req: &LocalRequest) -> Result<(), OAuthError> {
     let ip = req
         .client_ip
-        .map(crate::proxy::client_addr::limit_bucket)
+        .map(crate::web::client_addr::limit_bucket)
         .unwrap_or_else(|| "unknown".into());
     let minute = crate::auth::verify::now_secs() / 60;
     let n = state

@@ -25,7 +25,6 @@ use crate::metrics::{method_label, status_class, UpstreamErrorKind};
 use crate::state::State;
 
 mod authn;
-pub mod client_addr;
 pub mod cors;
 pub mod ctx;
 pub mod jsonrpc;
@@ -122,7 +121,7 @@ impl Gateway {
             headers: head.headers.clone(),
             body,
             client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| {
-                client_addr::client_ip(
+                crate::web::client_addr::client_ip(
                     a.ip(),
                     &head.headers,
                     &self.state.config.server.trusted_proxies,
@@ -308,7 +307,7 @@ impl ProxyHttp for Gateway {
                 .headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
-                .filter(|_| client_addr::is_trusted(ip, trusted));
+                .filter(|_| crate::web::client_addr::is_trusted(ip, trusted));
             let xff = match prev {
                 Some(prev) => format!("{prev}, {ip}"),
                 None => ip.to_string(),

@@ -4,6 +4,8 @@
 //! domain errors become HTTP (drio's envelope, RFC 6749 §5.2 errors) and
 //! where pages get their security headers (CSP, `X-Frame-Options`, no-store).
 
+pub mod client_addr;
+
 use std::net::IpAddr;
 
 use bytes::Bytes;

@@ -7,6 +7,7 @@ mod config_cli;
 mod egress;
 mod hardening;
 mod idp_selftest;
+mod layering;
 mod management;
 mod oauth;
 mod proxy_core;

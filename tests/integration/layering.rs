@@ -1,0 +1,172 @@
+//! The direction of dependencies (`shared/design/layout.md`, issue 14):
+//! the import graph of `src/` has no cycle, and nothing below the proxy
+//! imports it. Read from the source as text: every `crate::a::b::C` path
+//! is an edge from the file's module to the deepest module it names.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Module path (`oauth::consent`) → its source without `//` comments.
+fn modules() -> BTreeMap<String, String> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let rel = path.strip_prefix(root).unwrap().with_extension("");
+                let mut parts: Vec<String> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                if parts.last().is_some_and(|p| p == "mod") {
+                    parts.pop();
+                }
+                if parts == ["lib"] || parts == ["main"] {
+                    continue;
+                }
+                let text: String = std::fs::read_to_string(&path)
+                    .unwrap()
+                    .lines()
+                    .map(|l| l.split("//").next().unwrap_or(""))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                out.insert(parts.join("::"), text);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut out = BTreeMap::new();
+    walk(&root, &root, &mut out);
+    out
+}
+
+/// Edges: module → the modules it imports with `crate::` paths.
+fn edges(mods: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (m, text) in mods {
+        let set = out.entry(m.clone()).or_default();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            let path: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            let segs: Vec<&str> = path.split("::").filter(|s| !s.is_empty()).collect();
+            let target = (1..=segs.len())
+                .rev()
+                .map(|k| segs[..k].join("::"))
+                .find(|c| mods.contains_key(c));
+            let Some(t) = target else { continue };
+            let related =
+                t == *m || m.starts_with(&format!("{t}::")) || t.starts_with(&format!("{m}::"));
+            if !related {
+                set.insert(t);
+            }
+        }
+    }
+    out
+}
+
+/// Strongly connected components of more than one module (Tarjan).
+fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct T<'a> {
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on: BTreeSet<&'a str>,
+        out: Vec<Vec<String>>,
+    }
+    impl<'a> T<'a> {
+        fn visit(&mut self, v: &'a str) {
+            let n = self.index.len();
+            self.index.insert(v, n);
+            self.low.insert(v, n);
+            self.stack.push(v);
+            self.on.insert(v);
+            for w in self.g.get(v).into_iter().flatten() {
+                if !self.index.contains_key(w.as_str()) {
+                    self.visit(w);
+                    let lw = self.low[w.as_str()];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(lw);
+                } else if self.on.contains(w.as_str()) {
+                    let iw = self.index[w.as_str()];
+                    let lv = self.low.get_mut(v).unwrap();
+                    *lv = (*lv).min(iw);
+                }
+            }
+            if self.low[v] == self.index[v] {
+                let mut comp = Vec::new();
+                while let Some(w) = self.stack.pop() {
+                    self.on.remove(w);
+                    comp.push(w.to_string());
+                    if w == v {
+                        break;
+                    }
+                }
+                if comp.len() > 1 {
+                    comp.sort();
+                    self.out.push(comp);
+                }
+            }
+        }
+    }
+    let mut t = T {
+        g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in g.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            t.visit(v);
+        }
+    }
+    t.out
+}
+
+#[test]
+fn the_import_graph_has_no_cycle() {
+    let g = edges(&modules());
+    assert!(g.len() > 50, "read the source tree: {} modules", g.len());
+    let found = cycles(&g);
+    assert!(found.is_empty(), "import cycles in src/: {found:#?}");
+}
+
+#[test]
+fn only_the_server_imports_the_proxy() {
+    let g = edges(&modules());
+    let importers: Vec<&String> = g
+        .iter()
+        .filter(|(m, to)| {
+            !m.starts_with("proxy") && to.iter().any(|t| t == "proxy" || t.starts_with("proxy::"))
+        })
+        .map(|(m, _)| m)
+        .collect();
+    let allowed = ["server", "bootstrap", "state", "catalog::live", "admin"];
+    let unexpected: Vec<&&String> = importers
+        .iter()
+        .filter(|m| !allowed.contains(&m.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "modules importing proxy/: {unexpected:?}"
+    );
+}
+
+#[test]
+fn the_checker_finds_a_cycle_when_there_is_one() {
+    let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    g.entry("a".into()).or_default().insert("b".into());
+    g.entry("b".into()).or_default().insert("c".into());
+    g.entry("c".into()).or_default().insert("a".into());
+    g.entry("d".into()).or_default().insert("a".into());
+    assert_eq!(
+        cycles(&g),
+        vec![vec!["a".to_string(), "b".into(), "c".into()]]
+    );
+}
