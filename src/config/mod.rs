@@ -81,6 +81,9 @@ pub struct ServerSettings {
     pub threads: usize,
     pub grace_period_seconds: u64,
     pub graceful_shutdown_timeout_seconds: u64,
+    /// Where a new process started with `--upgrade` receives the listening
+    /// sockets from the running one on SIGQUIT (Pingora's graceful upgrade).
+    pub upgrade_sock: PathBuf,
 }
 
 #[derive(Debug, Clone)]

@@ -145,6 +145,10 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         self.state.metrics.inflight.inc();
+        if crate::drain::is_draining() {
+            // Stopping or handing over: this connection's last response.
+            session.set_keepalive(None);
+        }
         let head = session.req_header();
         ctx.request_id = request_id::from_client_or_new(
             head.headers.get("x-request-id").map(HeaderValue::as_bytes),
