@@ -18,6 +18,8 @@
 #   LONG             long requests in flight (default 4; each takes LONG_MS)
 #   LONG_MS          upstream delay of a long request (default 3000; half are SSE streams)
 #   TIMEOUT_MS       a request without a complete answer by then is a hang (default 10000)
+#   FOLLOW_READYZ=0  send to both gateways always (default: like a load balancer,
+#                    only to gateways whose /readyz answers 200, or to both when neither does)
 #   KEEP_TMP=1       keep the temporary directory (configs, logs, the JSON report)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -221,7 +223,7 @@ cat >"$TMP/driver.json" <<EOF
  "admins": {"A": "http://127.0.0.1:$A_ADMIN", "B": "http://127.0.0.1:$B_ADMIN"},
  "mcpPath": "/apps/fault/mcp", "idp": "http://127.0.0.1:$IDP_PORT", "aud": "$PUBLIC_URL/apps/fault/mcp",
  "concurrency": $CONCURRENCY, "longConcurrency": $LONG, "longDelayMs": $LONG_MS, "timeoutMs": $TIMEOUT_MS,
- "phaseFile": "$TMP/phase", "reportFile": "$TMP/report.json"}
+ "phaseFile": "$TMP/phase", "reportFile": "$TMP/report.json", "followReadyz": $([ "${FOLLOW_READYZ:-1}" = 0 ] && echo false || echo true)}
 EOF
 phase() { # phase NAME: switch, and wait until the driver tags requests with it
   echo "$1" >"$TMP/phase.tmp" && mv "$TMP/phase.tmp" "$TMP/phase"

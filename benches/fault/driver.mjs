@@ -5,7 +5,7 @@
 //
 // CONFIG: {"gateways":{"A":url,"B":url}, "admins":{"A":url,"B":url}, "mcpPath":"/apps/fault/mcp", "idp":url, "aud":url,
 //          "concurrency":n, "longConcurrency":n, "longDelayMs":ms, "timeoutMs":ms,
-//          "phaseFile":path, "reportFile":path}
+//          "phaseFile":path, "reportFile":path, "followReadyz":bool}
 // The driver writes each phase it switched to into phaseFile + ".ack".
 //
 // Like a load balancer, it sends to the gateways whose admin /readyz answered
@@ -18,6 +18,10 @@
 //
 // Every request is a JSON-RPC tools/call carrying a unique marker and id; the
 // upstream echoes both, so an answer meant for another request is caught.
+// Columns: new-token = 200s with a token first obtained when the phase began
+// (never seen by any cache: verified by JWT); cut = connections that failed
+// after the request was sent (allowed only while the upstream is killed);
+// dropped = those that were not allowed.
 // Outcomes: ok (200, right id and marker), wrong (200 with another answer, an
 // error without drio's envelope, or the client's token reaching the upstream),
 // a status code (with envelope), hang (no complete answer within timeoutMs),
@@ -165,11 +169,13 @@ function judge(res, text, id, marker) {
 async function worker(i, long) {
   let n = i;
   while (phase !== 'stop') {
-    const inRotation = names.filter((g) => ready[g]);
+    const inRotation = cfg.followReadyz === false ? names : names.filter((g) => ready[g]);
     const choices = inRotation.length ? inRotation : names;
     const gw = choices[n++ % choices.length];
-    const pool = fresh.length && n % 2 === 0 ? fresh : tokens;
-    await send(gw, pool[n % pool.length], long);
+    const useFresh = fresh.length > 0 && n % 2 === 0;
+    const pool = useFresh ? fresh : tokens;
+    const rec = await send(gw, pool[n % pool.length], long);
+    rec.fresh = useFresh;
   }
 }
 
@@ -188,7 +194,7 @@ function allowed(rec) {
 function report() {
   const byPhase = new Map(phases.filter((p) => p.name !== 'stop').map((p) => [p.name, []]));
   for (const r of records) (byPhase.get(r.startPhase) || byPhase.set(r.startPhase, []).get(r.startPhase)).push(r);
-  const cols = ['phase', 'secs', 'sent', '200', '502', '503', '504', 'other', 'refused', 'wrong', 'hang', 'dropped', 'unexpected'];
+  const cols = ['phase', 'secs', 'sent', '200', 'new-token', '502', '503', '504', 'other', 'refused', 'cut', 'wrong', 'hang', 'dropped', 'unexpected'];
   const rows = [];
   const totals = Object.fromEntries(cols.slice(2).map((c) => [c, 0]));
   phases.forEach((p, i) => {
@@ -201,11 +207,13 @@ function report() {
       secs: ((next - p.startedAt) / 1000).toFixed(1),
       sent: count((r) => r.outcome !== 'refused'),
       200: count((r) => r.outcome === 'ok'),
+      'new-token': count((r) => r.outcome === 'ok' && r.fresh),
       502: count((r) => r.outcome === '502'),
       503: count((r) => r.outcome === '503'),
       504: count((r) => r.outcome === '504'),
       other: count((r) => /^\d+$/.test(r.outcome) && !['502', '503', '504'].includes(r.outcome)),
       refused: count((r) => r.outcome === 'refused'),
+      cut: count((r) => r.outcome === 'reset' || r.outcome === 'cut'),
       wrong: count((r) => r.outcome === 'wrong'),
       hang: count((r) => r.outcome === 'hang'),
       dropped: count((r) => (r.outcome === 'reset' || r.outcome === 'cut') && !allowed(r)),

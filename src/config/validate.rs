@@ -447,6 +447,21 @@ admin = "127.0.0.1:9090"
     }
 
     #[test]
+    fn upgrade_sock_defaults_per_proxy_port_and_must_be_absolute() {
+        let c = load("").unwrap();
+        assert_eq!(
+            c.server.upgrade_sock,
+            std::env::temp_dir().join("drio-gateway-upgrade-8080.sock")
+        );
+        let c = load("[server]\nupgrade_sock = \"/run/drio/upgrade.sock\"\n").unwrap();
+        assert_eq!(c.server.upgrade_sock, Path::new("/run/drio/upgrade.sock"));
+        let e = load("[server]\nupgrade_sock = \"upgrade.sock\"\n").unwrap_err();
+        assert_eq!(e.key, "server.upgrade_sock", "{e}");
+        let long = format!("[server]\nupgrade_sock = \"/{}\"\n", "x".repeat(120));
+        assert_eq!(load(&long).unwrap_err().key, "server.upgrade_sock");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = load("[logging]\nlevl = \"info\"\n").unwrap_err();
         assert_eq!(e.key, "levl", "{e}");

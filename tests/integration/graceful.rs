@@ -216,3 +216,42 @@ async fn upgrade_hands_listeners_over_without_losing_requests() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_with_the_embedded_store_is_refused_and_the_running_one_keeps_serving() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::new().app("notes", &upstream).start().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_drio-gateway"))
+        .arg("--config")
+        .arg(gw.config_path())
+        .arg("--upgrade")
+        .current_dir(gw.dir())
+        .env(
+            "DRIO_SECRETS_KEY",
+            crate::support::gateway::TEST_SECRETS_KEY,
+        )
+        .env(
+            crate::support::gateway::ADMIN_TOKEN_ENV,
+            crate::support::gateway::TEST_ADMIN_TOKEN,
+        )
+        .output()
+        .expect("run drio-gateway --upgrade");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--upgrade needs storage.backend = \"redis\""),
+        "{stderr}"
+    );
+    assert!(
+        !gw.dir().join("upgrade.sock").exists(),
+        "no handover was offered"
+    );
+    let resp = gw
+        .client()
+        .post(gw.app_url("notes", "/echo"))
+        .body("z")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
