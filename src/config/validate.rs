@@ -409,6 +409,34 @@ pub fn normalize_origin(s: &str) -> Option<String> {
     }
 }
 
+/// `server.upgrade_sock`: an absolute path short enough for a Unix socket
+/// address (108 bytes with the NUL on Linux). The default is per proxy port,
+/// so two gateways on one host never hand their listeners to each other.
+fn upgrade_sock(path: &Path, raw: Option<&str>, listen: &Listen) -> Result<PathBuf, ConfigError> {
+    let sock = match raw {
+        Some(s) => PathBuf::from(s),
+        None => {
+            return Ok(std::env::temp_dir()
+                .join(format!("drio-gateway-upgrade-{}.sock", listen.proxy.port())))
+        }
+    };
+    if !sock.is_absolute() {
+        return Err(ConfigError::new(
+            path,
+            "server.upgrade_sock",
+            "must be an absolute path",
+        ));
+    }
+    if sock.as_os_str().len() > 100 {
+        return Err(ConfigError::new(
+            path,
+            "server.upgrade_sock",
+            "must be at most 100 bytes (a Unix socket path)",
+        ));
+    }
+    Ok(sock)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,32 +567,4 @@ admin = "127.0.0.1:9090"
             .unwrap_err();
         assert_eq!(e.key, "management.audiences[0]", "{e}");
     }
-}
-
-/// `server.upgrade_sock`: an absolute path short enough for a Unix socket
-/// address (108 bytes with the NUL on Linux). The default is per proxy port,
-/// so two gateways on one host never hand their listeners to each other.
-fn upgrade_sock(path: &Path, raw: Option<&str>, listen: &Listen) -> Result<PathBuf, ConfigError> {
-    let sock = match raw {
-        Some(s) => PathBuf::from(s),
-        None => {
-            return Ok(std::env::temp_dir()
-                .join(format!("drio-gateway-upgrade-{}.sock", listen.proxy.port())))
-        }
-    };
-    if !sock.is_absolute() {
-        return Err(ConfigError::new(
-            path,
-            "server.upgrade_sock",
-            "must be an absolute path",
-        ));
-    }
-    if sock.as_os_str().len() > 100 {
-        return Err(ConfigError::new(
-            path,
-            "server.upgrade_sock",
-            "must be at most 100 bytes (a Unix socket path)",
-        ));
-    }
-    Ok(sock)
 }

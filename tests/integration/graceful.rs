@@ -24,7 +24,7 @@ async fn resetting_upstream() -> String {
                 let mut buf = [0u8; 4096];
                 let _ = sock.read(&mut buf).await;
                 // Linger 0: close() sends RST, as a killed process's socket does.
-                let _ = sock.set_linger(Some(Duration::ZERO));
+                let _ = sock.set_zero_linger();
                 drop(sock);
             });
         }
