@@ -16,8 +16,9 @@
 //!   then stop accepting; in-flight requests get
 //!   `server.graceful_shutdown_timeout_seconds`.
 //! - SIGQUIT: graceful upgrade; the listening sockets go to the process
-//!   started with `--upgrade`, this one drains for Pingora's 5 s handover
-//!   window, then stops as above.
+//!   started with `--upgrade` (over `server.upgrade_sock`), this one drains
+//!   for Pingora's 5 s handover window, then stops as above. Without
+//!   `server.upgrade_sock`, SIGQUIT stops like SIGTERM.
 //! - SIGINT: fast shutdown.
 //!
 //! Draining is a property of the process (signals are), hence a static.
@@ -42,6 +43,10 @@ pub fn is_draining() -> bool {
 pub(crate) struct DrainingSignals {
     /// How long to drain after SIGTERM before the listeners close.
     pub(crate) grace: Duration,
+    /// Whether `server.upgrade_sock` is set; without it SIGQUIT hands
+    /// nothing over (Pingora would send the listeners to its default path
+    /// in /tmp, which anyone on the host can create) and stops like SIGTERM.
+    pub(crate) upgrades: bool,
 }
 
 #[async_trait]
@@ -52,20 +57,27 @@ impl ShutdownSignalWatch for DrainingSignals {
         let mut quit = signal(SignalKind::quit()).expect("SIGQUIT handler");
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        tokio::select! {
+        let stop = tokio::select! {
             _ = quit.recv() => {
-                DRAINING.store(true, Ordering::Relaxed);
-                tracing::info!("SIGQUIT: handing the listeners over and draining");
-                ShutdownSignal::GracefulUpgrade
-            }
-            _ = term.recv() => {
-                DRAINING.store(true, Ordering::Relaxed);
-                tracing::info!(seconds = self.grace.as_secs(), "SIGTERM: draining before closing the listeners");
-                tokio::select! {
-                    _ = tokio::time::sleep(self.grace) => ShutdownSignal::GracefulTerminate,
-                    _ = int.recv() => ShutdownSignal::FastShutdown,
+                if self.upgrades {
+                    DRAINING.store(true, Ordering::Relaxed);
+                    tracing::info!("SIGQUIT: handing the listeners over and draining");
+                    return ShutdownSignal::GracefulUpgrade;
                 }
+                tracing::warn!("SIGQUIT without server.upgrade_sock: stopping as for SIGTERM");
+                "SIGQUIT"
             }
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => return ShutdownSignal::FastShutdown,
+        };
+        DRAINING.store(true, Ordering::Relaxed);
+        tracing::info!(
+            signal = stop,
+            seconds = self.grace.as_secs(),
+            "draining before closing the listeners"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(self.grace) => ShutdownSignal::GracefulTerminate,
             _ = int.recv() => ShutdownSignal::FastShutdown,
         }
     }

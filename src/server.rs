@@ -43,6 +43,11 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
             "--upgrade needs storage.backend = \"redis\": the embedded store is held by the running instance".into(),
         ));
     }
+    if upgrade && config.server.upgrade_sock.is_none() {
+        return Err(StartError::Other(
+            "--upgrade needs server.upgrade_sock (the running instance must have it too)".into(),
+        ));
+    }
     // Pingora retries a busy address forever; an operator wants to hear now.
     // An upgrade receives the sockets the running instance still holds.
     for (name, addr) in if upgrade {
@@ -83,6 +88,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
     server.run(pingora::server::RunArgs {
         shutdown_signal: Box::new(crate::drain::DrainingSignals {
             grace: std::time::Duration::from_secs(state.config.server.grace_period_seconds),
+            upgrades: state.config.server.upgrade_sock.is_some(),
         }),
     });
     Ok(())
@@ -99,7 +105,11 @@ fn build_server(state: Arc<State>, upgrade: bool) -> Server {
         // whatever is left (its own timeout only covers blocking work).
         grace_period_seconds: Some(cfg.server.graceful_shutdown_timeout_seconds),
         graceful_shutdown_timeout_seconds: Some(1),
-        upgrade_sock: cfg.server.upgrade_sock.display().to_string(),
+        // Unset: never used, SIGQUIT does not hand anything over (crate::drain).
+        upgrade_sock: cfg.server.upgrade_sock.as_ref().map_or_else(
+            || ServerConf::default().upgrade_sock,
+            |p| p.display().to_string(),
+        ),
         ..ServerConf::default()
     };
     // Pingora's own flags: only `upgrade` is ours to set (bootstrap then

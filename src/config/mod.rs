@@ -83,7 +83,8 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout_seconds: u64,
     /// Where a new process started with `--upgrade` receives the listening
     /// sockets from the running one on SIGQUIT (Pingora's graceful upgrade).
-    pub upgrade_sock: PathBuf,
+    /// None: upgrades are off (SIGQUIT stops like SIGTERM).
+    pub upgrade_sock: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -70,7 +70,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             .server
             .graceful_shutdown_timeout_seconds
             .unwrap_or(5),
-        upgrade_sock: upgrade_sock(path, raw.server.upgrade_sock.as_deref(), &listen)?,
+        upgrade_sock: upgrade_sock(path, raw.server.upgrade_sock.as_deref())?,
     };
 
     let storage = storage(path, &raw)?;
@@ -410,16 +410,12 @@ pub fn normalize_origin(s: &str) -> Option<String> {
 }
 
 /// `server.upgrade_sock`: an absolute path short enough for a Unix socket
-/// address (108 bytes with the NUL on Linux). The default is per proxy port,
-/// so two gateways on one host never hand their listeners to each other.
-fn upgrade_sock(path: &Path, raw: Option<&str>, listen: &Listen) -> Result<PathBuf, ConfigError> {
-    let sock = match raw {
-        Some(s) => PathBuf::from(s),
-        None => {
-            return Ok(std::env::temp_dir()
-                .join(format!("drio-gateway-upgrade-{}.sock", listen.proxy.port())))
-        }
-    };
+/// address (108 bytes with the NUL on Linux). No default: whoever can create
+/// that path receives the listening sockets on SIGQUIT, so the operator
+/// chooses a directory only the gateway's user can write (not a shared /tmp).
+fn upgrade_sock(path: &Path, raw: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let sock = PathBuf::from(raw);
     if !sock.is_absolute() {
         return Err(ConfigError::new(
             path,
@@ -434,7 +430,7 @@ fn upgrade_sock(path: &Path, raw: Option<&str>, listen: &Listen) -> Result<PathB
             "must be at most 100 bytes (a Unix socket path)",
         ));
     }
-    Ok(sock)
+    Ok(Some(sock))
 }
 
 #[cfg(test)]
@@ -475,14 +471,13 @@ admin = "127.0.0.1:9090"
     }
 
     #[test]
-    fn upgrade_sock_defaults_per_proxy_port_and_must_be_absolute() {
-        let c = load("").unwrap();
-        assert_eq!(
-            c.server.upgrade_sock,
-            std::env::temp_dir().join("drio-gateway-upgrade-8080.sock")
-        );
+    fn upgrade_sock_has_no_default_and_must_be_absolute() {
+        assert_eq!(load("").unwrap().server.upgrade_sock, None);
         let c = load("[server]\nupgrade_sock = \"/run/drio/upgrade.sock\"\n").unwrap();
-        assert_eq!(c.server.upgrade_sock, Path::new("/run/drio/upgrade.sock"));
+        assert_eq!(
+            c.server.upgrade_sock.as_deref(),
+            Some(Path::new("/run/drio/upgrade.sock"))
+        );
         let e = load("[server]\nupgrade_sock = \"upgrade.sock\"\n").unwrap_err();
         assert_eq!(e.key, "server.upgrade_sock", "{e}");
         let long = format!("[server]\nupgrade_sock = \"/{}\"\n", "x".repeat(120));
