@@ -229,7 +229,7 @@ phase() { # phase NAME: switch, and wait until the driver tags requests with it
   echo "$1" >"$TMP/phase.tmp" && mv "$TMP/phase.tmp" "$TMP/phase"
   echo "== phase $1"
   [ -n "${PID[driver]:-}" ] || return 0
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 500); do
     [ "$(cat "$TMP/phase.ack" 2>/dev/null)" = "$1" ] && return 0
     kill -0 "${PID[driver]}" 2>/dev/null || break
     sleep 0.01

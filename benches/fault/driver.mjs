@@ -56,18 +56,25 @@ let seq = 0;
 let tokens = []; // tokens obtained before the first phase (cached everywhere by now)
 let fresh = []; // tokens obtained when the current phase began (if the IdP answered)
 
+let switching = false;
 function readPhase() {
+  if (switching) return;
   let p = '';
   try {
     p = readFileSync(cfg.phaseFile, 'utf8').trim();
   } catch {}
-  if (p && p !== phase) {
-    phase = p;
-    phases.push({ name: p, startedAt: Date.now() });
-    // fault.sh acts (kills, restarts) only once the driver tags requests with the new phase.
-    writeFileSync(`${cfg.phaseFile}.ack`, p);
-    if (p !== 'stop') getTokens(2).then((t) => { if (phase === p) fresh = t; }, () => { if (phase === p) fresh = []; });
-  }
+  if (!p || p === phase) return;
+  phase = p;
+  phases.push({ name: p, startedAt: Date.now() });
+  const ack = () => writeFileSync(`${cfg.phaseFile}.ack`, p);
+  if (p === 'stop') return ack();
+  // New tokens for this phase, obtained before fault.sh acts (it waits for
+  // the ack): in a "-down" phase they are first used during the outage, so no
+  // cache has seen them and they verify by JWT (with the cached JWKS).
+  switching = true;
+  getTokens(2)
+    .then((t) => { fresh = t; }, () => { fresh = []; })
+    .finally(() => { switching = false; ack(); });
 }
 
 async function getTokens(n) {
