@@ -20,7 +20,8 @@ struct Args {
     /// Take the listening sockets over from a running instance (Pingora's
     /// graceful upgrade): start this, then send the old process SIGQUIT. It
     /// hands its sockets over `server.upgrade_sock` and finishes its in-flight
-    /// requests. Needs the redis store (the embedded one is held by the old process).
+    /// requests. Needs `server.upgrade_sock` and the redis store (the embedded
+    /// one is held by the old process).
     #[arg(long)]
     upgrade: bool,
 }
