@@ -1,6 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process
-//! is serving), `/readyz` (the store answers) and `POST /tokens/revoke` (an
-//! operator revokes a bearer token on every instance, RFC 7009 semantics) and
+//! is serving), `/readyz` (the store answers and the process is not draining,
+//! see [`crate::drain`]) and `POST /tokens/revoke` (an operator revokes a bearer token on every instance, RFC 7009 semantics) and
 //! `POST /oauth/keys/rotate` (a new token-signing key; the previous one stays
 //! published in the JWKS so the tokens it signed verify until they expire).
 //! Kept off the proxy listener so it can stay private.
@@ -188,6 +188,11 @@ impl ServeHttp for AdminApp {
                 self.state.metrics.render(),
             ),
             "/healthz" => reply(200, "application/json", br#"{"status":"ok"}"#.to_vec()),
+            "/readyz" if crate::drain::is_draining() => reply(
+                503,
+                "application/json",
+                br#"{"status":"draining"}"#.to_vec(),
+            ),
             "/readyz" => {
                 let store = self.state.store.backend();
                 match tokio::time::timeout(Duration::from_secs(1), self.state.store.ping()).await {

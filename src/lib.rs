@@ -4,6 +4,7 @@
 //! The crate is laid out by responsibility:
 //! - [`config`]: TOML → validated configuration;
 //! - [`server`]: assembles the Pingora server (proxy + admin listeners);
+//! - [`drain`]: graceful stop and upgrade (signals, keep-alive draining);
 //! - [`proxy`]: the one `ProxyHttp` implementation and its phases;
 //! - [`oauth`]: the authorization server MCP clients talk to (RFC 6749, 7591, 8414, 9728);
 //! - [`auth`]: bearer validation with a two-tier cache (RFC 6750, 7519, 7662);
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod credentials;
+pub mod drain;
 pub mod egress;
 pub mod errors;
 pub mod metrics;

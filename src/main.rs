@@ -17,6 +17,13 @@ struct Args {
     /// Check the configuration and exit: 0 if valid, 2 if not.
     #[arg(long)]
     validate: bool,
+    /// Take the listening sockets over from a running instance (Pingora's
+    /// graceful upgrade): start this, then send the old process SIGQUIT. It
+    /// hands its sockets over `server.upgrade_sock` and finishes its in-flight
+    /// requests. Needs `server.upgrade_sock` and the redis store (the embedded
+    /// one is held by the old process).
+    #[arg(long)]
+    upgrade: bool,
 }
 
 fn main() -> ExitCode {
@@ -36,7 +43,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    match drio_gateway::server::run(config) {
+    match drio_gateway::server::run(config, args.upgrade) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("drio-gateway failed to start: {e}");

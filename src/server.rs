@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, StorageConfig};
 use crate::proxy::Gateway;
 use crate::state::{StartError, State};
 
@@ -31,13 +31,33 @@ pub fn init_logging(cfg: &crate::config::Logging) {
 }
 
 /// Builds the state and runs the gateway until a shutdown signal.
-pub fn run(config: Config) -> Result<(), StartError> {
+///
+/// With `upgrade`, the listening sockets come from the running instance
+/// (over `server.upgrade_sock`, once it gets SIGQUIT) instead of being bound.
+pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
     init_logging(&config.logging);
+    if upgrade && matches!(config.storage, StorageConfig::Embedded { .. }) {
+        // The running instance holds the redb file's lock: this process could
+        // not open the store, and the old one would already be told to go.
+        return Err(StartError::Other(
+            "--upgrade needs storage.backend = \"redis\": the embedded store is held by the running instance".into(),
+        ));
+    }
+    if upgrade && config.server.upgrade_sock.is_none() {
+        return Err(StartError::Other(
+            "--upgrade needs server.upgrade_sock (the running instance must have it too)".into(),
+        ));
+    }
     // Pingora retries a busy address forever; an operator wants to hear now.
-    for (name, addr) in [
-        ("listen.proxy", config.listen.proxy),
-        ("listen.admin", config.listen.admin),
-    ] {
+    // An upgrade receives the sockets the running instance still holds.
+    for (name, addr) in if upgrade {
+        vec![]
+    } else {
+        vec![
+            ("listen.proxy", config.listen.proxy),
+            ("listen.admin", config.listen.admin),
+        ]
+    } {
         std::net::TcpListener::bind(addr)
             .map_err(|e| StartError::Other(format!("{name} = {addr}: cannot listen: {e}")))?;
     }
@@ -55,7 +75,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .block_on(state.spawn_background())
         .map_err(|e| StartError::Other(format!("cannot subscribe to catalog changes: {e}")))?;
 
-    let server = build_server(state.clone());
+    let server = build_server(state.clone(), upgrade);
     tracing::info!(
         proxy = %state.config.listen.proxy,
         admin = %state.config.listen.admin,
@@ -65,19 +85,43 @@ pub fn run(config: Config) -> Result<(), StartError> {
     );
     // Keep the background runtime alive for the life of the process.
     let _runtime = runtime;
-    server.run(pingora::server::RunArgs::default());
+    server.run(pingora::server::RunArgs {
+        shutdown_signal: Box::new(crate::drain::DrainingSignals {
+            grace: std::time::Duration::from_secs(state.config.server.grace_period_seconds),
+            upgrades: state.config.server.upgrade_sock.is_some(),
+        }),
+    });
     Ok(())
 }
 
-fn build_server(state: Arc<State>) -> Server {
+fn build_server(state: Arc<State>, upgrade: bool) -> Server {
     let cfg = &state.config;
     let conf = ServerConf {
         threads: cfg.server.threads,
-        grace_period_seconds: Some(cfg.server.grace_period_seconds),
-        graceful_shutdown_timeout_seconds: Some(cfg.server.graceful_shutdown_timeout_seconds),
+        // Our grace period is spent draining before the listeners close
+        // (crate::drain). Pingora's "grace period" is the time in-flight
+        // requests get once the listeners are closed: its runtimes keep
+        // running through it, and their shutdown afterwards cancels
+        // whatever is left (its own timeout only covers blocking work).
+        grace_period_seconds: Some(cfg.server.graceful_shutdown_timeout_seconds),
+        graceful_shutdown_timeout_seconds: Some(1),
+        // Unset: never used, SIGQUIT does not hand anything over (crate::drain).
+        upgrade_sock: cfg.server.upgrade_sock.as_ref().map_or_else(
+            || ServerConf::default().upgrade_sock,
+            |p| p.display().to_string(),
+        ),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    // Pingora's own flags: only `upgrade` is ours to set (bootstrap then
+    // waits for the old process's sockets instead of binding).
+    let opt = Opt {
+        upgrade,
+        daemon: false,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(

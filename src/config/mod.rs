@@ -84,6 +84,10 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub grace_period_seconds: u64,
     pub graceful_shutdown_timeout_seconds: u64,
+    /// Where a new process started with `--upgrade` receives the listening
+    /// sockets from the running one on SIGQUIT (Pingora's graceful upgrade).
+    /// None: upgrades are off (SIGQUIT stops like SIGTERM).
+    pub upgrade_sock: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -49,6 +49,8 @@ pub struct RawServer {
     pub trusted_proxies: Vec<String>,
     pub grace_period_seconds: Option<u64>,
     pub graceful_shutdown_timeout_seconds: Option<u64>,
+    /// Unix socket through which a `--upgrade` process takes the listeners over.
+    pub upgrade_sock: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

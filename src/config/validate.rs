@@ -85,6 +85,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             .server
             .graceful_shutdown_timeout_seconds
             .unwrap_or(5),
+        upgrade_sock: upgrade_sock(path, raw.server.upgrade_sock.as_deref())?,
     };
 
     let storage = storage(path, &raw)?;
@@ -423,6 +424,30 @@ pub fn normalize_origin(s: &str) -> Option<String> {
     }
 }
 
+/// `server.upgrade_sock`: an absolute path short enough for a Unix socket
+/// address (108 bytes with the NUL on Linux). No default: whoever can create
+/// that path receives the listening sockets on SIGQUIT, so the operator
+/// chooses a directory only the gateway's user can write (not a shared /tmp).
+fn upgrade_sock(path: &Path, raw: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let sock = PathBuf::from(raw);
+    if !sock.is_absolute() {
+        return Err(ConfigError::new(
+            path,
+            "server.upgrade_sock",
+            "must be an absolute path",
+        ));
+    }
+    if sock.as_os_str().len() > 100 {
+        return Err(ConfigError::new(
+            path,
+            "server.upgrade_sock",
+            "must be at most 100 bytes (a Unix socket path)",
+        ));
+    }
+    Ok(Some(sock))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +483,20 @@ admin = "127.0.0.1:9090"
         assert_eq!(c.public_url, "https://gw.example.com");
         assert_eq!(c.public_origin, "https://gw.example.com");
         assert!(matches!(c.storage, StorageConfig::Embedded { .. }));
+    }
+
+    #[test]
+    fn upgrade_sock_has_no_default_and_must_be_absolute() {
+        assert_eq!(load("").unwrap().server.upgrade_sock, None);
+        let c = load("[server]\nupgrade_sock = \"/run/drio/upgrade.sock\"\n").unwrap();
+        assert_eq!(
+            c.server.upgrade_sock.as_deref(),
+            Some(Path::new("/run/drio/upgrade.sock"))
+        );
+        let e = load("[server]\nupgrade_sock = \"upgrade.sock\"\n").unwrap_err();
+        assert_eq!(e.key, "server.upgrade_sock", "{e}");
+        let long = format!("[server]\nupgrade_sock = \"/{}\"\n", "x".repeat(120));
+        assert_eq!(load(&long).unwrap_err().key, "server.upgrade_sock");
     }
 
     #[test]

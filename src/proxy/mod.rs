@@ -148,6 +148,10 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         self.state.metrics.inflight.inc();
+        if crate::drain::is_draining() {
+            // Stopping or handing over: this connection's last response.
+            session.set_keepalive(None);
+        }
         let head = session.req_header();
         ctx.request_id = request_id::from_client_or_new(
             head.headers.get("x-request-id").map(HeaderValue::as_bytes),
@@ -358,6 +362,11 @@ impl ProxyHttp for Gateway {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let (status, err) = classify(e, ctx);
         let mut code = status;
+        // The connection is closed after this answer (can_reuse_downstream
+        // below), so the answer must say so (RFC 9112 §9.6): otherwise a
+        // keep-alive client sends its next request into the closing socket
+        // and loses it (seen when an upstream resets mid-request).
+        session.set_keepalive(None);
         if status != 0
             && session.response_written().is_none()
             && respond::error(session, &ctx.request_id, &err)

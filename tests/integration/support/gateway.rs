@@ -53,6 +53,8 @@ pub struct GatewayBuilder {
     /// Environment variables for the gateway process only (never the test
     /// process's own environment, which parallel tests share).
     env: Vec<(String, String)>,
+    /// `server.grace_period_seconds` (0: stop at once).
+    grace_period_seconds: u64,
 }
 
 impl GatewayBuilder {
@@ -111,6 +113,12 @@ impl GatewayBuilder {
     /// Uses this Redis key prefix, so several gateways share one state.
     pub fn shared_state(mut self, prefix: &str) -> Self {
         self.redis_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Sets `server.grace_period_seconds` (how long a SIGTERM drains).
+    pub fn grace_period_seconds(mut self, secs: u64) -> Self {
+        self.grace_period_seconds = secs;
         self
     }
 
@@ -231,6 +239,7 @@ impl TestGateway {
             admin_token: true,
             server_toml: String::new(),
             env: Vec::new(),
+            grace_period_seconds: 0,
         }
     }
 
@@ -310,6 +319,54 @@ impl TestGateway {
         }
     }
 
+    /// Sends a signal (`TERM`, `QUIT`, `INT`) to the running process.
+    pub fn signal(&self, sig: &str) {
+        let child = self.child.as_ref().expect("gateway running");
+        signal_pid(child.id(), sig);
+    }
+
+    /// Waits up to `within` for the process to exit by itself; its status.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Pingora's graceful upgrade: starts a second process with `--upgrade`
+    /// on the same config, waits until it listens on `server.upgrade_sock`,
+    /// sends the running one SIGQUIT and waits until the new one serves.
+    /// Returns the old process, which finishes its in-flight requests and exits.
+    pub async fn upgrade(&mut self) -> Child {
+        let old = self.child.take().expect("gateway running");
+        let sock = self.dir.path().join("upgrade.sock");
+        let _ = std::fs::remove_file(&sock);
+        self.spawn_with(&["--upgrade"]);
+        let deadline = Instant::now() + HEALTHY_WITHIN;
+        while !sock.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the upgrading gateway never listened on {}:\n{}",
+                sock.display(),
+                self.log_tail(30)
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        signal_pid(old.id(), "QUIT");
+        if let Err(why) = self.wait_healthy().await {
+            self.failed(&why);
+        }
+        old
+    }
+
     /// Kills the process and waits for it to exit. Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -349,6 +406,10 @@ impl TestGateway {
     }
 
     fn spawn(&mut self) {
+        self.spawn_with(&[]);
+    }
+
+    fn spawn_with(&mut self, extra_args: &[&str]) {
         self.spawned_at_log_len = std::fs::metadata(&self.log_path).map_or(0, |m| m.len());
         let log = OpenOptions::new()
             .create(true)
@@ -365,6 +426,7 @@ impl TestGateway {
         let child = cmd
             .arg("--config")
             .arg(&self.config_path)
+            .args(extra_args)
             .current_dir(self.dir.path())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -441,6 +503,16 @@ impl TestGateway {
         let start = (self.spawned_at_log_len as usize).min(log.len());
         String::from_utf8_lossy(&log[start..]).into_owned()
     }
+}
+
+/// `kill -SIG PID` (the test crate has no signal bindings; `kill` is POSIX).
+fn signal_pid(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
 }
 
 impl Drop for TestGateway {

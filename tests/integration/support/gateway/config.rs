@@ -114,11 +114,14 @@ impl GatewayBuilder {
         let mut toml = format!(
             "public_url = \"http://127.0.0.1:{proxy}\"\n\n\
              [listen]\nproxy = \"127.0.0.1:{proxy}\"\nadmin = \"127.0.0.1:{admin}\"\n{admin_token}\n\
-             [server]\nthreads = 1\ngrace_period_seconds = 0\n{server}\n\
+             [server]\nthreads = 1\ngrace_period_seconds = {grace}\nupgrade_sock = {sock}\n{server}\n\
              [storage]\n{storage}\n\
              [logging]\nlevel = \"info\"\nformat = \"json\"\n\n",
             proxy = layout.proxy_port,
             admin = layout.admin_port,
+            grace = self.grace_period_seconds,
+            // In the gateway's own directory: parallel tests never share one.
+            sock = q(&layout.dir.join("upgrade.sock").display().to_string()),
             server = self.server_toml,
         );
         for app in &self.apps {
