@@ -12,10 +12,10 @@ use arc_swap::ArcSwap;
 
 use crate::auth::TokenValidator;
 use crate::catalog::live::InjectionCache;
+use crate::catalog::route::RouteTable;
 use crate::config::{Config, StorageConfig};
 use crate::egress::{EgressClient, EgressPolicy};
 use crate::metrics::Metrics;
-use crate::proxy::route::RouteTable;
 use crate::secrets::{Secret, SecretBox};
 use crate::store::{self, Store, StoreError};
 

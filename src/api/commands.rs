@@ -10,11 +10,11 @@ use serde_json::{json, Value};
 
 use super::apps::{self, AppRef};
 use super::{store_err, Caller};
+use crate::catalog::route::Route;
 use crate::catalog::{self, ToolSwitches};
 use crate::credentials::{InjectError, Resolved};
 use crate::egress::OutboundFailure;
 use crate::errors::ApiError;
-use crate::proxy::route::Route;
 use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::LocalResponse;

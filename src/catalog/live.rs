@@ -10,10 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::{AppRecord, Connection, ToolSwitches};
+use crate::catalog::route::{RouteSpec, RouteTable};
 use crate::config::raw::RawApp;
 use crate::config::{auth::RawIdentityHeaders, validate, AppConfig};
 use crate::credentials::{oauth::OAuthContext, Injection};
-use crate::proxy::route::{RouteSpec, RouteTable};
 use crate::state::State;
 use crate::store::{StoreError, StoreExt};
 

@@ -9,8 +9,8 @@ use http::{header, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
 use crate::auth::{bearer, guard, Principal, TokenError};
+use crate::catalog::route::Route;
 use crate::errors::ApiError;
-use crate::proxy::route::Route;
 use crate::state::State;
 
 pub async fn authenticate(

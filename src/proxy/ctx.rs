@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::Principal;
+use crate::catalog::route::Route;
 use crate::credentials::Resolved;
 use crate::metrics::{UpstreamErrorKind, LOCAL_APP, NO_APP};
-use crate::proxy::route::Route;
 
 /// Typed per-request context (Pingora's `CTX`).
 pub struct Ctx {

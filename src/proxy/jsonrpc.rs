@@ -10,7 +10,7 @@ use bytes::Bytes;
 use pingora::proxy::Session;
 use serde_json::{json, Value};
 
-use crate::proxy::route::Route;
+use crate::catalog::route::Route;
 use crate::web::LocalResponse;
 
 /// Pingora replays at most this much of a body read before proxying.

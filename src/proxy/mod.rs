@@ -33,7 +33,6 @@ pub mod origin;
 mod prepare;
 pub mod request_id;
 pub mod respond;
-pub mod route;
 
 pub use ctx::Ctx;
 
@@ -172,7 +171,7 @@ impl ProxyHttp for Gateway {
         } else if let Some(sel) = routes.by_path(path) {
             (sel.route, sel.rest)
         } else {
-            let err = ApiError::not_found(if route::is_app_path(path) {
+            let err = ApiError::not_found(if crate::catalog::route::is_app_path(path) {
                 "App"
             } else {
                 "Route"

@@ -5,11 +5,11 @@
 
 use pingora::proxy::Session;
 
+use crate::catalog::route::Route;
 use crate::credentials::{InjectError, Injection};
 use crate::errors::ApiError;
 use crate::proxy::ctx::Ctx;
 use crate::proxy::jsonrpc;
-use crate::proxy::route::Route;
 
 /// The app-specific steps that need the body or a credential: tool policy
 /// and upstream credentials. Returns a refusal to send instead.
