@@ -1,7 +1,8 @@
 //! The live route table: config-file apps plus the apps, connections and
-//! tool switches in the store, rebuilt off the hot path (at start, when any
-//! instance broadcasts a change, and every 30 s for upstream DNS) and
-//! swapped in atomically.
+//! tool switches in the store, rebuilt off the hot path by the one reloader
+//! task (at start, after a catalog write here, when another instance
+//! broadcasts a change, and every 30 s for upstream DNS; see
+//! [`super::reloader`]) and swapped in atomically.
 //!
 //! Credential objects survive a rebuild when their connection did not
 //! change, so a client-credentials token is not refetched on every reload.
@@ -65,6 +66,7 @@ pub async fn build(state: &State) -> Result<RouteTable, StoreError> {
         &state.config.public_url,
         &state.config.auth.audiences,
         state.egress.policy(),
+        state.reloader.dns(),
         specs,
     )
     .await)

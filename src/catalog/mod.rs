@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod live;
+pub(crate) mod reloader;
 pub mod secrets;
 
 pub const CHANGES_CHANNEL: &str = "drio:catalog-changes";

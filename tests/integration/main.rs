@@ -10,6 +10,7 @@ mod idp_selftest;
 mod management;
 mod oauth;
 mod proxy_core;
+mod races;
 mod sealing_and_hosts;
 mod store_conformance;
 mod support;
