@@ -173,11 +173,17 @@ impl State {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             tick.tick().await;
+            let mut subscribed = true;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
-                    msg = changes.recv() => match msg {
-                        None => break,
+                    msg = changes.recv(), if subscribed => match msg {
+                        // The timer still keeps the routes current.
+                        None => {
+                            tracing::warn!("catalog change subscription closed; rebuilding every 30 s only");
+                            subscribed = false;
+                            continue;
+                        }
                         // Our own broadcast: the write already asked.
                         Some(m) if m.as_slice() == state.instance.as_bytes() => continue,
                         Some(_) => {}

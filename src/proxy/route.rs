@@ -352,6 +352,47 @@ mod tests {
         );
     }
 
+    fn app_at(slug: &str, upstream: &str) -> Arc<AppConfig> {
+        Arc::new(AppConfig {
+            upstream: parse_upstream(upstream).unwrap(),
+            ..(*app(slug, None)).clone()
+        })
+    }
+
+    #[tokio::test]
+    async fn many_apps_on_one_name_share_one_lookup_and_each_is_still_policed() {
+        let dns = UpstreamDns::default();
+        let mut specs: Vec<RouteSpec> = (0..5)
+            .map(|i| RouteSpec::plain(app_at(&format!("ops{i}"), "http://localhost:9")))
+            .collect();
+        specs.push(RouteSpec {
+            trusted: false,
+            ..RouteSpec::plain(app_at("mine", "http://localhost:9"))
+        });
+        let t = RouteTable::build(
+            "https://gw.example.com",
+            &[],
+            &EgressPolicy::default(),
+            &dns,
+            specs,
+        )
+        .await;
+        let first = t.by_slug("ops0").unwrap().addr;
+        assert!(first.is_some_and(|a| a.ip().is_loopback()), "{first:?}");
+        for i in 1..5 {
+            assert_eq!(t.by_slug(&format!("ops{i}")).unwrap().addr, first);
+        }
+        // The cached answer is checked per app: a user's app on a loopback
+        // name is refused although the operator's apps on it route.
+        assert_eq!(t.by_slug("mine").unwrap().addr, None);
+        dns.cache.run_pending_tasks().await;
+        assert_eq!(
+            dns.cache.entry_count(),
+            1,
+            "one lookup for one (host, port)"
+        );
+    }
+
     #[tokio::test]
     async fn an_untrusted_forbidden_upstream_gets_no_address() {
         let untrusted = |slug: &str| RouteSpec {
