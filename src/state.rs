@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 
 use crate::auth::TokenValidator;
 use crate::catalog::live::InjectionCache;
+use crate::catalog::reloader::Reloader;
 use crate::catalog::route::RouteTable;
 use crate::config::{Config, StorageConfig};
 use crate::egress::{EgressClient, EgressPolicy};
@@ -40,6 +41,11 @@ pub struct State {
     /// Bearer token of the admin listener's write routes (from the variable
     /// named by `listen.admin_token_env`); None turns those routes off.
     pub admin_token: Option<Secret>,
+    /// The one owner of route rebuilds (see [`crate::catalog::reloader`]).
+    pub(crate) reloader: Reloader,
+    /// This process's name on the change channel, so it can skip its own
+    /// broadcasts (its writes have already asked for a rebuild).
+    instance: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,18 @@ pub enum StartError {
 }
 
 impl State {
+    /// The handles the catalog works with.
+    pub fn catalog(&self) -> crate::catalog::live::CatalogCtx<'_> {
+        crate::catalog::live::CatalogCtx {
+            config: &self.config,
+            store: &self.store,
+            egress: &self.egress,
+            dns: self.reloader.dns(),
+            sbox: &self.sbox,
+            injections: &self.injections,
+        }
+    }
+
     pub async fn build(config: Config) -> Result<Arc<State>, StartError> {
         let store = open_store(&config.storage).await?;
         let metrics = Arc::new(Metrics::new()?);
@@ -115,9 +133,11 @@ impl State {
             injections: InjectionCache::default(),
             oauth,
             admin_token,
+            reloader: Reloader::default(),
+            instance: crate::catalog::new_id("gw"),
         });
         state
-            .reload_routes()
+            .rebuild_routes()
             .await
             .map_err(|source| StartError::Store {
                 backend: state.store.backend(),
@@ -126,29 +146,38 @@ impl State {
         Ok(state)
     }
 
-    /// Rebuilds the route table from the config and the catalog in the store.
-    pub async fn reload_routes(&self) -> Result<(), StoreError> {
-        let table = crate::catalog::live::build(self).await?;
+    /// Builds a route table from the config and the catalog in the store and
+    /// makes it live. Called at start (before any other rebuild can run) and
+    /// by the reloader task only: see [`crate::catalog::reloader`].
+    async fn rebuild_routes(&self) -> Result<(), StoreError> {
+        let table = crate::catalog::live::build(&self.catalog()).await?;
         self.routes.store(Arc::new(table));
         Ok(())
     }
 
-    /// Applies a catalog change here and tells every other instance.
+    /// Called after a catalog write is stored: asks for a rebuild, tells
+    /// every other instance, and waits (bounded) until this instance's live
+    /// table covers the write, so the writer's next request routes by it.
     pub async fn catalog_changed(&self) {
-        if let Err(e) = self.reload_routes().await {
-            tracing::warn!(error = %e, "route reload after a catalog change failed");
-        }
+        let generation = self.reloader.request();
         if let Err(e) = self
             .store
-            .publish(crate::catalog::CHANGES_CHANNEL, b"changed")
+            .publish(crate::catalog::CHANGES_CHANNEL, self.instance.as_bytes())
             .await
         {
             tracing::warn!(error = %e, "could not broadcast a catalog change");
         }
+        if !self.reloader.wait_for(generation, WRITE_WAIT).await {
+            tracing::warn!(
+                generation,
+                "routes not rebuilt in time after a catalog change; the change applies at the next rebuild"
+            );
+        }
     }
 
-    /// Keeps the route table current: on every catalog change broadcast by
-    /// any instance, and every 30 s so upstream DNS changes are picked up.
+    /// Starts the reloader task, and keeps it fed: every catalog change
+    /// broadcast by another instance, and every 30 s so upstream DNS changes
+    /// are picked up, request a rebuild like a local write does.
     pub async fn spawn_background(self: &Arc<Self>) -> Result<(), StoreError> {
         let mut changes = self
             .store
@@ -156,21 +185,38 @@ impl State {
             .await?;
         let state = Arc::clone(self);
         tokio::spawn(async move {
+            let s = &state;
+            s.reloader.run(|| s.rebuild_routes()).await;
+        });
+        let state = Arc::clone(self);
+        tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             tick.tick().await;
+            let mut subscribed = true;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
-                    msg = changes.recv() => if msg.is_none() { break },
+                    msg = changes.recv(), if subscribed => match msg {
+                        // The timer still keeps the routes current.
+                        None => {
+                            tracing::warn!("catalog change subscription closed; rebuilding every 30 s only");
+                            subscribed = false;
+                            continue;
+                        }
+                        // Our own broadcast: the write already asked.
+                        Some(m) if m.as_slice() == state.instance.as_bytes() => continue,
+                        Some(_) => {}
+                    },
                 }
-                if let Err(e) = state.reload_routes().await {
-                    tracing::warn!(error = %e, "route reload failed; keeping the current routes");
-                }
+                state.reloader.request();
             }
         });
         Ok(())
     }
 }
+
+/// How long a catalog write waits for the routes to cover it.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
 
 async fn oauth_server(
     cfg: &crate::config::oauth::OAuthConfig,

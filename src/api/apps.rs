@@ -69,7 +69,9 @@ pub async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiErro
         .iter()
         .map(|a| view::configured(a, public))
         .collect();
-    let stored = live::dynamic_apps(state).await.map_err(store_err)?;
+    let stored = live::dynamic_apps(&state.catalog())
+        .await
+        .map_err(store_err)?;
     apps.extend(
         stored
             .iter()

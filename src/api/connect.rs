@@ -357,7 +357,7 @@ pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
             )
         }
     };
-    let ctx = live::oauth_context(state);
+    let ctx = live::oauth_context(&state.catalog());
     let resp = match save_tokens(&ctx, &tokens_key(&c.auth_id, &c.subject), &tokens).await {
         Ok(()) => page(200, "Connected", &format!("Your {} account is connected. You can close this window and retry in your MCP client.", conn.provider_name)),
         Err(e) => page(503, "Not connected", &format!("The tokens could not be stored: {e}")),

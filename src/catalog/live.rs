@@ -1,7 +1,8 @@
 //! The live route table: config-file apps plus the apps, connections and
-//! tool switches in the store, rebuilt off the hot path (at start, when any
-//! instance broadcasts a change, and every 30 s for upstream DNS) and
-//! swapped in atomically.
+//! tool switches in the store, rebuilt off the hot path by the one reloader
+//! task (at start, after a catalog write here, when another instance
+//! broadcasts a change, and every 30 s for upstream DNS; see
+//! [`super::reloader`]) and swapped in atomically.
 //!
 //! Credential objects survive a rebuild when their connection did not
 //! change, so a client-credentials token is not refetched on every reload.
@@ -12,19 +13,33 @@ use std::sync::{Arc, Mutex};
 use super::{AppRecord, Connection, ToolSwitches};
 use crate::catalog::route::{RouteSpec, RouteTable};
 use crate::config::raw::RawApp;
+use crate::config::Config;
 use crate::config::{auth::RawIdentityHeaders, validate, AppConfig};
 use crate::credentials::{oauth::OAuthContext, Injection};
-use crate::state::State;
+use crate::egress::EgressClient;
+use crate::secrets::SecretBox;
+use crate::store::Store;
 use crate::store::{StoreError, StoreExt};
 
 /// Injections by connection id, with the connection they were built from.
 #[derive(Default)]
 pub struct InjectionCache(Mutex<HashMap<String, (String, Arc<Injection>)>>);
 
+/// The handles the catalog reads and builds with, lent by whoever owns them
+/// (the process state): the catalog never reaches back up for them.
+pub struct CatalogCtx<'a> {
+    pub config: &'a Config,
+    pub store: &'a Arc<dyn Store>,
+    pub egress: &'a EgressClient,
+    pub dns: &'a super::route::UpstreamDns,
+    pub sbox: &'a Option<Arc<SecretBox>>,
+    pub injections: &'a InjectionCache,
+}
+
 /// Upper bound on catalog records read per rebuild.
 const MAX_RECORDS: usize = 100_000;
 
-pub async fn build(state: &State) -> Result<RouteTable, StoreError> {
+pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
     let records = dynamic_apps(state).await?;
     let mut conns: HashMap<String, Vec<Connection>> = HashMap::new();
     for (_, bytes) in state.store.scan_prefix("conn:", MAX_RECORDS).await? {
@@ -65,12 +80,13 @@ pub async fn build(state: &State) -> Result<RouteTable, StoreError> {
         &state.config.public_url,
         &state.config.auth.audiences,
         state.egress.policy(),
+        state.dns,
         specs,
     )
     .await)
 }
 
-pub async fn dynamic_apps(state: &State) -> Result<Vec<AppRecord>, StoreError> {
+pub async fn dynamic_apps(state: &CatalogCtx<'_>) -> Result<Vec<AppRecord>, StoreError> {
     let mut out: Vec<AppRecord> = state
         .store
         .scan_prefix("app:", MAX_RECORDS)
@@ -83,7 +99,7 @@ pub async fn dynamic_apps(state: &State) -> Result<Vec<AppRecord>, StoreError> {
 }
 
 async fn spec(
-    state: &State,
+    state: &CatalogCtx<'_>,
     app: Arc<AppConfig>,
     conns: Option<&Vec<Connection>>,
     disabled: Vec<String>,
@@ -109,7 +125,7 @@ pub fn default_connection(conns: &[Connection]) -> Option<&Connection> {
         .min_by_key(|c| (!c.config.is_default, c.id.clone()))
 }
 
-async fn injection(state: &State, conn: &Connection) -> Arc<Injection> {
+async fn injection(state: &CatalogCtx<'_>, conn: &Connection) -> Arc<Injection> {
     let fingerprint = serde_json::to_string(conn).unwrap_or_default();
     if let Some((fp, inj)) = state
         .injections
@@ -147,7 +163,7 @@ async fn injection(state: &State, conn: &Connection) -> Arc<Injection> {
     built
 }
 
-pub fn oauth_context(state: &State) -> OAuthContext {
+pub fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
     OAuthContext {
         egress: state.egress.clone(),
         store: state.store.clone(),

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod live;
+pub(crate) mod reloader;
 pub mod route;
 pub mod secrets;
 

@@ -6,12 +6,16 @@
 //! choosing a peer never does DNS on the request path.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use moka::future::Cache;
 
 use crate::config::AppConfig;
 use crate::credentials::Injection;
-use crate::egress::EgressPolicy;
+use crate::egress::{EgressError, EgressPolicy};
 
 /// One routable app with its resolved upstream address.
 #[derive(Debug)]
@@ -85,29 +89,43 @@ pub struct Selected<'a> {
 }
 
 impl RouteTable {
-    /// Builds a table, resolving each upstream host (asynchronously, never on
-    /// the request path). An untrusted app's addresses are checked against
-    /// `egress` at every rebuild, and the checked address is the one Pingora
-    /// connects to: a name re-pointed at a forbidden address (DNS rebinding)
-    /// loses its route instead of reaching it.
+    /// Builds a table, resolving the upstream hosts (concurrently, through
+    /// `dns`, never on the request path). An untrusted app's addresses are
+    /// checked against `egress` at every rebuild, and the checked address is
+    /// the one Pingora connects to: a name re-pointed at a forbidden address
+    /// (DNS rebinding) loses its route instead of reaching it.
     pub async fn build(
         public_url: &str,
         extra_audiences: &[String],
         egress: &EgressPolicy,
+        dns: &UpstreamDns,
         specs: impl IntoIterator<Item = RouteSpec>,
     ) -> RouteTable {
+        let specs: Vec<RouteSpec> = specs.into_iter().collect();
+        // In spec order, LOOKUPS_AT_ONCE at a time: a rebuild of N apps
+        // costs about N / LOOKUPS_AT_ONCE lookups, not N one after another.
+        // (Plain loops, not stream combinators: those trip rustc's
+        // higher-ranked Send inference for the spawned rebuild task.)
+        let mut resolved: Vec<Arc<Vec<SocketAddr>>> = Vec::with_capacity(specs.len());
+        for chunk in specs.chunks(LOOKUPS_AT_ONCE) {
+            let mut lookups = Vec::with_capacity(chunk.len());
+            for s in chunk {
+                lookups.push(dns.lookup(&s.app.upstream.host, s.app.upstream.port));
+            }
+            resolved.extend(join_all(lookups).await);
+        }
         let mut table = RouteTable::default();
-        for spec in specs {
+        for (spec, addrs) in specs.into_iter().zip(resolved) {
             let app = spec.app;
             let addr = if spec.trusted {
-                let addr = resolve(&app.upstream.host, app.upstream.port).await;
+                let addr = addrs.first().copied();
                 if addr.is_none() {
                     tracing::warn!(app = %app.slug, host = %app.upstream.host, "upstream host did not resolve");
                 }
                 addr
             } else {
-                match egress.resolve(&app.upstream.host, app.upstream.port).await {
-                    Ok(addrs) => addrs.first().copied(),
+                match egress_checked(egress, &addrs) {
+                    Ok(addr) => Some(addr),
                     Err(e) => {
                         tracing::warn!(app = %app.slug, host = %app.upstream.host, reason = %e, "upstream of an API-created app refused by the egress policy");
                         None
@@ -214,18 +232,69 @@ fn strip_port(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
 
-async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
-    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
-        return Some(SocketAddr::new(ip, port));
+/// The first address of an API-created app's upstream, when every address
+/// it resolved to passes the egress policy (as [`EgressPolicy::resolve`]
+/// judges: a name with one forbidden answer is not half-trusted).
+fn egress_checked(egress: &EgressPolicy, addrs: &[SocketAddr]) -> Result<SocketAddr, EgressError> {
+    let first = *addrs.first().ok_or(EgressError::Unresolvable)?;
+    for a in addrs {
+        egress.check_ip(a.ip())?;
     }
-    tokio::net::lookup_host((host, port)).await.ok()?.next()
+    Ok(first)
+}
+
+/// Upstream lookups in flight at once during one rebuild.
+const LOOKUPS_AT_ONCE: usize = 32;
+/// How long a lookup's answer (or failure) serves later rebuilds. Short: the
+/// periodic rebuild exists to follow DNS changes.
+const DNS_TTL: Duration = Duration::from_secs(10);
+/// A resolver that drops the query would otherwise hold the whole rebuild
+/// (and every writer waiting on it) for its full retry schedule.
+const LOOKUP_LIMIT: Duration = Duration::from_secs(2);
+
+/// Upstream (host, port) → addresses, briefly cached and shared by
+/// rebuilds. Concurrent lookups of one name become one (moka's `get_with`),
+/// so many apps on one host cost one query. An empty answer means "did not
+/// resolve". Addresses are cached unchecked: the egress policy is applied
+/// per app at every rebuild.
+pub struct UpstreamDns {
+    cache: Cache<(String, u16), Arc<Vec<SocketAddr>>>,
+}
+
+impl Default for UpstreamDns {
+    fn default() -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(DNS_TTL)
+                .build(),
+        }
+    }
+}
+
+impl UpstreamDns {
+    async fn lookup(&self, host: &str, port: u16) -> Arc<Vec<SocketAddr>> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Arc::new(vec![SocketAddr::new(ip, port)]);
+        }
+        self.cache
+            .get_with((bare.to_string(), port), async move {
+                match tokio::time::timeout(LOOKUP_LIMIT, tokio::net::lookup_host((bare, port)))
+                    .await
+                {
+                    Ok(Ok(addrs)) => Arc::new(addrs.collect()),
+                    _ => Arc::new(Vec::new()),
+                }
+            })
+            .await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{parse_upstream, AppConfig};
-    use std::time::Duration;
 
     fn app(slug: &str, host: Option<&str>) -> Arc<AppConfig> {
         Arc::new(AppConfig {
@@ -252,6 +321,7 @@ mod tests {
             "https://gw.example.com",
             &[],
             &EgressPolicy::default(),
+            &UpstreamDns::default(),
             [
                 RouteSpec::plain(app("notes", Some("notes.mcp.example.com"))),
                 RouteSpec::plain(app("crm", None)),
@@ -282,6 +352,47 @@ mod tests {
         );
     }
 
+    fn app_at(slug: &str, upstream: &str) -> Arc<AppConfig> {
+        Arc::new(AppConfig {
+            upstream: parse_upstream(upstream).unwrap(),
+            ..(*app(slug, None)).clone()
+        })
+    }
+
+    #[tokio::test]
+    async fn many_apps_on_one_name_share_one_lookup_and_each_is_still_policed() {
+        let dns = UpstreamDns::default();
+        let mut specs: Vec<RouteSpec> = (0..5)
+            .map(|i| RouteSpec::plain(app_at(&format!("ops{i}"), "http://localhost:9")))
+            .collect();
+        specs.push(RouteSpec {
+            trusted: false,
+            ..RouteSpec::plain(app_at("mine", "http://localhost:9"))
+        });
+        let t = RouteTable::build(
+            "https://gw.example.com",
+            &[],
+            &EgressPolicy::default(),
+            &dns,
+            specs,
+        )
+        .await;
+        let first = t.by_slug("ops0").unwrap().addr;
+        assert!(first.is_some_and(|a| a.ip().is_loopback()), "{first:?}");
+        for i in 1..5 {
+            assert_eq!(t.by_slug(&format!("ops{i}")).unwrap().addr, first);
+        }
+        // The cached answer is checked per app: a user's app on a loopback
+        // name is refused although the operator's apps on it route.
+        assert_eq!(t.by_slug("mine").unwrap().addr, None);
+        dns.cache.run_pending_tasks().await;
+        assert_eq!(
+            dns.cache.entry_count(),
+            1,
+            "one lookup for one (host, port)"
+        );
+    }
+
     #[tokio::test]
     async fn an_untrusted_forbidden_upstream_gets_no_address() {
         let untrusted = |slug: &str| RouteSpec {
@@ -292,6 +403,7 @@ mod tests {
             "https://gw.example.com",
             &[],
             &EgressPolicy::default(),
+            &UpstreamDns::default(),
             [untrusted("mine"), RouteSpec::plain(app("ops", None))],
         )
         .await;
@@ -299,8 +411,14 @@ mod tests {
         assert!(!t.by_slug("mine").unwrap().trusted);
         assert!(t.by_slug("ops").unwrap().addr.is_some());
         let allowed = EgressPolicy::new(vec![crate::egress::parse_cidr("127.0.0.0/8").unwrap()]);
-        let t =
-            RouteTable::build("https://gw.example.com", &[], &allowed, [untrusted("mine")]).await;
+        let t = RouteTable::build(
+            "https://gw.example.com",
+            &[],
+            &allowed,
+            &UpstreamDns::default(),
+            [untrusted("mine")],
+        )
+        .await;
         assert!(t.by_slug("mine").unwrap().addr.is_some());
     }
 
@@ -310,6 +428,7 @@ mod tests {
             "https://gw.example.com",
             &[],
             &EgressPolicy::default(),
+            &UpstreamDns::default(),
             [
                 RouteSpec::plain(app("first", Some("shared.example.com"))),
                 RouteSpec::plain(app("second", Some("shared.example.com"))),

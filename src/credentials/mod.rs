@@ -44,7 +44,7 @@ pub enum Resolved {
     Query { name: String, pair: String },
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum InjectError {
     /// The user has not connected their upstream account (or it was revoked).
     #[error("connect your account at {connect_url}")]

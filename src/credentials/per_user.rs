@@ -5,7 +5,10 @@
 //!
 //! Tokens live encrypted in the store (`utok:{authId}:{sha256(sub)}`) and in
 //! a small in-process cache, so a request costs no store round trip while
-//! its token is fresh. A refresh the provider refuses (`invalid_grant`: the
+//! its token is fresh. A miss is a single flight per (connection, user): one
+//! user's concurrent requests share one store read and at most one refresh
+//! call, and users never wait on each other (one `PerUser` serves one
+//! connection; its cache is keyed by user). A refresh the provider refuses (`invalid_grant`: the
 //! user revoked the grant) deletes the tokens, and the user is asked to
 //! connect again.
 
@@ -54,8 +57,9 @@ impl UserTokens {
 pub struct PerUser {
     pub settings: ProviderSettings,
     ctx: OAuthContext,
+    /// Fresh tokens by store key; also the single flight of misses
+    /// (`try_get_with` runs one load per key, others of that key wait for it).
     local: Cache<String, Arc<UserTokens>>,
-    refresh: tokio::sync::Mutex<()>,
 }
 
 pub fn tokens_key(auth_id: &str, subject: &str) -> String {
@@ -75,7 +79,6 @@ impl PerUser {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(300))
                 .build(),
-            refresh: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -130,19 +133,34 @@ impl PerUser {
         let key = tokens_key(&self.settings.connection_id, &p.subject);
         let tokens = match self.local.get(&key).await {
             Some(t) if t.fresh() => t,
-            _ => {
-                let _one = self.refresh.lock().await;
-                match self.load(&key).await? {
-                    Some(t) if t.fresh() => t,
-                    Some(t) => self.refreshed(&key, &t).await?,
-                    None => return Err(not_connected()),
+            stale => {
+                // A stale entry must go, or the flight would return it. Should
+                // this drop a token another flight just refreshed, the next
+                // flight finds it fresh in the store: still one refresh call.
+                if stale.is_some() {
+                    self.local.invalidate(&key).await;
                 }
+                self.local
+                    .try_get_with(key.clone(), self.load_or_refresh(&key))
+                    .await
+                    .map_err(|e| (*e).clone())?
             }
         };
-        self.local.insert(key, tokens.clone()).await;
         HeaderValue::from_str(&format!("Bearer {}", tokens.access_token))
             .map(mark_sensitive)
             .map_err(|_| InjectError::Unavailable("the upstream issued an unusable token".into()))
+    }
+
+    /// The flight of one (connection, user) miss: the stored tokens, refreshed
+    /// when stale. Its result is cached by `try_get_with`; errors are not.
+    async fn load_or_refresh(&self, key: &str) -> Result<Arc<UserTokens>, InjectError> {
+        match self.load(key).await? {
+            Some(t) if t.fresh() => Ok(t),
+            Some(t) => self.refreshed(key, &t).await,
+            None => Err(InjectError::NotConnected {
+                connect_url: String::new(),
+            }),
+        }
     }
 
     async fn load(&self, key: &str) -> Result<Option<Arc<UserTokens>>, InjectError> {
@@ -188,13 +206,13 @@ impl PerUser {
         match user_token_request(&self.ctx.egress, s, url, params).await {
             Ok(t) => {
                 let tokens = UserTokens::from_response(t, Some(refresh));
-                self.save(key, &tokens).await?;
+                // Store only: the flight caches what it returns.
+                save_tokens(&self.ctx, key, &tokens).await?;
                 Ok(Arc::new(tokens))
             }
             // The grant was revoked upstream: forget it and ask the user to reconnect.
             Err(TokenCallError::Refused { .. }) => {
                 let _ = self.ctx.store.delete(key).await;
-                self.local.invalidate(key).await;
                 Err(not_connected())
             }
             Err(e) => Err(InjectError::Unavailable(e.to_string())),

@@ -147,7 +147,7 @@ fn only_the_server_imports_the_proxy() {
         })
         .map(|(m, _)| m)
         .collect();
-    let allowed = ["server", "bootstrap", "state", "catalog::live", "admin"];
+    let allowed = ["server", "bootstrap"];
     let unexpected: Vec<&&String> = importers
         .iter()
         .filter(|m| !allowed.contains(&m.as_str()))

@@ -12,6 +12,7 @@ mod layering;
 mod management;
 mod oauth;
 mod proxy_core;
+mod races;
 mod sealing_and_hosts;
 mod store_conformance;
 mod support;

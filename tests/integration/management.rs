@@ -18,7 +18,7 @@ const ADMIN: &str = "user_admin";
 /// A gateway whose management API trusts `idp`'s tokens, with one admin.
 /// Its users may reach loopback (every test upstream and provider is on
 /// 127.0.0.1): the egress policy itself is tested in `egress.rs`.
-fn gateway(idp: &TestIdp) -> GatewayBuilder {
+pub(crate) fn gateway(idp: &TestIdp) -> GatewayBuilder {
     TestGateway::new().raw_toml(&format!(
         "[auth]\nissuer = \"{iss}\"\njwks_uri = \"{iss}/jwks\"\n\n[management]\nadmins = [\"{ADMIN}\"]\n\n\
          [security]\nallow_upstream_cidrs = [\"127.0.0.0/8\", \"::1/128\"]\n",
@@ -62,8 +62,11 @@ impl<'a> Api<'a> {
         )
     }
 
-    async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         self.send(reqwest::Method::GET, path, None).await
+    }
+    pub(crate) async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
     }
     pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.send(reqwest::Method::POST, path, Some(body)).await
