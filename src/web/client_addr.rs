@@ -14,6 +14,7 @@ use ipnet::IpNet;
 
 /// The client address of a request from `peer` with these headers.
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
     if !is_trusted(peer, trusted) {
         return peer;
     }
@@ -28,7 +29,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     for hop in hops.iter().rev() {
         // An entry that is not an address ends the chain: nothing before it
         // can be vouched for.
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        let Ok(ip) = hop.trim().parse::<IpAddr>().map(canonical) else {
             return current;
         };
         current = ip;
@@ -41,13 +42,24 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 
 /// True when `ip` is one of the operator's proxies.
 pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
-    !trusted.is_empty() && trusted.iter().any(|n| n.contains(&ip))
+    !trusted.is_empty() && trusted.iter().any(|n| n.contains(&canonical(ip)))
+}
+
+/// An IPv4 client seen through a dual-stack listener (`::ffff:a.b.c.d`)
+/// is that IPv4 address, for proxies and limits alike.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// The bucket a per-address limit counts in: the address for IPv4, its /64
 /// for IPv6 (one host usually owns a whole /64).
 pub fn limit_bucket(ip: IpAddr) -> String {
-    match ip {
+    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`: count
+    // them as the IPv4 address, not all in the one /64 they share.
+    match canonical(ip) {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => {
             let s = v6.segments();
@@ -80,6 +92,12 @@ mod tests {
         // An untrusted peer's header is ignored.
         let stranger: IpAddr = "198.51.100.9".parse().unwrap();
         assert_eq!(client_ip(stranger, &h, &lb), stranger);
+        // A dual-stack listener's mapped form of a trusted proxy is trusted.
+        let mapped: IpAddr = "::ffff:10.1.1.1".parse().unwrap();
+        assert_eq!(
+            client_ip(mapped, &h, &lb),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
         // Nothing trusted: the peer, always.
         assert_eq!(client_ip(peer, &h, &[]), peer);
         // Garbage ends the chain at the last vouched hop.
@@ -97,5 +115,13 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(limit_bucket("192.0.2.1".parse().unwrap()), "192.0.2.1");
+        assert_eq!(
+            limit_bucket("::ffff:192.0.2.1".parse().unwrap()),
+            "192.0.2.1"
+        );
+        assert_ne!(
+            limit_bucket("::ffff:192.0.2.1".parse().unwrap()),
+            limit_bucket("::ffff:192.0.2.2".parse().unwrap())
+        );
     }
 }
