@@ -37,8 +37,9 @@ async fn try_revoke(
         .get("token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("Missing required field: token"))?;
-    let client = super::token::authenticate(state, oauth, req, &p).await?;
+    // Counted before anything is looked up: failed authentications too.
     limit(state, req).await?;
+    let client = super::token::authenticate(state, oauth, req, &p).await?;
     let hint = p.get("token_type_hint").map(String::as_str);
     if hint != Some("access_token") {
         if let Some(s) = sessions::find(state, token).await {
