@@ -153,6 +153,12 @@ impl OAuthError {
     }
 }
 
+impl From<crate::util::random::RandomError> for ApiError {
+    fn from(_: crate::util::random::RandomError) -> Self {
+        ApiError::internal()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

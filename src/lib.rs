@@ -30,4 +30,5 @@ pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod util;
 pub mod web;

@@ -134,7 +134,7 @@ impl State {
             oauth,
             admin_token,
             reloader: Reloader::default(),
-            instance: crate::catalog::new_id("gw"),
+            instance: crate::catalog::new_id("gw").map_err(|e| StartError::Other(e.to_string()))?,
         });
         state
             .rebuild_routes()

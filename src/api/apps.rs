@@ -133,7 +133,7 @@ pub async fn create(
     };
     let now = catalog::now_rfc3339();
     let mut rec = AppRecord {
-        id: catalog::new_id("app"),
+        id: catalog::new_id("app")?,
         slug,
         name,
         description: body.description,

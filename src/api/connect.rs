@@ -480,7 +480,5 @@ fn sha256_hex(s: &str) -> String {
 /// `n` random bytes, base64url; None if the system RNG fails (never a
 /// predictable value in its place).
 fn random_b64(n: usize) -> Option<String> {
-    let mut b = vec![0u8; n];
-    aws_lc_rs::rand::fill(&mut b).ok()?;
-    Some(URL_SAFE_NO_PAD.encode(b))
+    crate::util::random::token(n).ok()
 }

@@ -139,7 +139,7 @@ pub async fn create(
     let existing = all(state, &app_id).await?;
     let name = body.name.unwrap_or_else(|| provider.name.to_string());
     let mut conn = Connection {
-        id: catalog::new_id("auth"),
+        id: catalog::new_id("auth")?,
         app_id: app_id.clone(),
         provider_id: provider.id.into(),
         provider_key: provider.key.into(),
@@ -240,10 +240,10 @@ async fn save(
     check::register_upstream(state, conn, &mut secrets).await?;
     check::status(state, conn, &secrets).await;
     if !secrets.is_empty() {
-        let reference = conn
-            .secret_ref
-            .get_or_insert_with(|| catalog::new_id("sec"))
-            .clone();
+        if conn.secret_ref.is_none() {
+            conn.secret_ref = Some(catalog::new_id("sec")?);
+        }
+        let reference = conn.secret_ref.clone().unwrap_or_default();
         catalog::secrets::put(
             state.store.as_ref(),
             state.sbox.as_deref(),

@@ -258,8 +258,6 @@ pub fn now_rfc3339() -> String {
 }
 
 /// A random identifier with a type prefix (`app_…`, `auth_…`), 128 bits.
-pub fn new_id(prefix: &str) -> String {
-    let mut b = [0u8; 16];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    format!("{prefix}_{}", hex::encode(b))
+pub fn new_id(prefix: &str) -> Result<String, crate::util::random::RandomError> {
+    crate::util::random::id(prefix)
 }

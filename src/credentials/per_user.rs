@@ -90,7 +90,10 @@ impl PerUser {
             self.ctx.public_url, self.settings.app_id, self.settings.connection_id
         );
         let Some(p) = principal else { return base };
-        let ticket = crate::catalog::new_id("ct");
+        // Without randomness no ticket: the link then needs the user's bearer.
+        let Ok(ticket) = crate::catalog::new_id("ct") else {
+            return base;
+        };
         let record = ConnectTicket {
             subject: p.subject.clone(),
             email: p.email.clone(),

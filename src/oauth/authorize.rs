@@ -191,7 +191,10 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
         },
         None => None,
     };
-    let idp_state = random(24);
+    let (idp_state, nonce, idp_verifier) = match (random(24), random(16), random(32)) {
+        (Ok(s), Ok(n), Ok(v)) => (s, n, v),
+        _ => return fail("server_error", "the gateway cannot generate random values"),
+    };
     let pending = Pending {
         client_id: client.client_id.clone(),
         redirect_uri: requested.clone(),
@@ -199,8 +202,8 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
         code_challenge: challenge.clone(),
         scope,
         resource,
-        nonce: random(16),
-        idp_verifier: random(32),
+        nonce,
+        idp_verifier,
     };
     if state
         .store

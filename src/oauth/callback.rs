@@ -168,7 +168,18 @@ pub async fn issue_code(
     user: User,
     upstream: Option<IdpTokens>,
 ) -> LocalResponse {
-    let code = random(32);
+    let code = match random(32) {
+        Ok(c) => c,
+        Err(e) => {
+            return redirect_error(
+                state,
+                &p.redirect_uri,
+                p.client_state.as_deref(),
+                "server_error",
+                &e.description,
+            )
+        }
+    };
     let upstream = match upstream
         .as_ref()
         .map(|u| super::sessions::seal(state, &code_key(&code), u))

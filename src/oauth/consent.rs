@@ -104,8 +104,13 @@ pub async fn show(
         Ok(c) => c,
         Err(e) => return page(400, "Unknown application", &e.description),
     };
-    let id = random(24);
-    let csrf = random(24);
+    let (Ok(id), Ok(csrf)) = (random(24), random(24)) else {
+        return page(
+            500,
+            "Try again",
+            "The gateway cannot generate random values right now.",
+        );
+    };
     let redirect = url::Url::parse(&pending.redirect_uri).ok();
     let host = redirect
         .as_ref()

@@ -55,7 +55,13 @@ pub async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
             "Enter an e-mail address like ada@example.com.",
         );
     }
-    let code = random(32);
+    let Ok(code) = random(32) else {
+        return page(
+            500,
+            "Try again",
+            "The gateway cannot generate random values right now.",
+        );
+    };
     let stored = state
         .store
         .put_json(

@@ -84,11 +84,9 @@ pub fn query(req: &LocalRequest) -> HashMap<String, String> {
 }
 
 /// `n` random bytes, base64url: codes, tokens, states (≥128 bits each).
-pub fn random(n: usize) -> String {
-    use base64::Engine;
-    let mut b = vec![0u8; n];
-    let _ = aws_lc_rs::rand::fill(&mut b);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+pub fn random(n: usize) -> Result<String, crate::errors::OAuthError> {
+    crate::util::random::token(n)
+        .map_err(|e| crate::errors::OAuthError::server_error(e.to_string()))
 }
 
 pub fn sha256_hex(s: &str) -> String {

@@ -40,8 +40,8 @@ async fn try_register(
             "the body is not valid client metadata JSON: {e}"
         ))
     })?;
-    let mut client = clients::validate(meta, format!("drc_{}", random(16)))?;
-    let secret = (!client.is_public()).then(|| random(32));
+    let mut client = clients::validate(meta, format!("drc_{}", random(16)?))?;
+    let secret = (!client.is_public()).then(|| random(32)).transpose()?;
     client.secret_hash = secret.as_deref().map(sha256_hex);
     save(state, oauth, &client).await?;
     let mut body = serde_json::to_value(&client)

@@ -125,8 +125,8 @@ pub async fn create(
     resource: Option<String>,
     upstream: Option<IdpTokens>,
 ) -> Result<(Session, Issued), OAuthError> {
-    let sid = random(16);
-    let refresh = format!("{sid}.{}", random(32));
+    let sid = random(16)?;
+    let refresh = format!("{sid}.{}", random(32)?);
     let now = now_secs();
     let mut s = Session {
         upstream_expires_at: upstream
@@ -176,7 +176,7 @@ fn issue(
     let claims = json!({
         "iss": state.config.public_url, "sub": s.user.sub,
         "aud": s.resource.clone().unwrap_or_else(|| state.config.public_url.clone()),
-        "scope": s.scope, "client_id": s.client_id, "sid": s.sid, "jti": random(12),
+        "scope": s.scope, "client_id": s.client_id, "sid": s.sid, "jti": random(12)?,
         "iat": now, "nbf": now, "exp": now + ttl,
         "email": s.user.email, "name": s.user.name, "picture": s.user.picture,
         "email_verified": s.user.email_verified, "org_id": s.user.org_id,
@@ -295,7 +295,7 @@ async fn rotate(
             }
         }
     }
-    let refresh = format!("{sid}.{}", random(32));
+    let refresh = format!("{sid}.{}", random(32)?);
     let newest = std::mem::replace(&mut s.current, sha256_hex(&refresh));
     if let Some(older) = s.previous.replace(newest) {
         s.retired.push(older);
