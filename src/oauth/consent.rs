@@ -19,8 +19,9 @@ use crate::proxy::local::{LocalRequest, LocalResponse};
 use crate::state::State;
 use crate::store::StoreExt;
 
+/// `pub` for the fuzz targets (fuzz/fuzz_targets/store_records.rs).
 #[derive(Serialize, Deserialize)]
-struct Asked {
+pub struct Asked {
     pending: Pending,
     user: User,
     upstream: Option<IdpTokens>,
