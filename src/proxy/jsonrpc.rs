@@ -91,7 +91,10 @@ fn is_encoded(head: &pingora::http::RequestHeader) -> bool {
 /// say what the body says (a router that trusts the headers must not be
 /// shown one call and forward another).
 /// `pub` for the fuzz targets (fuzz/fuzz_targets/jsonrpc.rs).
-pub fn headers_match(head: &pingora::http::RequestHeader, body: &Value) -> Result<(), LocalResponse> {
+pub fn headers_match(
+    head: &pingora::http::RequestHeader,
+    body: &Value,
+) -> Result<(), LocalResponse> {
     let header = |n: &str| {
         head.headers
             .get(n)
