@@ -3,7 +3,8 @@
 #   bash tests/run.sh
 # Installs missing system packages (cmake for Pingora's build, redis-server for
 # the store and token-cache tests), then runs the Rust unit and integration
-# tests, then the interop suite in tests/interop when present.
+# tests, then a short run of every fuzz target (fuzz/run.sh --smoke), then the
+# interop suite in tests/interop when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -21,6 +22,10 @@ fi
 echo "== cargo test"
 cargo test --locked --all-targets --no-fail-fast 2>&1 | tee /tmp/drio-cargo-test.log
 # cargo's exit status is what counts; tee hides it without pipefail.
+
+echo "== fuzz smoke (each cargo-fuzz target ~3 s over its corpus; README: Fuzzing)"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+bash fuzz/run.sh --smoke
 
 if [ -f tests/interop/package.json ]; then
   echo "== interop suite"

@@ -46,8 +46,9 @@ const PENDING_TTL: Duration = Duration::from_secs(600);
 const CONFIRM_TTL: Duration = Duration::from_secs(300);
 
 /// A started flow, `uconnect:{state}`, single use.
+/// `pub` for the fuzz targets (fuzz/fuzz_targets/store_records.rs).
 #[derive(Serialize, Deserialize)]
-struct Pending {
+pub struct Pending {
     subject: String,
     /// The gateway account's e-mail when known at the start (for the page).
     #[serde(default)]
@@ -62,8 +63,9 @@ struct Pending {
 }
 
 /// The provider's answer waiting for Confirm, `uconfirm:{id}`, stored sealed.
+/// `pub` for the fuzz targets (fuzz/fuzz_targets/store_records.rs).
 #[derive(Serialize, Deserialize)]
-struct Confirm {
+pub struct Confirm {
     subject: String,
     app_id: String,
     auth_id: String,

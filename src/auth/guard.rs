@@ -44,7 +44,8 @@ pub async fn check(
 }
 
 /// True when a query string carries an `access_token` parameter (any case).
-fn query_carries_token(q: &str) -> bool {
+/// `pub` for the fuzz targets (fuzz/fuzz_targets/bearer.rs).
+pub fn query_carries_token(q: &str) -> bool {
     q.split('&').any(|kv| {
         kv.split('=')
             .next()

@@ -19,8 +19,9 @@ use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{LocalRequest, LocalResponse};
 
+/// `pub` for the fuzz targets (fuzz/fuzz_targets/store_records.rs).
 #[derive(Serialize, Deserialize)]
-struct Asked {
+pub struct Asked {
     pending: Pending,
     user: User,
     /// The IdP's tokens, sealed under `consent:{id}` (never stored in clear).

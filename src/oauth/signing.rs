@@ -41,8 +41,9 @@ struct StoredKey {
     created_at: u64,
 }
 
+/// `pub` for the fuzz targets (fuzz/fuzz_targets/store_records.rs).
 #[derive(Serialize, Deserialize, Default)]
-struct StoredKeys {
+pub struct StoredKeys {
     /// Newest first; the first is the signing key.
     keys: Vec<StoredKey>,
 }

@@ -90,7 +90,11 @@ fn is_encoded(head: &pingora::http::RequestHeader) -> bool {
 /// MCP transport 2026-07-28: `Mcp-Method` and `Mcp-Name`, when sent, must
 /// say what the body says (a router that trusts the headers must not be
 /// shown one call and forward another).
-fn headers_match(head: &pingora::http::RequestHeader, body: &Value) -> Result<(), LocalResponse> {
+/// `pub` for the fuzz targets (fuzz/fuzz_targets/jsonrpc.rs).
+pub fn headers_match(
+    head: &pingora::http::RequestHeader,
+    body: &Value,
+) -> Result<(), LocalResponse> {
     let header = |n: &str| {
         head.headers
             .get(n)
