@@ -6,7 +6,7 @@
 mod common;
 
 use drio_gateway::proxy::local::{authority_matches, is_local_path};
-use drio_gateway::proxy::route::is_app_path;
+use drio_gateway::catalog::route::is_app_path;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use drio_gateway::proxy::local::LocalRequest;
+use drio_gateway::web::LocalRequest;
 use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use drio_gateway::config::Config;
 use drio_gateway::credentials::Injection;
 use drio_gateway::egress::EgressPolicy;
-use drio_gateway::proxy::route::{RouteSpec, RouteTable};
+use drio_gateway::catalog::route::{RouteSpec, RouteTable, UpstreamDns};
 
 pub const CONFIG: &str = r#"
 public_url = "http://127.0.0.1:8080"
@@ -68,12 +68,14 @@ pub fn table() -> &'static RouteTable {
             })
             .collect();
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .expect("runtime");
         rt.block_on(RouteTable::build(
             &cfg.public_url,
             &[],
             &EgressPolicy::new(Vec::new()),
+            &UpstreamDns::default(),
             specs,
         ))
     })
