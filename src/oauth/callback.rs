@@ -168,24 +168,16 @@ pub async fn issue_code(
     user: User,
     upstream: Option<IdpTokens>,
 ) -> LocalResponse {
-    let code = match random(32) {
-        Ok(c) => c,
-        Err(e) => {
-            return redirect_error(
-                state,
-                &p.redirect_uri,
-                p.client_state.as_deref(),
-                "server_error",
-                &e.description,
-            )
-        }
-    };
-    let upstream = match upstream
-        .as_ref()
-        .map(|u| super::sessions::seal(state, &code_key(&code), u))
-        .transpose()
-    {
-        Ok(sealed) => sealed,
+    // A fresh code, and the IdP's tokens sealed under its key.
+    let minted = random(32).and_then(|code| {
+        let sealed = upstream
+            .as_ref()
+            .map(|u| super::sessions::seal(state, &code_key(&code), u))
+            .transpose()?;
+        Ok((code, sealed))
+    });
+    let (code, upstream) = match minted {
+        Ok(v) => v,
         Err(e) => {
             return redirect_error(
                 state,
