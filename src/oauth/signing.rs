@@ -122,13 +122,7 @@ impl Keyring {
 
     /// Makes a new key current; the previous one stays published.
     pub async fn rotate(&self) -> Result<String, KeyError> {
-        let before = self.store.get(KEY).await?;
-        let mut stored: StoredKeys = before
-            .as_deref()
-            .map(serde_json::from_slice)
-            .transpose()
-            .map_err(|e| KeyError::Key(e.to_string()))?
-            .unwrap_or_default();
+        let (before, mut stored) = read_stored(self.store.as_ref()).await?;
         let fresh = generate(self.es256, self.sbox.as_deref())?;
         let kid = fresh.kid.clone();
         stored.keys.insert(0, fresh);
@@ -157,11 +151,19 @@ impl KeySource for Keyring {
 }
 
 async fn read(store: &dyn Store) -> Result<StoredKeys, KeyError> {
-    match store.get(KEY).await? {
-        Some(b) => serde_json::from_slice(&b)
-            .map_err(|e| KeyError::Key(format!("stored keys are corrupt: {e}"))),
-        None => Ok(StoredKeys::default()),
-    }
+    read_stored(store).await.map(|(_, keys)| keys)
+}
+
+/// The stored keyring: its raw bytes (for a compare-and-swap) and decoded.
+async fn read_stored(store: &dyn Store) -> Result<(Option<Vec<u8>>, StoredKeys), KeyError> {
+    let before = store.get(KEY).await?;
+    let stored = before
+        .as_deref()
+        .map(serde_json::from_slice)
+        .transpose()
+        .map_err(|e| KeyError::Key(format!("stored keys are corrupt: {e}")))?
+        .unwrap_or_default();
+    Ok((before, stored))
 }
 
 /// Rewrites keys stored in clear (before a secrets key was required) sealed.
@@ -169,13 +171,7 @@ async fn read(store: &dyn Store) -> Result<StoredKeys, KeyError> {
 async fn seal_stored(store: &dyn Store, sbox: Option<&SecretBox>) -> Result<StoredKeys, KeyError> {
     let b = sbox
         .ok_or_else(|| KeyError::Key("a secrets key is required to store signing keys".into()))?;
-    let before = store.get(KEY).await?;
-    let mut stored: StoredKeys = before
-        .as_deref()
-        .map(serde_json::from_slice)
-        .transpose()
-        .map_err(|e| KeyError::Key(e.to_string()))?
-        .unwrap_or_default();
+    let (before, mut stored) = read_stored(store).await?;
     for k in stored.keys.iter_mut().filter(|k| !k.sealed) {
         let der = STANDARD
             .decode(&k.private)

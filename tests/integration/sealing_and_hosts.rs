@@ -129,19 +129,17 @@ fn plaintext_markers(refresh_tokens: &[String]) -> Vec<String> {
     m
 }
 
-#[tokio::test]
-async fn after_a_sign_in_redis_holds_no_idp_token_or_private_key_in_clear() {
-    let redis = RedisServer::start();
-    let prefix = format!("t:sealed:{}:", std::process::id());
+/// A gateway-mode bridge on `redis` under its own key prefix, and a store
+/// client reading what that gateway wrote.
+async fn on_redis(
+    redis: &RedisServer,
+    tag: &str,
+) -> (Bridge, std::sync::Arc<dyn drio_gateway::store::Store>) {
+    let prefix = format!("t:{tag}:{}:", std::process::id());
     let b = Bridge::start_with(TokenMode::Gateway, "", |g| {
-        g.redis(&redis).shared_state(&prefix)
+        g.redis(redis).shared_state(&prefix)
     })
     .await;
-    let (_, tokens) = b.signed_in().await;
-    assert_eq!(b.app_status(&tokens.access_token).await, 200);
-    let refresh = b.idp.live_refresh_tokens();
-    assert!(!refresh.is_empty(), "the IdP issued a refresh token");
-
     let store = drio_gateway::store::open::open_redis(
         &redis.url(),
         &prefix,
@@ -149,6 +147,18 @@ async fn after_a_sign_in_redis_holds_no_idp_token_or_private_key_in_clear() {
     )
     .await
     .expect("connect to the gateway's Redis");
+    (b, store)
+}
+
+#[tokio::test]
+async fn after_a_sign_in_redis_holds_no_idp_token_or_private_key_in_clear() {
+    let redis = RedisServer::start();
+    let (b, store) = on_redis(&redis, "sealed").await;
+    let (_, tokens) = b.signed_in().await;
+    assert_eq!(b.app_status(&tokens.access_token).await, 200);
+    let refresh = b.idp.live_refresh_tokens();
+    assert!(!refresh.is_empty(), "the IdP issued a refresh token");
+
     let all = store.scan_prefix("", 10_000).await.expect("scan");
     assert!(
         all.iter().any(|(k, _)| k.starts_with("sess:")),
@@ -186,18 +196,7 @@ async fn pending_consents_and_codes_hold_no_idp_token_in_clear() {
     use crate::oauth::REDIRECT;
     use crate::support::oauth_client::OAuthClient;
     let redis = RedisServer::start();
-    let prefix = format!("t:pending:{}:", std::process::id());
-    let b = Bridge::start_with(TokenMode::Gateway, "", |g| {
-        g.redis(&redis).shared_state(&prefix)
-    })
-    .await;
-    let store = drio_gateway::store::open::open_redis(
-        &redis.url(),
-        &prefix,
-        std::time::Duration::from_secs(2),
-    )
-    .await
-    .expect("connect to the gateway's Redis");
+    let (b, store) = on_redis(&redis, "pending").await;
     let scan = |what: &'static str| {
         let store = store.clone();
         let refresh = b.idp.live_refresh_tokens();
