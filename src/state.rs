@@ -36,6 +36,8 @@ pub struct State {
     /// Encryption of stored secrets; None when no key is configured.
     pub sbox: Option<Arc<SecretBox>>,
     pub injections: InjectionCache,
+    /// Gateway token mode: where token exchanges read the user's IdP token.
+    pub(crate) sessions: Option<Arc<dyn crate::credentials::token_exchange::SubjectTokens>>,
     /// The authorization server, when `[oauth]` is configured.
     pub oauth: Option<Arc<crate::oauth::OAuthServer>>,
     /// Bearer token of the admin listener's write routes (from the variable
@@ -73,6 +75,7 @@ impl State {
             dns: self.reloader.dns(),
             sbox: &self.sbox,
             injections: &self.injections,
+            sessions: &self.sessions,
         }
     }
 
@@ -121,6 +124,11 @@ impl State {
                 backend: store.backend(),
                 source,
             })?;
+        let gateway_mode = config
+            .oauth
+            .as_ref()
+            .is_some_and(|o| o.token_mode == crate::config::oauth::TokenMode::Gateway);
+        let sessions = crate::oauth::session_tokens::reader(gateway_mode, &store, &sbox);
         let state = Arc::new(State {
             config: Arc::new(config),
             routes: ArcSwap::from_pointee(RouteTable::default()),
@@ -131,6 +139,7 @@ impl State {
             auth,
             sbox,
             injections: InjectionCache::default(),
+            sessions,
             oauth,
             admin_token,
             reloader: Reloader::default(),

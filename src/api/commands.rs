@@ -162,6 +162,12 @@ async fn upstream_tools(
                 format!("Connect your account first: {connect_url}"),
             )
             .with_details(json!({ "connectUrl": connect_url })),
+            InjectError::Refused { reason } => ApiError::new(
+                403,
+                "upstream_authorization_refused",
+                format!("The token service refused this app's credential ({reason})"),
+            )
+            .with_details(json!({ "reason": reason })),
             InjectError::Unavailable(_) => ApiError::new(
                 502,
                 "upstream_credentials_unavailable",

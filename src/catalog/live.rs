@@ -15,6 +15,7 @@ use crate::catalog::route::{RouteSpec, RouteTable};
 use crate::config::raw::RawApp;
 use crate::config::Config;
 use crate::config::{auth::RawIdentityHeaders, validate, AppConfig};
+use crate::credentials::token_exchange::SubjectTokens;
 use crate::credentials::{oauth::OAuthContext, Injection};
 use crate::egress::EgressClient;
 use crate::secrets::SecretBox;
@@ -34,6 +35,8 @@ pub struct CatalogCtx<'a> {
     pub dns: &'a super::route::UpstreamDns,
     pub sbox: &'a Option<Arc<SecretBox>>,
     pub injections: &'a InjectionCache,
+    /// Gateway token mode: the sessions' IdP tokens (token exchange).
+    pub sessions: &'a Option<Arc<dyn SubjectTokens>>,
 }
 
 /// Upper bound on catalog records read per rebuild.
@@ -169,6 +172,7 @@ pub fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
         store: state.store.clone(),
         sbox: state.sbox.clone(),
         public_url: state.config.public_url.clone(),
+        sessions: state.sessions.clone(),
     }
 }
 

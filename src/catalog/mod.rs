@@ -170,6 +170,13 @@ pub struct ConnectionConfig {
     pub scopes: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// RFC 8693 §2.1 `resource` (token exchange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// RFC 8693 §2.1 `requested_token_type` (token exchange; default
+    /// `urn:ietf:params:oauth:token-type:access_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_token_type: Option<String>,
     /// Seed `003_*` provider options.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope_separator: Option<String>,

@@ -71,6 +71,7 @@ impl std::fmt::Debug for Injection {
             Injection::Query { .. } => "Query(***)",
             Injection::ClientCredentials(_) => "ClientCredentials",
             Injection::PerUser(_) => "PerUser",
+            Injection::TokenExchange(_) => "TokenExchange",
         })
     }
 }

@@ -8,7 +8,8 @@
 //!   bearer (RFC 6750), basic (RFC 7617);
 //! - [`client_credentials`]: RFC 6749 §4.4 tokens, cached until shortly
 //!   before expiry and refreshed by one request however many arrive;
-//! - [`per_user`]: each user's own delegated upstream tokens.
+//! - [`per_user`]: each user's own delegated upstream tokens;
+//! - [`token_exchange`]: RFC 8693 tokens exchanged for the user's own.
 
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ use crate::catalog::{Connection, ConnectionSecrets};
 pub mod client_credentials;
 pub mod oauth;
 pub mod per_user;
+pub mod token_exchange;
+
+pub use token_exchange::Subject;
 
 /// How requests to one app are credentialed.
 pub enum Injection {
@@ -33,6 +37,7 @@ pub enum Injection {
     },
     ClientCredentials(Arc<client_credentials::ClientCredentials>),
     PerUser(Arc<per_user::PerUser>),
+    TokenExchange(Arc<token_exchange::TokenExchange>),
 }
 
 /// What one request gets, resolved in `request_filter` (where a failure can
@@ -51,6 +56,10 @@ pub enum InjectError {
     NotConnected { connect_url: String },
     #[error("upstream credentials unavailable: {0}")]
     Unavailable(String),
+    /// The token service refused this user's exchange (RFC 8693 §2.2.2);
+    /// `reason` is its error code from a closed set, never its text.
+    #[error("the token service refused the exchange ({reason})")]
+    Refused { reason: &'static str },
 }
 
 impl Injection {
@@ -117,11 +126,31 @@ impl Injection {
                     )))
                 }
             }
+            "token_exchange" => Ok(Injection::TokenExchange(Arc::new(
+                token_exchange::TokenExchange::new(conn, secrets, ctx.clone())?,
+            ))),
             other => Err(format!("unknown connection type `{other}`")),
         }
     }
 
     pub async fn resolve(&self, principal: Option<&Principal>) -> Result<Resolved, InjectError> {
+        self.resolve_for(Subject {
+            principal,
+            bearer: None,
+        })
+        .await
+    }
+
+    /// Whether resolving needs the caller (per-user kinds): the proxy then
+    /// reads the JSON-RPC body, so a refusal can answer its request id.
+    pub fn per_user(&self) -> bool {
+        matches!(self, Injection::PerUser(_) | Injection::TokenExchange(_))
+    }
+
+    /// Like [`Self::resolve`], with the bearer the client presented (the
+    /// subject token of a token exchange outside gateway token mode).
+    pub async fn resolve_for(&self, who: Subject<'_>) -> Result<Resolved, InjectError> {
+        let principal = who.principal;
         match self {
             Injection::None => Ok(Resolved::None),
             Injection::Header(n, v) => Ok(Resolved::Header(n.clone(), v.clone())),
@@ -136,6 +165,10 @@ impl Injection {
             Injection::PerUser(pu) => Ok(Resolved::Header(
                 http::header::AUTHORIZATION,
                 pu.header(principal).await?,
+            )),
+            Injection::TokenExchange(te) => Ok(Resolved::Header(
+                http::header::AUTHORIZATION,
+                te.header(who).await?,
             )),
         }
     }

@@ -26,6 +26,9 @@ pub struct OAuthContext {
     pub store: Arc<dyn Store>,
     pub sbox: Option<Arc<SecretBox>>,
     pub public_url: String,
+    /// Gateway token mode: where a token exchange finds the user's IdP
+    /// access token (their session). None: the client's bearer is it.
+    pub sessions: Option<Arc<dyn super::token_exchange::SubjectTokens>>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,15 +95,19 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
-/// The error codes of RFC 6749 §5.2: the only words of a token endpoint's
-/// answer that are repeated (they come from a closed set).
-const STANDARD_ERRORS: [&str; 6] = [
+/// The error codes of RFC 6749 §5.2, RFC 8693 §2.2.2 (`invalid_target`)
+/// and OIDC Core §3.1.2.6 (`interaction_required`, which token services
+/// use for "the user must act first"): the only words of a token
+/// endpoint's answer that are repeated (they come from a closed set).
+const STANDARD_ERRORS: [&str; 8] = [
     "invalid_request",
     "invalid_client",
     "invalid_grant",
     "unauthorized_client",
     "unsupported_grant_type",
     "invalid_scope",
+    "invalid_target",
+    "interaction_required",
 ];
 
 #[derive(Debug, thiserror::Error)]

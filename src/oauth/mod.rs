@@ -29,6 +29,7 @@ pub mod me;
 pub mod metadata;
 pub mod register;
 pub mod revoke;
+pub mod session_tokens;
 pub mod sessions;
 pub mod signing;
 pub mod token;

@@ -57,14 +57,7 @@ pub struct Session {
     expires_at: u64,
 }
 
-/// A value stored sealed (AES-GCM). `Plain` is only read, from sessions
-/// written before a secrets key was required; nothing writes it any more.
-#[derive(Serialize, Deserialize, Clone)]
-#[serde(tag = "t", content = "v")]
-pub enum Sealed {
-    Plain(String),
-    Sealed(String),
-}
+pub use super::session_tokens::{key, Sealed};
 
 pub(super) fn seal(
     state: &State,
@@ -106,10 +99,6 @@ pub(super) fn open<T: serde::de::DeserializeOwned>(
 /// How many rotated-out refresh tokens a session remembers for reuse
 /// detection (about four days of hourly refreshes).
 const MAX_RETIRED: usize = 100;
-
-pub fn key(sid: &str) -> String {
-    format!("sess:{sid}")
-}
 
 fn store_err(e: crate::store::StoreError) -> OAuthError {
     OAuthError::temporarily_unavailable(format!("store: {e}"))

@@ -6,7 +6,7 @@
 use pingora::proxy::Session;
 
 use crate::catalog::route::Route;
-use crate::credentials::{InjectError, Injection};
+use crate::credentials::{InjectError, Subject};
 use crate::errors::ApiError;
 use crate::proxy::ctx::Ctx;
 use crate::proxy::jsonrpc;
@@ -18,7 +18,7 @@ pub async fn prepare_upstream(
     ctx: &mut Ctx,
     route: &Route,
 ) -> pingora::Result<Option<crate::web::LocalResponse>> {
-    let per_user = matches!(*route.injection, Injection::PerUser(_));
+    let per_user = route.injection.per_user();
     let policy = !route.disabled_tools.is_empty();
     let body = match jsonrpc::inspect(session, per_user || policy, policy).await? {
         Ok(jsonrpc::Inspected::Body(b)) => b,
@@ -28,7 +28,16 @@ pub async fn prepare_upstream(
     if let Some(refusal) = body.as_ref().and_then(|b| jsonrpc::check_tools(route, b)) {
         return Ok(Some(refusal));
     }
-    match route.injection.resolve(ctx.principal.as_deref()).await {
+    let bearer = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| crate::auth::extract_bearer(Some(v.as_bytes())).ok());
+    let who = Subject {
+        principal: ctx.principal.as_deref(),
+        bearer,
+    };
+    match route.injection.resolve_for(who).await {
         Ok(resolved) => {
             ctx.credential = Some(resolved);
             Ok(None)
@@ -46,6 +55,31 @@ pub async fn prepare_upstream(
                 ),
                 None => crate::web::LocalResponse::api_error(
                     &ApiError::new(403, "upstream_authorization_required", message)
+                        .with_details(data),
+                    &ctx.request_id,
+                ),
+            }))
+        }
+        Err(InjectError::Refused { reason }) => {
+            // The reason class only: the token service's text never reaches the client.
+            let message = format!("The token service refused this app's credential ({reason})");
+            let data = serde_json::json!({ "reason": reason });
+            // JSON-RPC 2.0 §5.1: a service that cannot answer is an internal error.
+            let code = if reason == "unavailable" {
+                -32603
+            } else {
+                jsonrpc::AUTH_REQUIRED
+            };
+            Ok(Some(match &body {
+                Some(b) => jsonrpc::error_response(
+                    &jsonrpc::request_id(Some(b)),
+                    code,
+                    &message,
+                    Some(data),
+                    200,
+                ),
+                None => crate::web::LocalResponse::api_error(
+                    &ApiError::new(403, "upstream_authorization_refused", message)
                         .with_details(data),
                     &ctx.request_id,
                 ),

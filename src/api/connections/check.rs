@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::catalog::{self, Connection, ConnectionConfig, ConnectionSecrets};
 use crate::credentials::client_credentials::ClientCredentials;
 use crate::credentials::oauth::{user_token_request, ProviderSettings, TokenCallError};
+use crate::credentials::token_exchange::TokenExchange;
 use crate::egress::OutboundFailure;
 use crate::errors::ApiError;
 use crate::state::State;
@@ -136,11 +137,83 @@ pub fn shape(c: &ConnectionConfig, s: &ConnectionSecrets) -> Result<(), ApiError
                 "is required for client credentials (no authorizationEndpoint)",
             )
         }
+        "token_exchange" => token_exchange_shape(c),
         other => Err(ApiError::validation(
             "config.type",
             format!("unknown type `{other}`"),
         )),
     }
+}
+
+/// RFC 8693 §2.1: a token endpoint, a target (`audience` and/or an
+/// absolute `resource` URI without fragment) and client authentication as
+/// for the other OAuth types.
+fn token_exchange_shape(c: &ConnectionConfig) -> Result<(), ApiError> {
+    let need = |ok: bool, field: &str, why: &str| {
+        ok.then_some(())
+            .ok_or_else(|| ApiError::validation(field, why))
+    };
+    url("config.tokenEndpoint", &c.token_endpoint)?;
+    need(
+        c.token_endpoint.is_some(),
+        "config.tokenEndpoint",
+        "is required",
+    )?;
+    need(
+        c.client_id.as_deref().is_some_and(|i| !i.is_empty()),
+        "config.clientId",
+        "is required",
+    )?;
+    need(
+        c.audience.as_deref().is_some_and(|a| !a.is_empty()) || c.resource.is_some(),
+        "config.audience",
+        "set audience or resource (or both)",
+    )?;
+    if let Some(r) = &c.resource {
+        need(
+            url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()),
+            "config.resource",
+            "must be an absolute URI without a fragment",
+        )?;
+    }
+    if let Some(t) = &c.requested_token_type {
+        need(
+            t.starts_with("urn:") && t.len() < 200,
+            "config.requestedTokenType",
+            "must be a token type URI (urn:ietf:params:oauth:token-type:…)",
+        )?;
+    }
+    for (field, set) in [
+        (
+            "config.authorizationEndpoint",
+            c.authorization_endpoint.is_some(),
+        ),
+        (
+            "config.registrationEndpoint",
+            c.registration_endpoint.is_some(),
+        ),
+        ("config.refreshUrl", c.refresh_url.is_some()),
+    ] {
+        need(!set, field, "is not used by token_exchange")?;
+    }
+    if let Some(m) = &c.client_auth_method {
+        need(
+            matches!(m.as_str(), "client_secret_post" | "client_secret_basic"),
+            "config.clientAuthMethod",
+            "must be client_secret_post or client_secret_basic",
+        )?;
+    }
+    if let Some(t) = &c.token_content_type {
+        need(
+            matches!(
+                t.as_str(),
+                "application/x-www-form-urlencoded" | "application/json"
+            ),
+            "config.tokenContentType",
+            "must be application/x-www-form-urlencoded or application/json",
+        )?;
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -216,7 +289,9 @@ pub async fn register_upstream(
 /// Sets `status`, `lastValidatedAt` and `lastError`. OAuth connections are
 /// checked against the token endpoint; static credentials by their shape.
 pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets) {
-    let result: Result<(), String> = if conn.config.kind != "oauth" {
+    let result: Result<(), String> = if conn.config.kind == "token_exchange" {
+        exchange_reachable(state, conn, s).await
+    } else if conn.config.kind != "oauth" {
         Ok(())
     } else {
         match ProviderSettings::from_connection(conn, s) {
@@ -241,6 +316,29 @@ pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets)
             conn.status = "invalid".into();
             conn.last_error = Some(e);
         }
+    }
+}
+
+/// A token exchange has no user yet: a made-up subject token tells whether
+/// the STS answers and accepts the client (any other refusal is expected).
+async fn exchange_reachable(
+    state: &State,
+    conn: &Connection,
+    s: &ConnectionSecrets,
+) -> Result<(), String> {
+    let ctx = crate::credentials::oauth::OAuthContext {
+        egress: state.egress.clone(),
+        store: state.store.clone(),
+        sbox: state.sbox.clone(),
+        public_url: state.config.public_url.clone(),
+        sessions: None,
+    };
+    let te = TokenExchange::new(conn, s, ctx)?;
+    match te.request("drio-connection-check".into()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.rejects_client() => Err(e.to_string()),
+        Err(TokenCallError::Refused { .. }) => Ok(()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -42,6 +42,13 @@ pub const PROVIDERS: &[Provider] = &[
         kind: "basic",
         docs_url: "https://www.rfc-editor.org/rfc/rfc7617",
     },
+    Provider {
+        id: "provider_token_exchange",
+        key: "token-exchange",
+        name: "Token exchange",
+        kind: "token_exchange",
+        docs_url: "https://www.rfc-editor.org/rfc/rfc8693",
+    },
 ];
 
 /// The provider named by `providerKey`, or implied by `config.type`.
@@ -64,7 +71,7 @@ pub fn resolve(
         (None, Some(k)) => PROVIDERS.iter().find(|p| p.kind == k).ok_or_else(|| {
             ApiError::validation(
                 "config.type",
-                format!("must be oauth, api_key, bearer or basic, not `{k}`"),
+                format!("must be oauth, api_key, bearer, basic or token_exchange, not `{k}`"),
             )
         }),
         (None, None) => Err(ApiError::validation(
@@ -85,6 +92,9 @@ pub fn list() -> Vec<Value> {
                                              "tokenContentType", "authorizationParams", "refreshUrl", "pkce"]}),
                 "api_key" => json!({"fields": ["headerName", "headerPrefix", "queryParamName", "apiKey"]}),
                 "bearer" => json!({"fields": ["accessToken"]}),
+                "token_exchange" => json!({"requiresTokenEndpoint": true,
+                                  "fields": ["tokenEndpoint", "audience", "resource", "scopes", "requestedTokenType", "clientId",
+                                             "clientSecret", "clientAuthMethod", "scopeSeparator", "tokenContentType"]}),
                 _ => json!({"fields": ["username", "password"]}),
             };
             json!({"id": p.id, "key": p.key, "name": p.name, "kind": p.kind, "ownership": "customer_managed",

@@ -3,10 +3,12 @@
 // Not every test target uses every helper.
 #![allow(dead_code)]
 
+pub mod fake_http;
 pub mod gateway;
 pub mod idp;
 pub mod oauth_client;
 pub mod ports;
 pub mod provider;
 pub mod redis;
+pub mod sts;
 pub mod upstream;
