@@ -42,6 +42,8 @@ enum Needs {
     Nothing,
     OAuth,
     DevIdp,
+    /// `idp.kind = "workos_sso"` with `organizations_by_domain`.
+    SsoEmail,
 }
 
 /// The handler a route runs.
@@ -57,6 +59,8 @@ enum Handler {
     Revoke,
     DevLoginPage,
     DevLogin,
+    SsoEmailPage,
+    SsoEmail,
     Me,
     Templates,
     ListApps,
@@ -112,7 +116,7 @@ const fn route(
 use Cors::{AnyOrigin, SameOrigin};
 use Guard::{Browser, Management, Public};
 use Handler as H;
-use Needs::{DevIdp, Nothing, OAuth};
+use Needs::{DevIdp, Nothing, OAuth, SsoEmail};
 
 /// Every route the gateway answers itself.
 pub static ROUTES: &[Route] = &[
@@ -219,6 +223,22 @@ pub static ROUTES: &[Route] = &[
         SameOrigin,
         DevIdp,
         H::DevLogin,
+    ),
+    route(
+        Method::GET,
+        "/api/v1/auth/sso/email",
+        Browser,
+        SameOrigin,
+        SsoEmail,
+        H::SsoEmailPage,
+    ),
+    route(
+        Method::POST,
+        "/api/v1/auth/sso/email",
+        Browser,
+        SameOrigin,
+        SsoEmail,
+        H::SsoEmail,
     ),
     route(
         Method::GET,
@@ -488,6 +508,12 @@ fn available(state: &State, r: &Route) -> bool {
         Needs::Nothing => true,
         Needs::OAuth => state.oauth.is_some(),
         Needs::DevIdp => state.oauth.as_ref().is_some_and(|o| o.idp.is_dev()),
+        Needs::SsoEmail => state.oauth.as_ref().is_some_and(|o| {
+            matches!(
+                o.idp.cfg.sso,
+                Some(crate::config::oauth::SsoTarget::ByDomain(_))
+            )
+        }),
     }
 }
 
@@ -562,6 +588,8 @@ async fn open(
         (H::Revoke, Some(o)) => revoke::revoke(state, o, req).await,
         (H::DevLoginPage, Some(_)) => dev::login_page(req),
         (H::DevLogin, Some(_)) => dev::submit(state, req).await,
+        (H::SsoEmailPage, Some(_)) => oauth::workos_sso::email_page(state, req).await,
+        (H::SsoEmail, Some(o)) => oauth::workos_sso::email_submit(state, o, req).await,
         _ => not_found(),
     }
 }

@@ -54,6 +54,8 @@ pub fn configured_settings(app: &AppConfig, disabled_tools: Vec<String>) -> AppS
             name: name(&h.name),
             scopes: name(&h.scopes),
             client_id: name(&h.client_id),
+            organization: name(&h.organization),
+            groups: name(&h.groups),
         },
         disabled_tools,
         access: Some(app.access.to_raw().into()),

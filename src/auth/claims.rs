@@ -29,6 +29,8 @@ pub struct Claims {
     #[serde(default)]
     pub org_id: Option<String>,
     #[serde(default)]
+    pub groups: Option<Vec<String>>,
+    #[serde(default)]
     pub scope: Option<String>,
     #[serde(default)]
     pub scp: Option<OneOrMany>,
@@ -98,6 +100,7 @@ impl Claims {
             picture: self.picture,
             email_verified: self.email_verified,
             org_id: self.org_id,
+            groups: self.groups.unwrap_or_default(),
             scopes,
             client_id: self.client_id.or(self.azp),
             audience,
@@ -123,6 +126,9 @@ pub struct UserInfo {
     pub email_verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_id: Option<String>,
+    /// Group names (WorkOS SSO profiles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// `email_verified` as a boolean; some providers send the string `"true"`.
@@ -153,6 +159,7 @@ impl UserInfo {
             picture: self.picture,
             email_verified: self.email_verified,
             org_id: self.org_id,
+            groups: self.groups,
             scopes: Vec::new(),
             client_id: None,
             audience: Vec::new(),

@@ -42,6 +42,9 @@ pub struct Principal {
     /// The organization the provider signed the user in for (WorkOS `org_id`).
     #[serde(default)]
     pub org_id: Option<String>,
+    /// The provider's group names for the user (WorkOS SSO `groups`).
+    #[serde(default)]
+    pub groups: Vec<String>,
     pub scopes: Vec<String>,
     pub client_id: Option<String>,
     pub audience: Vec<String>,
@@ -191,6 +194,7 @@ mod tests {
             picture: None,
             email_verified: false,
             org_id: None,
+            groups: vec![],
             scopes: vec!["read".into(), "write".into()],
             client_id: None,
             audience: vec![],

@@ -200,6 +200,8 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
                 name: h.name.clone(),
                 scopes: h.scopes.clone(),
                 client_id: h.client_id.clone(),
+                organization: h.organization.clone(),
+                groups: h.groups.clone(),
             }),
             access: s.access.clone().map(Into::into),
         },

@@ -76,6 +76,9 @@ pub struct AccessSettings {
     pub email_domains: Vec<String>,
     #[serde(default)]
     pub organizations: Vec<String>,
+    /// Group names from the identity provider (WorkOS SSO).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl From<AccessSettings> for crate::config::access::RawAccess {
@@ -85,6 +88,7 @@ impl From<AccessSettings> for crate::config::access::RawAccess {
             users: a.users,
             email_domains: a.email_domains,
             organizations: a.organizations,
+            groups: a.groups,
         }
     }
 }
@@ -96,6 +100,7 @@ impl From<crate::config::access::RawAccess> for AccessSettings {
             users: a.users,
             email_domains: a.email_domains,
             organizations: a.organizations,
+            groups: a.groups,
         }
     }
 }
@@ -108,6 +113,10 @@ pub struct IdentityHeaderNames {
     pub name: Option<String>,
     pub scopes: Option<String>,
     pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<String>,
 }
 
 /// Tool switches of a config-file app (its settings are read-only).

@@ -25,6 +25,8 @@ pub struct RawAccess {
     pub email_domains: Vec<String>,
     #[serde(default)]
     pub organizations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// The validated policy.
@@ -39,6 +41,8 @@ pub struct Access {
     pub email_domains: Vec<String>,
     /// The identity provider's organization ids (`org_id`).
     pub organizations: Vec<String>,
+    /// Group names the identity provider puts the user in (WorkOS SSO).
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,7 @@ pub struct Caller<'a> {
     pub email: Option<&'a str>,
     pub email_verified: bool,
     pub org_id: Option<&'a str>,
+    pub groups: &'a [String],
 }
 
 impl Access {
@@ -76,6 +81,7 @@ impl Access {
             users: Vec::new(),
             email_domains: Vec::new(),
             organizations: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -97,6 +103,9 @@ impl Access {
                 return true;
             }
         }
+        if c.groups.iter().any(|g| self.groups.contains(g)) {
+            return true;
+        }
         let domain = c
             .email
             .filter(|_| c.email_verified)
@@ -112,6 +121,7 @@ impl Access {
             users: self.users.clone(),
             email_domains: self.email_domains.clone(),
             organizations: self.organizations.clone(),
+            groups: self.groups.clone(),
         }
     }
 }
@@ -144,23 +154,25 @@ pub fn access(raw: Option<RawAccess>, owner: Option<&str>) -> Result<Access, Fie
         "list" => AccessMode::List,
         _ => return fail("mode", "must be owner, anyone or list"),
     };
-    let lists = raw.users.len() + raw.email_domains.len() + raw.organizations.len();
+    let lists =
+        raw.users.len() + raw.email_domains.len() + raw.organizations.len() + raw.groups.len();
     if mode != AccessMode::List && lists > 0 {
         return fail(
             "mode",
-            "users, email_domains and organizations apply with mode = list only",
+            "users, email_domains, organizations and groups apply with mode = list only",
         );
     }
     if mode == AccessMode::List && lists == 0 {
         return fail(
             "users",
-            "mode = list needs at least one of users, email_domains, organizations",
+            "mode = list needs at least one of users, email_domains, organizations, groups",
         );
     }
     for (name, list) in [
         ("users", &raw.users),
         ("email_domains", &raw.email_domains),
         ("organizations", &raw.organizations),
+        ("groups", &raw.groups),
     ] {
         if list.len() > MAX_ENTRIES {
             return fail(name, "has more than 1000 entries");
@@ -188,6 +200,7 @@ pub fn access(raw: Option<RawAccess>, owner: Option<&str>) -> Result<Access, Fie
         users: raw.users,
         email_domains,
         organizations: raw.organizations,
+        groups: raw.groups,
     })
 }
 
@@ -201,6 +214,7 @@ mod tests {
             email,
             email_verified: verified,
             org_id: None,
+            groups: &[],
         }
     }
 
@@ -210,6 +224,7 @@ mod tests {
             users: users.iter().map(|s| s.to_string()).collect(),
             email_domains: domains.iter().map(|s| s.to_string()).collect(),
             organizations: orgs.iter().map(|s| s.to_string()).collect(),
+            groups: vec![],
         }
     }
 

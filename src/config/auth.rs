@@ -52,6 +52,10 @@ pub struct RawIdentityHeaders {
     pub name: Option<String>,
     pub scopes: Option<String>,
     pub client_id: Option<String>,
+    /// The identity provider's organization id (`org_id`).
+    pub organization: Option<String>,
+    /// The user's groups, comma-separated (WorkOS SSO).
+    pub groups: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +96,8 @@ pub struct IdentityHeaders {
     pub name: Option<HeaderName>,
     pub scopes: Option<HeaderName>,
     pub client_id: Option<HeaderName>,
+    pub organization: Option<HeaderName>,
+    pub groups: Option<HeaderName>,
 }
 
 impl IdentityHeaders {
@@ -102,6 +108,8 @@ impl IdentityHeaders {
             &self.name,
             &self.scopes,
             &self.client_id,
+            &self.organization,
+            &self.groups,
         ]
         .into_iter()
         .flatten()
@@ -235,5 +243,7 @@ pub fn identity_headers(raw: Option<RawIdentityHeaders>) -> Result<IdentityHeade
         name: h("name", raw.name)?,
         scopes: h("scopes", raw.scopes)?,
         client_id: h("client_id", raw.client_id)?,
+        organization: h("organization", raw.organization)?,
+        groups: h("groups", raw.groups)?,
     })
 }

@@ -40,6 +40,14 @@ pub struct RawIdp {
     pub jwks_uri: Option<String>,
     pub userinfo_endpoint: Option<String>,
     pub revocation_endpoint: Option<String>,
+    /// `workos_sso`: sign in through this organization…
+    pub organization: Option<String>,
+    /// …or this connection…
+    pub connection: Option<String>,
+    /// …or this provider (`GoogleOAuth`, `MicrosoftOAuth`, …)…
+    pub provider: Option<String>,
+    /// …or the organization of the e-mail domain the user types first.
+    pub organizations_by_domain: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +77,22 @@ pub struct OAuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdpKind {
     WorkOs,
+    /// The WorkOS SSO API (`/sso/authorize`, `/sso/token`).
+    WorkOsSso,
     Oidc,
     Dev,
+}
+
+/// Which single sign-on a `workos_sso` sign-in goes through: exactly one
+/// of WorkOS's `organization`, `connection` or `provider` parameters,
+/// fixed, or an organization chosen by the user's e-mail domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SsoTarget {
+    Organization(String),
+    Connection(String),
+    Provider(String),
+    /// Lower-case e-mail domain → organization id.
+    ByDomain(std::collections::BTreeMap<String, String>),
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +108,8 @@ pub struct IdpConfig {
     pub jwks_uri: Option<String>,
     pub userinfo_endpoint: Option<String>,
     pub revocation_endpoint: Option<String>,
+    /// `workos_sso` only.
+    pub sso: Option<SsoTarget>,
 }
 
 type FieldError = (String, String);
@@ -128,6 +152,12 @@ pub fn oauth(
             "the dev sign-in page issues no tokens of its own; use token_mode = \"gateway\"".into(),
         ));
     }
+    if idp.kind == IdpKind::WorkOsSso && token_mode == TokenMode::Upstream {
+        return Err((
+            f("token_mode"),
+            "WorkOS SSO access tokens are not for MCP clients; use token_mode = \"gateway\"".into(),
+        ));
+    }
     Ok(OAuthConfig {
         token_mode,
         es256,
@@ -161,8 +191,27 @@ fn idp_config(raw: RawIdp, public_url: &url::Url) -> Result<IdpConfig, FieldErro
         "workos" => IdpKind::WorkOs,
         "oidc" => IdpKind::Oidc,
         "dev" => IdpKind::Dev,
-        other => return Err((f("kind"), format!("`{other}` is not workos, oidc or dev"))),
+        "workos_sso" => IdpKind::WorkOsSso,
+        other => {
+            return Err((
+                f("kind"),
+                format!("`{other}` is not workos, workos_sso, oidc or dev"),
+            ))
+        }
     };
+    let sso_keys = raw.organization.is_some()
+        || raw.connection.is_some()
+        || raw.provider.is_some()
+        || raw.organizations_by_domain.is_some();
+    if kind != IdpKind::WorkOsSso && sso_keys {
+        return Err((
+            f("kind"),
+            "organization, connection, provider and organizations_by_domain are for kind = \"workos_sso\"".into(),
+        ));
+    }
+    if kind == IdpKind::WorkOsSso {
+        return workos_sso(raw);
+    }
     if kind == IdpKind::Dev {
         let loopback = match public_url.host() {
             Some(url::Host::Domain(d)) => d == "localhost",
@@ -188,6 +237,7 @@ fn idp_config(raw: RawIdp, public_url: &url::Url) -> Result<IdpConfig, FieldErro
             jwks_uri: None,
             userinfo_endpoint: None,
             revocation_endpoint: None,
+            sso: None,
         });
     }
     let issuer = url("issuer", raw.issuer)?.ok_or((f("issuer"), "is required".to_string()))?;
@@ -243,5 +293,122 @@ fn idp_config(raw: RawIdp, public_url: &url::Url) -> Result<IdpConfig, FieldErro
         client_secret,
         basic_auth,
         scopes,
+        sso: None,
     })
+}
+
+/// `kind = "workos_sso"`: `issuer` is the WorkOS API base (default
+/// `https://api.workos.com`), `client_secret_env` names the API key, and
+/// exactly one sign-in target.
+fn workos_sso(raw: RawIdp) -> Result<IdpConfig, FieldError> {
+    let f = |k: &str| format!("idp.{k}");
+    let issuer = match raw.issuer {
+        Some(u) if url::Url::parse(&u).is_ok_and(|p| matches!(p.scheme(), "http" | "https")) => {
+            u.trim_end_matches('/').to_string()
+        }
+        Some(u) => return Err((f("issuer"), format!("`{u}` is not an http(s) URL"))),
+        None => "https://api.workos.com".to_string(),
+    };
+    let client_id = raw
+        .client_id
+        .filter(|c| !c.is_empty())
+        .ok_or((f("client_id"), "is required".to_string()))?;
+    let var = raw.client_secret_env.ok_or((
+        f("client_secret_env"),
+        "is required: the variable holding the WorkOS API key".to_string(),
+    ))?;
+    let client_secret = Some(Secret::from_env(&var).ok_or((
+        f("client_secret_env"),
+        format!("environment variable `{var}` is not set"),
+    ))?);
+    let non_empty = |k: &str, v: Option<String>| match v {
+        Some(v) if v.trim().is_empty() => Err((f(k), "is empty".to_string())),
+        other => Ok(other),
+    };
+    let mut targets = Vec::new();
+    if let Some(o) = non_empty("organization", raw.organization)? {
+        targets.push(SsoTarget::Organization(o));
+    }
+    if let Some(c) = non_empty("connection", raw.connection)? {
+        targets.push(SsoTarget::Connection(c));
+    }
+    if let Some(p) = non_empty("provider", raw.provider)? {
+        targets.push(SsoTarget::Provider(p));
+    }
+    if let Some(map) = raw.organizations_by_domain {
+        let mut by_domain = std::collections::BTreeMap::new();
+        for (domain, org) in map {
+            let d = domain.trim().to_ascii_lowercase();
+            if d.is_empty() || d.contains('@') || !d.contains('.') || org.trim().is_empty() {
+                return Err((
+                    f("organizations_by_domain"),
+                    format!("`{domain}` = `{org}` is not an e-mail domain and an organization id"),
+                ));
+            }
+            by_domain.insert(d, org);
+        }
+        if by_domain.is_empty() {
+            return Err((f("organizations_by_domain"), "is empty".to_string()));
+        }
+        targets.push(SsoTarget::ByDomain(by_domain));
+    }
+    if targets.len() != 1 {
+        return Err((
+            f("organization"),
+            "set exactly one of organization, connection, provider or organizations_by_domain"
+                .to_string(),
+        ));
+    }
+    Ok(IdpConfig {
+        kind: IdpKind::WorkOsSso,
+        issuer,
+        client_id,
+        client_secret,
+        basic_auth: false,
+        scopes: Vec::new(),
+        authorization_endpoint: None,
+        token_endpoint: None,
+        jwks_uri: None,
+        userinfo_endpoint: None,
+        revocation_endpoint: None,
+        sso: targets.pop(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sso(extra: &str) -> Result<IdpConfig, FieldError> {
+        // `PATH` is set in every test environment: it stands in for the API key.
+        let raw: RawIdp = toml::from_str(&format!(
+            "kind = \"workos_sso\"\nclient_id = \"client_1\"\nclient_secret_env = \"PATH\"\n{extra}"
+        ))
+        .unwrap();
+        idp_config(raw, &url::Url::parse("https://gw.example.com").unwrap())
+    }
+
+    #[test]
+    fn workos_sso_takes_exactly_one_target() {
+        let c = sso("connection = \"conn_1\"").unwrap();
+        assert_eq!(c.sso, Some(SsoTarget::Connection("conn_1".into())));
+        assert_eq!(c.issuer, "https://api.workos.com");
+        let c = sso("organizations_by_domain = { \"ACME.com\" = \"org_1\" }").unwrap();
+        let Some(SsoTarget::ByDomain(m)) = c.sso else {
+            panic!("by domain")
+        };
+        assert_eq!(m.get("acme.com").map(String::as_str), Some("org_1"));
+        for bad in [
+            "",
+            "organization = \"org_1\"\nconnection = \"conn_1\"",
+            "provider = \" \"",
+            "organizations_by_domain = { \"@acme\" = \"org_1\" }",
+            "organizations_by_domain = {}",
+        ] {
+            assert!(sso(bad).is_err(), "{bad}");
+        }
+        let raw: RawIdp =
+            toml::from_str("kind = \"oidc\"\nissuer = \"https://idp\"\nclient_id = \"c\"\norganization = \"org_1\"").unwrap();
+        assert!(idp_config(raw, &url::Url::parse("https://gw.example.com").unwrap()).is_err());
+    }
 }

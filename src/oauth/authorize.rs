@@ -229,6 +229,9 @@ async fn idp_url(
     p: &Pending,
 ) -> Result<String, String> {
     let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
+    if oauth.idp.is_workos_sso() {
+        return Ok(super::workos_sso::start(state, oauth, idp_state));
+    }
     if oauth.idp.is_dev() {
         return Ok(format!(
             "{}/api/v1/auth/dev/login?state={idp_state}",

@@ -61,6 +61,18 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
             description,
         )
     };
+    if let (Some(err), true) = (q.get("error"), oauth.idp.is_workos_sso()) {
+        // WorkOS's own codes (`connection_invalid`, `profile_not_allowed_outside_organization`, …):
+        // shown on the page, relayed to the client as access_denied.
+        let text: String = q
+            .get("error_description")
+            .map_or("WorkOS refused the sign-in", String::as_str)
+            .chars()
+            .take(300)
+            .collect();
+        let code: String = err.chars().take(80).collect();
+        return fail("access_denied", &format!("{text} (WorkOS: {code})"));
+    }
     if let Some(err) = q.get("error") {
         // Relay only RFC 6749 §4.1.2.1 codes; anything else is access_denied.
         let code = match err.as_str() {
@@ -121,6 +133,10 @@ async fn sign_in(
             .ok_or_else(|| IdpError::Refused("unknown or used sign-in code".into()))?;
         return Ok((user, None));
     }
+    if oauth.idp.is_workos_sso() {
+        let (user, tokens) = super::workos_sso::redeem(&state.http, &oauth.idp.cfg, code).await?;
+        return Ok((user, Some(tokens)));
+    }
     let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
     let resource = (oauth.cfg.token_mode == TokenMode::Upstream)
         .then_some(p.resource.as_deref())
@@ -157,6 +173,7 @@ pub fn may_use(state: &State, p: &Pending, user: &User) -> bool {
             email: user.email.as_deref(),
             email_verified: user.email_verified,
             org_id: user.org_id.as_deref(),
+            groups: &user.groups,
         })
     })
 }

@@ -95,5 +95,6 @@ pub async fn redeem(state: &State, code: &str) -> Option<super::idp::User> {
         // Anyone can type any address here: it is never a verified e-mail.
         email_verified: false,
         org_id: None,
+        groups: Vec::new(),
     })
 }

@@ -92,6 +92,11 @@ impl Idp {
         self.cfg.kind == IdpKind::Dev
     }
 
+    /// The WorkOS SSO API (see [`super::workos_sso`]): no OIDC endpoints.
+    pub fn is_workos_sso(&self) -> bool {
+        self.cfg.kind == IdpKind::WorkOsSso
+    }
+
     /// The IdP's endpoints: configured, or discovered once and cached.
     pub async fn endpoints(&self) -> Result<Arc<Endpoints>, IdpError> {
         if let Some(e) = self.endpoints.load_full() {
@@ -288,6 +293,10 @@ impl Idp {
 
     /// Best effort (RFC 7009): the IdP forgets a token the gateway revoked.
     pub async fn revoke(&self, token: &str) {
+        // WorkOS SSO issues no refresh tokens and has no revocation endpoint.
+        if self.is_workos_sso() {
+            return;
+        }
         let Ok(e) = self.endpoints().await else {
             return;
         };

@@ -34,6 +34,7 @@ pub mod sessions;
 pub mod signing;
 pub mod token;
 pub mod upstream_refresh;
+pub mod workos_sso;
 
 pub struct OAuthServer {
     pub cfg: OAuthConfig,

@@ -170,6 +170,10 @@ fn issue(
         "email": s.user.email, "name": s.user.name, "picture": s.user.picture,
         "email_verified": s.user.email_verified, "org_id": s.user.org_id,
     });
+    let mut claims = claims;
+    if !s.user.groups.is_empty() {
+        claims["groups"] = json!(s.user.groups);
+    }
     let access = keys
         .sign(&claims)
         .map_err(|e| OAuthError::server_error(e.to_string()))?;

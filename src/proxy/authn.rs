@@ -40,6 +40,7 @@ pub fn may_use(route: &Route, p: &Principal) -> bool {
         email: p.email.as_deref(),
         email_verified: p.email_verified,
         org_id: p.org_id.as_deref(),
+        groups: &p.groups,
     })
 }
 
@@ -122,6 +123,10 @@ pub fn identity_headers(
     set(&h.email, p.email.as_deref())?;
     set(&h.name, p.name.as_deref())?;
     set(&h.client_id, p.client_id.as_deref())?;
+    set(&h.organization, p.org_id.as_deref())?;
+    if h.groups.is_some() && !p.groups.is_empty() {
+        set(&h.groups, Some(&p.groups.join(",")))?;
+    }
     if h.scopes.is_some() {
         set(&h.scopes, Some(&p.scopes.join(" ")))?;
     }

@@ -19,3 +19,4 @@ mod support;
 mod tenancy;
 mod tenancy_connect;
 mod token_exchange;
+mod workos_sso;

@@ -12,3 +12,4 @@ pub mod provider;
 pub mod redis;
 pub mod sts;
 pub mod upstream;
+pub mod workos;
