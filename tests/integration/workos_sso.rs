@@ -379,3 +379,59 @@ async fn me_keeps_the_seed_shape() {
         "{me}"
     );
 }
+
+/// Items 2 and 3 together: the WorkOS access token sealed in the session
+/// at SSO sign-in is the subject token of a token exchange.
+#[tokio::test]
+async fn the_workos_access_token_is_the_subject_of_a_token_exchange() {
+    use crate::management::Api;
+    use crate::support::sts::{self, TestSts};
+    let (w, up, s) = (
+        TestWorkOs::start().await,
+        TestUpstream::start().await,
+        TestSts::start().await,
+    );
+    let gw = sso_gateway(&w, &up, "organization = \"org_acme\"", "")
+        .raw_toml("[security]\nallow_upstream_cidrs = [\"127.0.0.0/8\", \"::1/128\"]\n")
+        .start()
+        .await;
+    let client = OAuthClient::register(&gw, REDIRECT).await;
+    let request = client.authorization("").without("resource");
+    let page = client.through_idp(&gw, &request).await;
+    let mgmt = approve_and_exchange(&client, &gw, &request, page).await;
+    let api = Api {
+        gw: &gw,
+        token: mgmt.access_token.clone(),
+    };
+    let (id, slug) = api
+        .create_app("exchanged", serde_json::json!({"upstreamUrl": up.url()}))
+        .await;
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/apps/{id}/auth"),
+            serde_json::json!({"config": {"type": "token_exchange", "tokenEndpoint": s.token_url(),
+                "audience": sts::AUDIENCE, "clientId": sts::CLIENT_ID, "clientSecret": sts::CLIENT_SECRET}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let request = client.authorization(&gw.app_url(&slug, "/mcp"));
+    let page = client.through_idp(&gw, &request).await;
+    let tokens = approve_and_exchange(&client, &gw, &request, page).await;
+    let resp = mcp(&gw, &slug, &tokens.access_token, initialize()).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    // This session's WorkOS token (from the second code WorkOS issued), not
+    // the management session's, and never the gateway's own token.
+    let form = s.forms().pop().unwrap();
+    assert_eq!(form["subject_token"], "wos_at_01CODE2");
+    let auth = up
+        .last_request()
+        .unwrap()
+        .header("authorization")
+        .unwrap()
+        .to_string();
+    assert!(
+        auth.starts_with("Bearer xt-opaque:wos_at_01CODE2-"),
+        "{auth}"
+    );
+}

@@ -2,7 +2,8 @@
 //! `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` with
 //! `subject_token_type=urn:ietf:params:oauth:token-type:access_token`, the
 //! configured `audience` and client, and a subject token it can read (a
-//! JWT: its `sub` is the user). Issued tokens are `xt-{sub}-{n}`, so a test
+//! JWT: its `sub` is the user; an opaque token stands for itself, as
+//! `opaque:{token}`). Issued tokens are `xt-{sub}-{n}`, so a test
 //! sees whose exchange reached the upstream; every form is recorded.
 #![allow(dead_code)]
 
@@ -119,7 +120,11 @@ async fn handle(state: &Mutex<State>, r: FakeRequest) -> Reply {
             json!({"error": code, "error_description": format!("user is blocked: {LEAKY_DETAIL}")}),
         );
     }
-    let Some(sub) = get("subject_token").and_then(jwt_sub) else {
+    // A JWT stands for its `sub`; an opaque token (WorkOS SSO's) for itself.
+    let subject = get("subject_token").filter(|t| !t.is_empty());
+    let Some(sub) = subject
+        .and_then(|t| jwt_sub(t).or_else(|| (!t.contains('.')).then(|| format!("opaque:{t}"))))
+    else {
         return json_reply(
             400,
             json!({"error": "invalid_grant", "error_description": LEAKY_DETAIL}),
