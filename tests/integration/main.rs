@@ -10,6 +10,7 @@ mod hardening;
 mod idp_selftest;
 mod layering;
 mod management;
+mod monitoring;
 mod oauth;
 mod proxy_core;
 mod races;
