@@ -198,6 +198,7 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
                 client_id: h.client_id.clone(),
             }),
             access: s.access.clone().map(Into::into),
+            limits: s.limits.clone(),
         },
         Some(&rec.owner),
     )

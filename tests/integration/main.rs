@@ -10,6 +10,7 @@ mod hardening;
 mod idp_selftest;
 mod kubernetes;
 mod layering;
+mod limits;
 mod management;
 mod monitoring;
 mod oauth;

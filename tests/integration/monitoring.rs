@@ -380,6 +380,7 @@ async fn every_metric_the_dashboard_and_alerts_name_is_served() {
         "drio_jwks_refresh_total",
         "drio_upstream_errors_total",
         "drio_open_streams",
+        "drio_rate_limit_decisions_total",
     ] {
         assert!(families.contains(family), "nothing queries {family}");
     }
