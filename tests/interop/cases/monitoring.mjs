@@ -128,6 +128,8 @@ export async function monitoring() {
   const upstream = await until(prom, 'drio_upstream_errors_total{app="down", kind="connect"}', (v) => v >= 3, 'upstream-error series');
   equal(upstream.length, 1, 'one upstream-error series for the app that is down');
   await until(prom, 'sum(drio_requests_total{app="down", status_class="5xx"})', (v) => v >= 3, '502s counted');
+  const limits = await query(prom, 'drio_rate_limit_decisions_total');
+  equal(limits.length, 8, 'rate-limit decision series (4 limits x allowed/limited) are exported from the start');
 
   // Every alert rule loaded and evaluated without error.
   let groups = [];
