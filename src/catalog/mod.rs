@@ -64,7 +64,7 @@ pub struct AppSettings {
     pub access: Option<AccessSettings>,
     /// Rate limits (see [`crate::limits`]); absent: the gateway's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub limits: Option<crate::limits::RawLimits>,
+    pub limits: Option<crate::limits::config::RawLimits>,
 }
 
 /// An app's access policy in the API's terms (see [`crate::config::access`]).

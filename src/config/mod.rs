@@ -66,7 +66,7 @@ pub struct Config {
     pub allow_upstream_cidrs: Vec<ipnet::IpNet>,
     pub apps: Vec<AppConfig>,
     /// `[limits]`: defaults for every app and the store-failure policy.
-    pub limits: crate::limits::GatewayLimits,
+    pub limits: crate::limits::config::GatewayLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -150,7 +150,7 @@ pub struct AppConfig {
     /// Who may use the app (and be issued a token for it).
     pub access: access::Access,
     /// The app's own rate limits (see [`crate::limits`]).
-    pub limits: crate::limits::AppLimits,
+    pub limits: crate::limits::config::AppLimits,
 }
 
 impl Config {

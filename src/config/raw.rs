@@ -30,7 +30,7 @@ pub struct RawConfig {
     pub apps: Vec<RawApp>,
     /// Rate-limit defaults and the store-failure policy (`[limits]`).
     #[serde(default)]
-    pub limits: crate::limits::RawGatewayLimits,
+    pub limits: crate::limits::config::RawGatewayLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +96,7 @@ pub struct RawApp {
     pub access: Option<super::access::RawAccess>,
     /// Rate limits of this app (`limits = { user = {…}, tools = {…} }`).
     #[serde(default)]
-    pub limits: Option<crate::limits::RawLimits>,
+    pub limits: Option<crate::limits::config::RawLimits>,
 }
 
 #[derive(Debug, Default, Deserialize)]

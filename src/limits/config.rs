@@ -10,7 +10,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::validate::FieldError;
+/// A field (relative to where the limits are written) and what is wrong
+/// with it: the shape `crate`'s config validation reports in. Kept local
+/// so the config layer can depend on these types, not the other way round.
+pub type FieldError = (String, String);
 
 const MAX_REQUESTS: u64 = 1_000_000;
 const MAX_PERIOD_SECONDS: u64 = 86_400;

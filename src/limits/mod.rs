@@ -317,13 +317,11 @@ fn refusal(c: &Check, wait_us: u64, body: Option<&Value>, request_id: &str) -> L
         .filter(|b| b.get("method").and_then(Value::as_str) == Some("tools/call"))
         .filter(|b| b.get("id").is_some());
     match single_call {
-        Some(b) => crate::proxy::jsonrpc::error_response(
-            &b["id"],
-            RATE_LIMITED,
-            &message,
-            Some(details),
-            200,
-        ),
+        Some(b) => {
+            let error = json!({ "code": RATE_LIMITED, "message": message, "data": details });
+            let body = json!({ "jsonrpc": "2.0", "id": b["id"], "error": error });
+            LocalResponse::new(200, "application/json", body.to_string())
+        }
         None => LocalResponse::api_error(
             &ApiError::new(429, "rate_limited", message).with_details(details),
             request_id,
