@@ -22,6 +22,7 @@ pub mod credentials;
 pub mod drain;
 pub mod egress;
 pub mod errors;
+pub mod limits;
 pub mod metrics;
 pub mod oauth;
 pub mod proxy;

@@ -25,6 +25,8 @@ pub struct State {
     pub routes: ArcSwap<RouteTable>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    /// Rate limits on app traffic (see [`crate::limits`]).
+    pub limiter: Arc<crate::limits::Limiter>,
     /// Outbound client for the operator's endpoints (identity provider, JWKS,
     /// introspection, config-file apps).
     pub http: reqwest::Client,
@@ -87,6 +89,10 @@ impl State {
         let auth_metrics = Arc::new(crate::auth::metrics::AuthMetrics::register(
             &metrics.registry,
         )?);
+        let limiter = Arc::new(
+            crate::limits::Limiter::new(&config, &metrics.registry)
+                .map_err(|e| StartError::Other(e.to_string()))?,
+        );
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
@@ -134,6 +140,7 @@ impl State {
             routes: ArcSwap::from_pointee(RouteTable::default()),
             store,
             metrics,
+            limiter,
             http,
             egress,
             auth,

@@ -204,6 +204,7 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
                 groups: h.groups.clone(),
             }),
             access: s.access.clone().map(Into::into),
+            limits: s.limits.clone(),
         },
         Some(&rec.owner),
     )

@@ -62,6 +62,9 @@ pub struct AppSettings {
     /// Who may use the app; absent means its owner only.
     #[serde(default)]
     pub access: Option<AccessSettings>,
+    /// Rate limits (see [`crate::limits`]); absent: the gateway's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::limits::config::RawLimits>,
 }
 
 /// An app's access policy in the API's terms (see [`crate::config::access`]).

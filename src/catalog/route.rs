@@ -313,6 +313,7 @@ mod tests {
             required_scopes: vec![],
             identity_headers: Default::default(),
             access: crate::config::access::Access::anyone(),
+            limits: Default::default(),
         })
     }
 

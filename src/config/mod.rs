@@ -65,6 +65,8 @@ pub struct Config {
     /// (`[security] allow_upstream_cidrs`).
     pub allow_upstream_cidrs: Vec<ipnet::IpNet>,
     pub apps: Vec<AppConfig>,
+    /// `[limits]`: defaults for every app and the store-failure policy.
+    pub limits: crate::limits::config::GatewayLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +149,8 @@ pub struct AppConfig {
     pub identity_headers: auth::IdentityHeaders,
     /// Who may use the app (and be issued a token for it).
     pub access: access::Access,
+    /// The app's own rate limits (see [`crate::limits`]).
+    pub limits: crate::limits::config::AppLimits,
 }
 
 impl Config {

@@ -28,6 +28,9 @@ pub struct RawConfig {
     pub security: RawSecurity,
     #[serde(default)]
     pub apps: Vec<RawApp>,
+    /// Rate-limit defaults and the store-failure policy (`[limits]`).
+    #[serde(default)]
+    pub limits: crate::limits::config::RawGatewayLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +94,9 @@ pub struct RawApp {
     pub required_scopes: Vec<String>,
     pub identity_headers: Option<super::auth::RawIdentityHeaders>,
     pub access: Option<super::access::RawAccess>,
+    /// Rate limits of this app (`limits = { user = {…}, tools = {…} }`).
+    #[serde(default)]
+    pub limits: Option<crate::limits::config::RawLimits>,
 }
 
 #[derive(Debug, Default, Deserialize)]

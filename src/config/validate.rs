@@ -154,6 +154,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         ));
     }
     let public_authority = authority(&public);
+    let limits = crate::limits::config::gateway_limits(&raw.limits)
+        .map_err(|(k, m)| err(&format!("limits.{k}"), m))?;
     let mut apps = Vec::with_capacity(raw.apps.len());
     let (mut ids, mut slugs, mut hosts) = (HashSet::new(), HashSet::new(), HashSet::new());
     for (i, raw_app) in raw.apps.into_iter().enumerate() {
@@ -227,6 +229,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         management_audiences,
         allow_upstream_cidrs,
         apps,
+        limits,
     })
 }
 
@@ -361,6 +364,7 @@ pub(crate) fn app(raw: RawApp, owner: Option<&str>) -> Result<AppConfig, FieldEr
         required_scopes: raw.required_scopes,
         identity_headers: super::auth::identity_headers(raw.identity_headers)?,
         access: super::access::access(raw.access, owner)?,
+        limits: crate::limits::config::app_limits(raw.limits)?,
     })
 }
 

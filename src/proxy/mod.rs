@@ -249,7 +249,8 @@ impl ProxyHttp for Gateway {
                 .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
         );
         ctx.route = Some(route.clone());
-        if let Some(refusal) = prepare::prepare_upstream(session, ctx, &route).await? {
+        let limiter = &self.state.limiter;
+        if let Some(refusal) = prepare::prepare_upstream(session, ctx, &route, limiter).await? {
             respond::write(session, &ctx.request_id, refusal).await?;
             return Ok(true);
         }

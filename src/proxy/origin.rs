@@ -39,6 +39,7 @@ mod tests {
             host: Some("notes.mcp.example.com".into()),
             public: true,
             access: crate::config::access::Access::anyone(),
+            limits: Default::default(),
             allowed_origins: vec!["https://allowed.example".into()],
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),

@@ -8,6 +8,7 @@ use pingora::proxy::Session;
 use crate::catalog::route::Route;
 use crate::credentials::{InjectError, Subject};
 use crate::errors::ApiError;
+use crate::limits::{self, Limiter};
 use crate::proxy::ctx::Ctx;
 use crate::proxy::jsonrpc;
 
@@ -17,9 +18,12 @@ pub async fn prepare_upstream(
     session: &mut Session,
     ctx: &mut Ctx,
     route: &Route,
+    limiter: &Limiter,
 ) -> pingora::Result<Option<crate::web::LocalResponse>> {
     let per_user = route.injection.per_user();
-    let policy = !route.disabled_tools.is_empty();
+    // A tool limit, like a disabled tool, must not be dodged with a body
+    // the gateway cannot read: strict inspection.
+    let policy = !route.disabled_tools.is_empty() || !route.app.limits.tools.is_empty();
     let body = match jsonrpc::inspect(session, per_user || policy, policy).await? {
         Ok(jsonrpc::Inspected::Body(b)) => b,
         Ok(jsonrpc::Inspected::Skipped) => None,
@@ -27,6 +31,21 @@ pub async fn prepare_upstream(
     };
     if let Some(refusal) = body.as_ref().and_then(|b| jsonrpc::check_tools(route, b)) {
         return Ok(Some(refusal));
+    }
+    if limiter.applies(route) {
+        let caller = || limits::caller_bucket(session, limiter);
+        let principal = ctx.principal.as_deref();
+        let refusal = limits::enforce(
+            limiter,
+            route,
+            principal,
+            caller,
+            body.as_ref(),
+            &ctx.request_id,
+        );
+        if let Some(refusal) = refusal.await {
+            return Ok(Some(refusal));
+        }
     }
     let bearer = session
         .req_header()
