@@ -198,6 +198,8 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
                 client_id: h.client_id.clone(),
             }),
             access: s.access.clone().map(Into::into),
+            // Branding is checked apart (api::apps), with the logo hosts.
+            branding: None,
         },
         Some(&rec.owner),
     )

@@ -27,7 +27,18 @@ pub struct RawConfig {
     #[serde(default)]
     pub security: RawSecurity,
     #[serde(default)]
+    pub pages: RawPages,
+    #[serde(default)]
     pub apps: Vec<RawApp>,
+}
+
+/// `[pages]`: what the pages people see may load.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPages {
+    /// Hosts an app's `branding.logo_url` may name (https only).
+    #[serde(default)]
+    pub logo_hosts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +102,8 @@ pub struct RawApp {
     pub required_scopes: Vec<String>,
     pub identity_headers: Option<super::auth::RawIdentityHeaders>,
     pub access: Option<super::access::RawAccess>,
+    /// How the app looks on consent and connect pages.
+    pub branding: Option<crate::web::pages::branding::Branding>,
 }
 
 #[derive(Debug, Default, Deserialize)]

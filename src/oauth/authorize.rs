@@ -73,12 +73,20 @@ pub fn redirects_errors(oauth: &OAuthServer, client_id: &str) -> bool {
     oauth.cfg.trusted_clients.iter().any(|c| c == client_id)
 }
 
-/// The page shown instead of an error redirect.
+/// The page shown instead of an error redirect. `description` is the
+/// gateway's own text (never a provider's or client's free text); `error`
+/// is the RFC 6749 code, shown for support.
 pub fn error_page(error: &str, description: &str) -> LocalResponse {
-    page(
+    let todo = match error {
+        "access_denied" => "Go back to your application and sign in again, with an account that may use it. If you think you should have access, contact the gateway's operator and quote the request id below.",
+        "temporarily_unavailable" | "server_error" => "Wait a moment, then start again from your application. If it keeps happening, contact the gateway's operator and quote the request id below.",
+        _ => "Your application sent a request the gateway cannot accept. Start again from the application; if it keeps happening, tell its developer this error code and the request id below.",
+    };
+    crate::web::pages::message::page(
         400,
         "Sign-in failed",
-        &format!("{description} ({error}). Go back to your application and try again."),
+        &format!("{description}. (Error code: {error}.)"),
+        Some(todo),
     )
 }
 

@@ -49,10 +49,9 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
     // Before sign-in completes no user is known: only a trusted client's
     // errors are redirected (see `authorize::redirects_errors`).
     let redirect = super::authorize::redirects_errors(oauth, &pending.client_id);
-    let fail = |error: &str, description: &str| {
-        if !redirect {
-            return super::authorize::error_page(error, description);
-        }
+    // Only a trusted client gets the provider's own words; a page shows the
+    // gateway's (a crafted callback link must not put text on it).
+    let relay = |error: &str, description: &str| {
         redirect_error(
             state,
             &pending.redirect_uri,
@@ -60,6 +59,12 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
             error,
             description,
         )
+    };
+    let fail = |error: &str, description: &str| {
+        if !redirect {
+            return super::authorize::error_page(error, description);
+        }
+        relay(error, description)
     };
     if let Some(err) = q.get("error") {
         // Relay only RFC 6749 §4.1.2.1 codes; anything else is access_denied.
@@ -69,7 +74,10 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
             }
             _ => "access_denied",
         };
-        return fail(
+        if !redirect {
+            return super::authorize::error_page(code, "The identity provider did not sign you in");
+        }
+        return relay(
             code,
             q.get("error_description")
                 .map(String::as_str)
@@ -82,10 +90,12 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
     let (user, upstream) = match sign_in(state, oauth, &pending, code).await {
         Ok(v) => v,
         Err(IdpError::Unavailable(e)) => {
+            // The cause goes to the log, not to the person.
+            tracing::warn!(error = %e, "identity provider unavailable at the callback");
             return fail(
                 "temporarily_unavailable",
-                &format!("the identity provider is unavailable: {e}"),
-            )
+                "The identity provider cannot be reached right now",
+            );
         }
         Err(e) => return fail("access_denied", &e.to_string()),
     };
