@@ -224,7 +224,12 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
             "the gateway cannot store the authorization right now",
         );
     }
-    match idp_url(state, oauth, &idp_state, &pending).await {
+    // "Not you?" on the consent page asks the IdP for a fresh sign-in
+    // (OIDC Core §3.1.2.1 `prompt=login`) rather than its current session.
+    let fresh_login = q
+        .get("prompt")
+        .is_some_and(|p| p.split(' ').any(|v| v == "login"));
+    match idp_url(state, oauth, &idp_state, &pending, fresh_login).await {
         Ok(url) => LocalResponse::redirect(&url),
         Err(why) => fail("temporarily_unavailable", &why),
     }
@@ -235,6 +240,7 @@ async fn idp_url(
     oauth: &OAuthServer,
     idp_state: &str,
     p: &Pending,
+    fresh_login: bool,
 ) -> Result<String, String> {
     let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
     if oauth.idp.is_dev() {
@@ -257,6 +263,9 @@ async fn idp_url(
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
+    if fresh_login {
+        params.push(("prompt", "login"));
+    }
     // Upstream token mode: the IdP's token is the client's, so it must be for the resource.
     if oauth.cfg.token_mode == crate::config::oauth::TokenMode::Upstream {
         if let Some(r) = &p.resource {

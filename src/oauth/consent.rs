@@ -91,7 +91,8 @@ async fn app_of(
     Some((app, branding))
 }
 
-/// The authorization request again, so "Not you?" restarts sign-in.
+/// The authorization request again, with `prompt=login`, so "Not you?"
+/// restarts sign-in at the IdP instead of reusing its session.
 fn restart_url(p: &Pending) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("response_type", "code")
@@ -99,7 +100,8 @@ fn restart_url(p: &Pending) -> String {
         .append_pair("redirect_uri", &p.redirect_uri)
         .append_pair("scope", &p.scope)
         .append_pair("code_challenge", &p.code_challenge)
-        .append_pair("code_challenge_method", "S256");
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("prompt", "login");
     if let Some(s) = &p.client_state {
         q.append_pair("state", s);
     }

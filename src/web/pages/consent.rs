@@ -57,7 +57,7 @@ pub(crate) fn page(v: View<'_>) -> LocalResponse {
     let client = v.client_name.unwrap_or("An unnamed application");
     let (subtitle, reach) = match &v.target {
         Target::Management => (
-            "drio gateway".to_string(),
+            "Gateway management".to_string(),
             "<strong>manage your apps</strong> on this gateway (create, change and delete apps and their connections)".to_string(),
         ),
         Target::App { url } => (

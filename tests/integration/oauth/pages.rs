@@ -100,6 +100,11 @@ async fn consent_shows_the_app_its_operator_plain_scopes_and_the_clients_host() 
     assert!(again
         .location()
         .is_some_and(|l| l.as_str().starts_with(&b.idp.issuer())));
+    assert_eq!(
+        again.location_query().get("prompt").map(String::as_str),
+        Some("login"),
+        "a fresh sign-in at the IdP, not its current session"
+    );
 
     // Approve; a wider request then shows what was granted as such.
     let back = client.approve(&consent).await;
