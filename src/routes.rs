@@ -497,10 +497,14 @@ pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
         },
         Guard::Public | Guard::Browser => None,
     };
-    match (state.oauth.as_deref(), caller) {
-        (_, Some(user)) => managed(state, req, route.handler, &user, params).await,
-        (oauth, None) => open(state, oauth, req, route.handler, params).await,
-    }
+    // Pages show the request id (web::pages::message); scoped once here.
+    crate::web::pages::with_request_id(req.request_id.clone(), async {
+        match (state.oauth.as_deref(), caller) {
+            (_, Some(user)) => managed(state, req, route.handler, &user, params).await,
+            (oauth, None) => open(state, oauth, req, route.handler, params).await,
+        }
+    })
+    .await
 }
 
 fn available(state: &State, r: &Route) -> bool {

@@ -5,7 +5,8 @@
 # the store and token-cache tests, prometheus for promtool and the monitoring
 # interop case), checks the alert rules with promtool, then runs the Rust unit and integration
 # tests, then a short run of every fuzz target (fuzz/run.sh --smoke), then the
-# interop suite in tests/interop when present.
+# browser tests of the pages (tests/browser) and the interop suite in
+# tests/interop when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -36,6 +37,11 @@ cargo test --locked --all-targets --no-fail-fast 2>&1 | tee /tmp/drio-cargo-test
 echo "== fuzz smoke (each cargo-fuzz target ~3 s over its corpus; README: Fuzzing)"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 bash fuzz/run.sh --smoke
+
+if [ -f tests/browser/package.json ]; then
+  echo "== browser tests (tests/browser: chromium + puppeteer-core + axe-core)"
+  bash tests/browser/run.sh
+fi
 
 if [ -f tests/interop/package.json ]; then
   echo "== interop suite"

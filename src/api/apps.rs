@@ -12,6 +12,7 @@ use crate::config::AppConfig;
 use crate::errors::ApiError;
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::pages::branding::Branding;
 use crate::web::LocalResponse;
 
 /// An app as the caller may see it.
@@ -67,7 +68,7 @@ pub async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiErro
         .config
         .apps
         .iter()
-        .map(|a| view::configured(a, public))
+        .map(|a| view::configured(a, public, state.config.pages.branding.get(&a.id)))
         .collect();
     let stored = live::dynamic_apps(&state.catalog())
         .await
@@ -84,7 +85,7 @@ pub async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiErro
 pub async fn get(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
     let public = &state.config.public_url;
     let app = match load(state, user, id).await? {
-        AppRef::Config(a) => view::configured(&a, public),
+        AppRef::Config(a) => view::configured(&a, public, state.config.pages.branding.get(&a.id)),
         AppRef::Stored(r) => view::stored(&r, public),
     };
     Ok(LocalResponse::json(200, &json!({ "app": app })))
@@ -100,6 +101,7 @@ pub struct CreateApp {
     upstream_url: Option<String>,
     config: Option<AppSettings>,
     is_enabled: Option<bool>,
+    branding: Option<Branding>,
 }
 
 pub async fn create(
@@ -144,6 +146,7 @@ pub async fn create(
         created_at: now.clone(),
         updated_at: now,
         settings,
+        branding: checked_branding(state, body.branding)?,
     };
     validate(&rec)?;
     check_upstream(state, &rec).await?;
@@ -180,6 +183,8 @@ pub struct PatchApp {
     is_enabled: Option<bool>,
     template_id: Option<String>,
     status: Option<String>,
+    /// Replaces the whole branding; `{}` removes it.
+    branding: Option<Branding>,
 }
 
 pub async fn patch(
@@ -197,6 +202,9 @@ pub async fn patch(
     }
     if let Some(d) = body.description {
         rec.description = Some(d);
+    }
+    if let Some(b) = body.branding {
+        rec.branding = checked_branding(state, Some(b))?;
     }
     if let Some(e) = body.is_enabled {
         rec.is_enabled = e;
@@ -390,6 +398,17 @@ async fn release_host(state: &State, rec: &AppRecord) {
 
 fn host_key(host: &str) -> String {
     format!("host:{host}")
+}
+
+/// Branding as stored: validated against `[pages] logo_hosts` (422 naming
+/// the field), trimmed, and None when nothing is set.
+fn checked_branding(state: &State, b: Option<Branding>) -> Result<Option<Branding>, ApiError> {
+    let Some(mut b) = b else { return Ok(None) };
+    b.validate(&state.config.pages.logo_hosts)
+        .map_err(|e| ApiError::validation(e.field(), e.to_string()))?;
+    b.display_name = b.display_name.map(|n| n.trim().to_string());
+    b.accent_color = b.accent_color.map(|c| c.to_ascii_lowercase());
+    Ok((b != Branding::default()).then_some(b))
 }
 
 /// Validation errors are 422 naming the field in the API's own (camelCase) terms.

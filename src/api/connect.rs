@@ -38,7 +38,8 @@ use crate::credentials::per_user::{
 };
 use crate::state::State;
 use crate::store::StoreExt;
-use crate::web::{escape_html, LocalRequest, LocalResponse};
+use crate::web::pages::{self, Brand};
+use crate::web::{LocalRequest, LocalResponse};
 
 /// How long a started flow waits for the provider's answer (`uconnect:`).
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -242,11 +243,22 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
         return ConnectError::OtherBrowser.page();
     }
     if let Some(err) = query(req, "error") {
-        let desc = query(req, "error_description").unwrap_or_default();
+        // Only a standard code is named; the provider's free text is not
+        // put on the page (a crafted link could carry any words).
+        let code = match err.as_str() {
+            "access_denied"
+            | "invalid_scope"
+            | "server_error"
+            | "temporarily_unavailable"
+            | "invalid_request"
+            | "unauthorized_client"
+            | "unsupported_response_type" => err.as_str(),
+            _ => "access_denied",
+        };
         return page(
             400,
             "Not connected",
-            &format!("The provider answered {err}. {desc}"),
+            &format!("The provider did not connect your account (error code: {code}). Nothing was stored."),
         );
     }
     let Some(code) = query(req, "code") else {
@@ -277,24 +289,32 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
     if let Err(e) = put_sealed(state, &confirm_key(&id), &confirm).await {
         return e.page();
     }
-    let html = format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>Connect your {provider} account?</title></head>\
-         <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\">\
-         <h1>Connect your {provider} account?</h1>\
-         <p>Your {provider} account will be used by the gateway account <strong>{account}</strong> \
-         for the connection <strong>{name}</strong>: requests that account makes through its MCP clients will act as you at {provider}.</p>\
-         <p>If this is not your gateway account, or you did not start this just now, choose <strong>Cancel</strong>.</p>\
-         <form id=\"connect\" method=\"post\" action=\"/api/v1/connections/confirm\">\
-         <input type=\"hidden\" name=\"confirm_id\" value=\"{id}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
-         <button name=\"decision\" value=\"confirm\" type=\"submit\">Confirm</button> \
-         <button name=\"decision\" value=\"cancel\" type=\"submit\">Cancel</button></form></body></html>",
-        provider = escape_html(&conn.provider_name),
-        account = escape_html(&account),
-        name = escape_html(&conn.name),
-        id = escape_html(&id),
-        csrf = escape_html(&csrf),
-    );
-    LocalResponse::html(200, html)
+    let brand = app_brand(state, &confirm.app_id).await;
+    pages::connect::confirm(pages::connect::View {
+        brand: &brand,
+        provider: &conn.provider_name,
+        connection: &conn.name,
+        account: &account,
+        confirm_id: &id,
+        csrf: &csrf,
+    })
+}
+
+/// The app's name and branding for the confirmation page: the config
+/// file's, else the stored record's.
+async fn app_brand(state: &State, app_id: &str) -> Brand {
+    let hosts = &state.config.pages.logo_hosts;
+    if let Some(app) = state.config.apps.iter().find(|a| a.id == app_id) {
+        return Brand::of(&app.name, state.config.pages.branding.get(app_id), hosts);
+    }
+    match state
+        .store
+        .get_json::<catalog::AppRecord>(&catalog::app_key(app_id))
+        .await
+    {
+        Ok(Some(rec)) => Brand::of(&rec.name, rec.branding.as_ref(), hosts),
+        _ => Brand::default(),
+    }
 }
 
 /// The answer to the confirmation page (a form POST, CSRF token plus the
@@ -362,7 +382,10 @@ pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
     let ctx = live::oauth_context(&state.catalog());
     let resp = match save_tokens(&ctx, &tokens_key(&c.auth_id, &c.subject), &tokens).await {
         Ok(()) => page(200, "Connected", &format!("Your {} account is connected. You can close this window and retry in your MCP client.", conn.provider_name)),
-        Err(e) => page(503, "Not connected", &format!("The tokens could not be stored: {e}")),
+        Err(e) => {
+            tracing::warn!(error = %e, "per-user tokens could not be stored");
+            page(503, "Not connected", "The tokens could not be stored.")
+        }
     };
     clear_cookie(resp, state)
 }

@@ -5,8 +5,10 @@ use serde_json::{json, Value};
 
 use crate::catalog::{AppRecord, AppSettings, IdentityHeaderNames};
 use crate::config::AppConfig;
+use crate::web::pages::branding::Branding;
 
 pub fn stored(rec: &AppRecord, public_url: &str) -> Value {
+    let branding = rec.branding.clone().unwrap_or_default();
     let mcp = format!(
         "{public_url}/apps/{}{}",
         rec.slug,
@@ -16,16 +18,18 @@ pub fn stored(rec: &AppRecord, public_url: &str) -> Value {
         "id": rec.id, "slug": rec.slug, "name": rec.name, "description": rec.description,
         "status": rec.status, "isEnabled": rec.is_enabled, "templateId": rec.template_id,
         "createdAt": rec.created_at, "updatedAt": rec.updated_at,
-        "mcpUrl": mcp, "source": "api", "readOnly": false,
+        "mcpUrl": mcp, "source": "api", "readOnly": false, "branding": branding,
     })
 }
 
-pub fn configured(app: &AppConfig, public_url: &str) -> Value {
+pub fn configured(app: &AppConfig, public_url: &str, branding: Option<&Branding>) -> Value {
+    let branding = branding.cloned().unwrap_or_default();
     json!({
         "id": app.id, "slug": app.slug, "name": app.name, "description": app.description,
         "status": "active", "isEnabled": true, "templateId": null,
         "createdAt": null, "updatedAt": null,
         "mcpUrl": app.resource_url(public_url), "source": "config", "readOnly": true,
+        "branding": branding,
     })
 }
 

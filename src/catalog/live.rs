@@ -205,6 +205,8 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
             }),
             access: s.access.clone().map(Into::into),
             limits: s.limits.clone(),
+            // Branding is checked apart (api::apps), with the logo hosts.
+            branding: None,
         },
         Some(&rec.owner),
     )

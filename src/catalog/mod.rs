@@ -33,6 +33,10 @@ pub struct AppRecord {
     pub created_at: String,
     pub updated_at: String,
     pub settings: AppSettings,
+    /// How the app looks on consent and connect pages (validated by
+    /// `api::apps` against `[pages] logo_hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branding: Option<crate::web::pages::branding::Branding>,
 }
 
 /// What `GET/PUT /api/v1/apps/{id}/config` reads and writes.

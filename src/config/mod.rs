@@ -67,6 +67,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// `[limits]`: defaults for every app and the store-failure policy.
     pub limits: crate::limits::config::GatewayLimits,
+    /// `[pages]` and the config-file apps' branding.
+    pub pages: PagesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,15 @@ pub enum LogFormat {
 pub struct Logging {
     pub level: String,
     pub format: LogFormat,
+}
+
+/// What the pages people see may show and load.
+#[derive(Debug, Clone, Default)]
+pub struct PagesConfig {
+    /// Lower-case hosts an app's https logo may come from.
+    pub logo_hosts: Vec<String>,
+    /// Branding of config-file apps, by app id (API apps keep theirs in the store).
+    pub branding: std::collections::HashMap<String, crate::web::pages::branding::Branding>,
 }
 
 /// Where an app's requests go: parsed once so the hot path only copies.

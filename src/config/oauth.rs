@@ -24,6 +24,9 @@ pub struct RawOAuth {
     pub registrations_per_hour: Option<u64>,
     pub allow_private_cimd: Option<bool>,
     pub refresh_grace_seconds: Option<u64>,
+    /// Plain-language descriptions of scopes on the consent page.
+    #[serde(default)]
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +74,8 @@ pub struct OAuthConfig {
     pub registrations_per_hour: u64,
     pub allow_private_cimd: bool,
     pub refresh_grace: Duration,
+    /// Scope → what it lets a client do, in the person's words (consent page).
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
     pub idp: IdpConfig,
 }
 
@@ -158,6 +163,15 @@ pub fn oauth(
             "WorkOS SSO access tokens are not for MCP clients; use token_mode = \"gateway\"".into(),
         ));
     }
+    for (scope, text) in &raw.scope_descriptions {
+        let t = text.trim();
+        if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+            return Err((
+                f(&format!("scope_descriptions.{scope}")),
+                "must be 1-200 characters of plain text".into(),
+            ));
+        }
+    }
     Ok(OAuthConfig {
         token_mode,
         es256,
@@ -170,6 +184,7 @@ pub fn oauth(
         registrations_per_hour: raw.registrations_per_hour.unwrap_or(1000),
         allow_private_cimd: raw.allow_private_cimd.unwrap_or(false),
         refresh_grace: Duration::from_secs(raw.refresh_grace_seconds.unwrap_or(5)),
+        scope_descriptions: raw.scope_descriptions,
         idp,
     })
 }

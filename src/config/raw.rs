@@ -27,10 +27,21 @@ pub struct RawConfig {
     #[serde(default)]
     pub security: RawSecurity,
     #[serde(default)]
+    pub pages: RawPages,
+    #[serde(default)]
     pub apps: Vec<RawApp>,
     /// Rate-limit defaults and the store-failure policy (`[limits]`).
     #[serde(default)]
     pub limits: crate::limits::config::RawGatewayLimits,
+}
+
+/// `[pages]`: what the pages people see may load.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPages {
+    /// Hosts an app's `branding.logo_url` may name (https only).
+    #[serde(default)]
+    pub logo_hosts: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +108,8 @@ pub struct RawApp {
     /// Rate limits of this app (`limits = { user = {…}, tools = {…} }`).
     #[serde(default)]
     pub limits: Option<crate::limits::config::RawLimits>,
+    /// How the app looks on consent and connect pages.
+    pub branding: Option<crate::web::pages::branding::Branding>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -156,11 +156,36 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let public_authority = authority(&public);
     let limits = crate::limits::config::gateway_limits(&raw.limits)
         .map_err(|(k, m)| err(&format!("limits.{k}"), m))?;
+    let mut pages = super::PagesConfig {
+        logo_hosts: raw
+            .pages
+            .logo_hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect(),
+        ..Default::default()
+    };
+    if let Some(i) = pages
+        .logo_hosts
+        .iter()
+        .position(|h| h.is_empty() || h.contains(['/', ':', ' ', '*']))
+    {
+        return Err(err(
+            &format!("pages.logo_hosts[{i}]"),
+            "must be a bare host name like cdn.example.com".into(),
+        ));
+    }
     let mut apps = Vec::with_capacity(raw.apps.len());
     let (mut ids, mut slugs, mut hosts) = (HashSet::new(), HashSet::new(), HashSet::new());
-    for (i, raw_app) in raw.apps.into_iter().enumerate() {
+    for (i, mut raw_app) in raw.apps.into_iter().enumerate() {
         let key = |field: &str| format!("apps[{i}].{field}");
+        let branding = raw_app.branding.take();
         let app = app(raw_app, None).map_err(|(field, msg)| err(&key(&field), msg))?;
+        if let Some(b) = branding {
+            b.validate(&pages.logo_hosts)
+                .map_err(|e| err(&key(&e.toml_key()), e.to_string()))?;
+            pages.branding.insert(app.id.clone(), b);
+        }
         if !app.public && !auth.can_verify() && oauth.is_none() {
             return Err(err(
                 &key("public"),
@@ -230,6 +255,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         allow_upstream_cidrs,
         apps,
         limits,
+        pages,
     })
 }
 

@@ -73,12 +73,20 @@ pub fn redirects_errors(oauth: &OAuthServer, client_id: &str) -> bool {
     oauth.cfg.trusted_clients.iter().any(|c| c == client_id)
 }
 
-/// The page shown instead of an error redirect.
+/// The page shown instead of an error redirect. `description` is the
+/// gateway's own text (never a provider's or client's free text); `error`
+/// is the RFC 6749 code, shown for support.
 pub fn error_page(error: &str, description: &str) -> LocalResponse {
-    page(
+    let todo = match error {
+        "access_denied" => "Go back to your application and sign in again, with an account that may use it. If you think you should have access, contact the gateway's operator and quote the request id below.",
+        "temporarily_unavailable" | "server_error" => "Wait a moment, then start again from your application. If it keeps happening, contact the gateway's operator and quote the request id below.",
+        _ => "Your application sent a request the gateway cannot accept. Start again from the application; if it keeps happening, tell its developer this error code and the request id below.",
+    };
+    crate::web::pages::message::page(
         400,
         "Sign-in failed",
-        &format!("{description} ({error}). Go back to your application and try again."),
+        &format!("{description}. (Error code: {error}.)"),
+        Some(todo),
     )
 }
 
@@ -216,7 +224,12 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
             "the gateway cannot store the authorization right now",
         );
     }
-    match idp_url(state, oauth, &idp_state, &pending).await {
+    // "Not you?" on the consent page asks the IdP for a fresh sign-in
+    // (OIDC Core §3.1.2.1 `prompt=login`) rather than its current session.
+    let fresh_login = q
+        .get("prompt")
+        .is_some_and(|p| p.split(' ').any(|v| v == "login"));
+    match idp_url(state, oauth, &idp_state, &pending, fresh_login).await {
         Ok(url) => LocalResponse::redirect(&url),
         Err(why) => fail("temporarily_unavailable", &why),
     }
@@ -227,6 +240,7 @@ async fn idp_url(
     oauth: &OAuthServer,
     idp_state: &str,
     p: &Pending,
+    fresh_login: bool,
 ) -> Result<String, String> {
     let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
     if oauth.idp.is_workos_sso() {
@@ -252,6 +266,9 @@ async fn idp_url(
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
+    if fresh_login {
+        params.push(("prompt", "login"));
+    }
     // Upstream token mode: the IdP's token is the client's, so it must be for the resource.
     if oauth.cfg.token_mode == crate::config::oauth::TokenMode::Upstream {
         if let Some(r) = &p.resource {

@@ -49,10 +49,9 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
     // Before sign-in completes no user is known: only a trusted client's
     // errors are redirected (see `authorize::redirects_errors`).
     let redirect = super::authorize::redirects_errors(oauth, &pending.client_id);
-    let fail = |error: &str, description: &str| {
-        if !redirect {
-            return super::authorize::error_page(error, description);
-        }
+    // Only a trusted client gets the provider's own words; a page shows the
+    // gateway's (a crafted callback link must not put text on it).
+    let relay = |error: &str, description: &str| {
         redirect_error(
             state,
             &pending.redirect_uri,
@@ -61,17 +60,36 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
             description,
         )
     };
+    let fail = |error: &str, description: &str| {
+        if !redirect {
+            return super::authorize::error_page(error, description);
+        }
+        relay(error, description)
+    };
     if let (Some(err), true) = (q.get("error"), oauth.idp.is_workos_sso()) {
         // WorkOS's own codes (`connection_invalid`, `profile_not_allowed_outside_organization`, …):
         // shown on the page, relayed to the client as access_denied.
+        // The page names WorkOS's code (identifier characters only) but not
+        // its free text: a crafted callback link must not put words on the
+        // gateway's page. A trusted client still gets the description.
+        let code: String = err
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(80)
+            .collect();
+        if !redirect {
+            return super::authorize::error_page(
+                "access_denied",
+                &format!("WorkOS did not sign you in (WorkOS: {code})"),
+            );
+        }
         let text: String = q
             .get("error_description")
             .map_or("WorkOS refused the sign-in", String::as_str)
             .chars()
             .take(300)
             .collect();
-        let code: String = err.chars().take(80).collect();
-        return fail("access_denied", &format!("{text} (WorkOS: {code})"));
+        return relay("access_denied", &format!("{text} (WorkOS: {code})"));
     }
     if let Some(err) = q.get("error") {
         // Relay only RFC 6749 §4.1.2.1 codes; anything else is access_denied.
@@ -81,7 +99,10 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
             }
             _ => "access_denied",
         };
-        return fail(
+        if !redirect {
+            return super::authorize::error_page(code, "The identity provider did not sign you in");
+        }
+        return relay(
             code,
             q.get("error_description")
                 .map(String::as_str)
@@ -94,10 +115,12 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
     let (user, upstream) = match sign_in(state, oauth, &pending, code).await {
         Ok(v) => v,
         Err(IdpError::Unavailable(e)) => {
+            // The cause goes to the log, not to the person.
+            tracing::warn!(error = %e, "identity provider unavailable at the callback");
             return fail(
                 "temporarily_unavailable",
-                &format!("the identity provider is unavailable: {e}"),
-            )
+                "The identity provider cannot be reached right now",
+            );
         }
         Err(e) => return fail("access_denied", &e.to_string()),
     };

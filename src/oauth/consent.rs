@@ -17,6 +17,7 @@ use super::idp::{IdpTokens, User};
 use super::{random, OAuthServer, PENDING_TTL};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::pages::{self, branding::Branding, Brand};
 use crate::web::{LocalRequest, LocalResponse};
 
 /// `pub` for the fuzz targets (fuzz/fuzz_targets/store_records.rs).
@@ -44,24 +45,70 @@ fn remembered_key(state: &State, sub: &str, client_id: &str, resource: Option<&s
     )
 }
 
-/// What the consent page says the client will reach: an app by name, or
-/// the management API.
-fn target_text(state: &State, resource: Option<&str>) -> String {
-    let esc = crate::web::escape_html;
-    match resource.filter(|r| *r != state.config.public_url) {
-        None => "<strong>manage your apps</strong> on this gateway (create, change and delete apps and their connections)".to_string(),
-        Some(r) => {
-            let routes = state.routes.load();
-            let name = routes
-                .apps()
-                .find(|a| a.resource_url(&state.config.public_url) == r)
-                .map(|a| a.name.clone());
-            match name {
-                Some(n) => format!("use the app <strong>{}</strong> (<code>{}</code>)", esc(&n), esc(r)),
-                None => format!("use <code>{}</code>", esc(r)),
-            }
-        }
+/// Plain-language text for a scope: the operator's (`[oauth]
+/// scope_descriptions`), else a default for the standard ones, else a
+/// sentence naming the app permission.
+fn describe(oauth: &OAuthServer, scope: &str) -> String {
+    if let Some(d) = oauth.cfg.scope_descriptions.get(scope) {
+        return d.trim().to_string();
     }
+    match scope {
+        "openid" => "Confirm who you are (your account's identifier)".into(),
+        "profile" => "See your name and profile picture".into(),
+        "email" => "See your e-mail address".into(),
+        "offline_access" => {
+            "Keep access while you are away (until you revoke it or it expires)".into()
+        }
+        other => format!("Use the permission \u{201c}{other}\u{201d} of the app"),
+    }
+}
+
+/// The app an authorization is for (None: the management API, or a
+/// resource no longer routed), with its branding: the config file's, else
+/// the stored app record's.
+async fn app_of(
+    state: &State,
+    resource: Option<&str>,
+) -> Option<(crate::config::AppConfig, Option<Branding>)> {
+    let r = resource.filter(|r| *r != state.config.public_url)?;
+    let routes = state.routes.load();
+    let found = routes
+        .apps()
+        .find(|a| a.resource_url(&state.config.public_url) == r)
+        .map(|a| (**a).clone());
+    drop(routes);
+    let app = found?;
+    let branding = match state.config.pages.branding.get(&app.id) {
+        Some(b) => Some(b.clone()),
+        None => state
+            .store
+            .get_json::<crate::catalog::AppRecord>(&crate::catalog::app_key(&app.id))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|rec| rec.branding),
+    };
+    Some((app, branding))
+}
+
+/// The authorization request again, with `prompt=login`, so "Not you?"
+/// restarts sign-in at the IdP instead of reusing its session.
+fn restart_url(p: &Pending) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", &p.client_id)
+        .append_pair("redirect_uri", &p.redirect_uri)
+        .append_pair("scope", &p.scope)
+        .append_pair("code_challenge", &p.code_challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("prompt", "login");
+    if let Some(s) = &p.client_state {
+        q.append_pair("state", s);
+    }
+    if let Some(r) = &p.resource {
+        q.append_pair("resource", r);
+    }
+    format!("/api/v1/auth/authorize?{}", q.finish())
 }
 
 fn cookie_name(state: &State) -> &'static str {
@@ -117,19 +164,52 @@ pub async fn show(
         .as_ref()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_else(|| pending.redirect_uri.clone());
+    let host_kind = if redirect.as_ref().is_some_and(|u| u.host_str().is_some()) {
+        "its redirect address"
+    } else {
+        "an app on this device"
+    };
+    let metadata_host = super::cimd::is_cimd(&pending.client_id)
+        .then(|| url::Url::parse(&pending.client_id).ok())
+        .flatten()
+        .and_then(|u| u.host_str().map(str::to_owned));
     let loopback = redirect.as_ref().is_some_and(super::clients::is_loopback);
-    let name = client
-        .client_name
-        .clone()
-        .unwrap_or_else(|| "An unnamed application".into());
-    let scopes: Vec<String> = pending
+    let granted: Vec<String> = state
+        .store
+        .get_json(&remembered_key(
+            state,
+            &user.sub,
+            &pending.client_id,
+            pending.resource.as_deref(),
+        ))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let scopes: Vec<pages::consent::Scope> = pending
         .scope
         .split(' ')
         .filter(|s| !s.is_empty())
-        .map(str::to_owned)
+        .map(|s| pages::consent::Scope {
+            id: s.to_string(),
+            description: describe(oauth, s),
+            granted: granted.iter().any(|g| g == s),
+        })
         .collect();
-    let target = target_text(state, pending.resource.as_deref());
-    let email = user.email.clone().unwrap_or_else(|| user.sub.clone());
+    let app = app_of(state, pending.resource.as_deref()).await;
+    let target = match (&app, pending.resource.as_deref()) {
+        (Some(_), Some(r)) => pages::consent::Target::App { url: r.to_string() },
+        (None, Some(r)) if r != state.config.public_url => {
+            pages::consent::Target::Other { url: r.to_string() }
+        }
+        _ => pages::consent::Target::Management,
+    };
+    let brand = match &app {
+        Some((a, b)) => Brand::of(&a.name, b.as_ref(), &state.config.pages.logo_hosts),
+        None => Brand::default(),
+    };
+    let account = user.email.clone().unwrap_or_else(|| user.sub.clone());
+    let restart = restart_url(&pending);
     let upstream = match upstream
         .as_ref()
         .map(|u| super::sessions::seal(state, &format!("consent:{id}"), u))
@@ -152,30 +232,29 @@ pub async fn show(
     {
         return LocalResponse::store_down_page();
     }
-    let esc = crate::web::escape_html;
-    let warning = if loopback {
-        "<p style=\"color:#a00\"><strong>This application runs on your own computer</strong> (its address is local). Approve only if you started it yourself just now.</p>"
-    } else {
-        ""
+    let company = app
+        .as_ref()
+        .and_then(|(_, b)| b.as_ref())
+        .and_then(|b| b.company_url.clone());
+    let view = pages::consent::View {
+        brand: &brand,
+        app_description: app.as_ref().and_then(|(a, _)| a.description.as_deref()),
+        company_url: company.as_deref(),
+        target,
+        client_name: client
+            .client_name
+            .as_deref()
+            .filter(|n| !n.trim().is_empty()),
+        client_host: &host,
+        host_kind,
+        metadata_host: metadata_host.as_deref(),
+        loopback,
+        scopes,
+        account: &account,
+        restart: &restart,
+        consent_id: &id,
+        csrf: &csrf,
     };
-    let items: String = scopes
-        .iter()
-        .map(|s| format!("<li>{}</li>", esc(s)))
-        .collect();
-    let html = format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>Allow access?</title></head>\
-         <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\">\
-         <h1>Allow {name} to access your MCP tools?</h1>\
-         <p>Signed in as <strong>{email}</strong>. <strong>{name}</strong> will receive tokens at <strong>{host}</strong> to {target}.</p>{warning}\
-         <p>Scopes:</p><ul>{items}</ul>\
-         <form id=\"consent\" method=\"post\" action=\"/api/v1/auth/consent\">\
-         <input type=\"hidden\" name=\"consent_id\" value=\"{id}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
-         <button name=\"decision\" value=\"approve\" type=\"submit\">Allow</button> \
-         <button name=\"decision\" value=\"deny\" type=\"submit\">Deny</button></form></body></html>",
-        name = esc(&name),
-        email = esc(&email),
-        host = esc(&host),
-    );
     let secure = if cookie_name(state).starts_with("__Host-") {
         "; Secure"
     } else {
@@ -185,7 +264,7 @@ pub async fn show(
         "{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
         cookie_name(state)
     );
-    let mut resp = LocalResponse::html(200, html);
+    let mut resp = pages::consent::page(view);
     if let Some(target) = redirect.as_ref().map(csp_source) {
         resp = resp.allow_form_target(&target);
     }

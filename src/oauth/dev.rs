@@ -11,6 +11,7 @@ use super::authorize::page;
 use super::{query, random, sha256_hex, with_params};
 use crate::state::State;
 use crate::store::StoreExt;
+use crate::web::pages::signin;
 use crate::web::{LocalRequest, LocalResponse};
 
 #[derive(Serialize, Deserialize)]
@@ -18,26 +19,9 @@ pub struct DevCode {
     pub email: String,
 }
 
-pub fn page_html(state_param: &str) -> String {
-    let esc = crate::web::escape_html;
-    format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>Sign in (development)</title></head>\
-         <body style=\"font-family:sans-serif;max-width:30em;margin:4em auto\"><h1>Sign in</h1>\
-         <p>Development sign-in: any e-mail address is accepted. Never expose this gateway beyond your machine.</p>\
-         <form method=\"post\" action=\"/api/v1/auth/dev/login\">\
-         <input type=\"hidden\" name=\"state\" value=\"{}\">\
-         <label>E-mail <input type=\"email\" name=\"email\" required autofocus></label> \
-         <button type=\"submit\">Continue</button></form></body></html>",
-        esc(state_param)
-    )
-}
-
 pub fn login_page(req: &LocalRequest) -> LocalResponse {
     let q = query(req);
-    LocalResponse::html(
-        200,
-        page_html(q.get("state").map(String::as_str).unwrap_or("")),
-    )
+    signin::dev(q.get("state").map(String::as_str).unwrap_or(""), None)
 }
 
 pub async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
@@ -49,11 +33,7 @@ pub async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
     };
     let email = email.trim();
     if email.len() > 254 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
-        return page(
-            400,
-            "Invalid e-mail",
-            "Enter an e-mail address like ada@example.com.",
-        );
+        return signin::dev(st, Some("Enter an e-mail address like ada@example.com."));
     }
     let Ok(code) = random(32) else {
         return page(

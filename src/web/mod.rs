@@ -5,6 +5,7 @@
 //! where pages get their security headers (CSP, `X-Frame-Options`, no-store).
 
 pub mod client_addr;
+pub mod pages;
 
 use std::net::IpAddr;
 
@@ -85,31 +86,24 @@ impl LocalResponse {
             .with_header(HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY"))
             .with_header(
                 HeaderName::from_static("content-security-policy"),
-                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+                HeaderValue::from_static("default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
             )
             .no_store()
     }
 
-    /// A small HTML page telling a person what happened (OAuth errors that
-    /// must not be redirected, expired sign-ins).
+    /// A page telling a person what happened, what to do and the request
+    /// id (see [`pages::message`]); `text` is the gateway's own words.
     pub fn message_page(status: u16, title: &str, text: &str) -> Self {
-        Self::html(
-            status,
-            format!(
-                "<!doctype html><html><head><meta charset=utf-8><title>{t}</title></head>\
-                 <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
-                t = escape_html(title),
-                x = escape_html(text)
-            ),
-        )
+        pages::message::page(status, title, text, None)
     }
 
     /// The page shown when the store cannot be reached mid-flow.
     pub fn store_down_page() -> Self {
-        Self::message_page(
+        pages::message::page(
             503,
             "Try again",
             "The gateway cannot reach its store right now.",
+            Some("Wait a moment, then start again from your application. If it keeps happening, contact the gateway's operator and quote the request id below."),
         )
     }
 
@@ -117,12 +111,17 @@ impl LocalResponse {
     /// `form-action` to the redirects after a submission (CSP 3), and the
     /// consent form's answer redirects to the client.
     pub fn allow_form_target(mut self, source: &str) -> Self {
-        let csp = format!("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {source}; frame-ancestors 'none'");
-        if let Ok(v) = HeaderValue::from_str(&csp) {
-            for (name, value) in self.headers.iter_mut() {
-                if name.as_str() == "content-security-policy" {
-                    *value = v.clone();
-                }
+        for (name, value) in self.headers.iter_mut() {
+            if name.as_str() != "content-security-policy" {
+                continue;
+            }
+            let csp = value.to_str().unwrap_or_default().replacen(
+                "form-action 'self'",
+                &format!("form-action 'self' {source}"),
+                1,
+            );
+            if let Ok(v) = HeaderValue::from_str(&csp) {
+                *value = v;
             }
         }
         self
@@ -158,4 +157,5 @@ pub fn escape_html(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }

@@ -27,8 +27,16 @@ async fn the_consent_page_names_the_client_host_scopes_and_warns_about_loopback(
         html.contains("runs on your own computer"),
         "loopback warning: {html}"
     );
-    for scope in ["openid", "profile", "email"] {
-        assert!(html.contains(&format!("<li>{scope}</li>")), "{html}");
+    for (scope, says) in [
+        ("openid", "Confirm who you are"),
+        ("profile", "See your name"),
+        ("email", "See your e-mail address"),
+    ] {
+        assert!(html.contains(says), "{scope} in plain words: {html}");
+        assert!(
+            html.contains(&format!("<span class=\"id\">{scope}</span>")),
+            "{html}"
+        );
     }
     assert!(html.contains("ada@example.com"), "who is signed in");
 

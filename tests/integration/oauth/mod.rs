@@ -7,6 +7,7 @@ mod browser;
 mod consent;
 mod dev;
 mod flow;
+mod pages;
 mod register;
 mod token;
 
