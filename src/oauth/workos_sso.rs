@@ -31,7 +31,7 @@ use super::{query, with_params, OAuthServer};
 use crate::config::oauth::{IdpConfig, SsoTarget};
 use crate::state::State;
 use crate::store::StoreExt;
-use crate::web::{escape_html, LocalRequest, LocalResponse};
+use crate::web::{LocalRequest, LocalResponse};
 
 /// The page that asks for the work e-mail (organizations by domain).
 pub const EMAIL_PATH: &str = "/api/v1/auth/sso/email";
@@ -80,21 +80,8 @@ pub(crate) fn start(state: &State, oauth: &OAuthServer, idp_state: &str) -> Stri
     authorize_url(state, cfg, idp_state, target, None)
 }
 
-fn email_form(idp_state: &str, email: &str, problem: Option<&str>) -> String {
-    format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>Sign in</title></head>\
-         <body style=\"font-family:sans-serif;max-width:30em;margin:4em auto\"><h1>Sign in</h1>\
-         <p>Enter your work e-mail: you continue at your organization's single sign-on.</p>{}\
-         <form id=\"sso\" method=\"post\" action=\"{EMAIL_PATH}\">\
-         <input type=\"hidden\" name=\"state\" value=\"{}\">\
-         <label>Work e-mail <input type=\"email\" name=\"email\" value=\"{}\" required autofocus></label> \
-         <button type=\"submit\">Continue</button></form></body></html>",
-        problem
-            .map(|p| format!("<p role=\"alert\"><strong>{}</strong></p>", escape_html(p)))
-            .unwrap_or_default(),
-        escape_html(idp_state),
-        escape_html(email),
-    )
+fn email_form(idp_state: &str, email: &str, problem: Option<&str>) -> LocalResponse {
+    crate::web::pages::signin::sso_email(EMAIL_PATH, idp_state, email, problem)
 }
 
 /// The sign-in this `state` names, if it is still waiting (not consumed).
@@ -117,7 +104,7 @@ pub async fn email_page(state: &State, req: &LocalRequest) -> LocalResponse {
     if let Err(refusal) = waiting(state, idp_state).await {
         return refusal;
     }
-    LocalResponse::html(200, email_form(idp_state, "", None))
+    email_form(idp_state, "", None)
 }
 
 /// `POST /api/v1/auth/sso/email` (`state`, `email`): on to the organization
@@ -131,8 +118,7 @@ pub async fn email_submit(state: &State, oauth: &OAuthServer, req: &LocalRequest
         return refusal;
     }
     let email = form.get("email").map(|e| e.trim()).unwrap_or("");
-    let again =
-        |problem: &str| LocalResponse::html(400, email_form(idp_state, email, Some(problem)));
+    let again = |problem: &str| email_form(idp_state, email, Some(problem));
     let domain = match email.rsplit_once('@') {
         Some((local, d)) if !local.is_empty() && !d.is_empty() && email.len() <= 254 => {
             d.to_ascii_lowercase()

@@ -42,8 +42,12 @@ pub(crate) fn dev(state: &str, error: Option<&str>) -> LocalResponse {
 /// The first step of enterprise SSO: the person's work e-mail, from which
 /// the gateway finds their organization's identity provider. Posts
 /// `state` and `email` to `action`.
-#[allow(dead_code)] // used by the SSO handler of issue 16
-pub(crate) fn sso_email(action: &str, state: &str, error: Option<&str>) -> LocalResponse {
+pub(crate) fn sso_email(
+    action: &str,
+    state: &str,
+    email: &str,
+    error: Option<&str>,
+) -> LocalResponse {
     let alert = error
         .map(|e| {
             format!(
@@ -62,14 +66,15 @@ pub(crate) fn sso_email(action: &str, state: &str, error: Option<&str>) -> Local
         title: "Sign in with your organization",
         body: format!(
             "<h1>Sign in with your organization</h1>{alert}\
-             <form method=\"post\" action=\"{action}\">\
+             <form id=\"sso\" method=\"post\" action=\"{action}\">\
              <input type=\"hidden\" name=\"state\" value=\"{state}\">\
              <label for=\"email\">Work e-mail address</label>\
-             <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required autofocus{invalid}>\
+             <input type=\"email\" id=\"email\" name=\"email\" value=\"{email}\" autocomplete=\"email\" required autofocus{invalid}>\
              <p class=\"muted\" id=\"email-help\">We use its domain to send you to your organization's sign-in.</p>\
              <div class=\"actions\"><button type=\"submit\">Continue</button></div></form>",
             action = esc(action),
             state = esc(state),
+            email = esc(email),
         ),
         brand: None,
     }
@@ -94,7 +99,7 @@ mod tests {
         );
         assert!(html.contains("name=\"email\""));
         assert!(html.contains("<label for=\"email\">"));
-        let html = body(sso_email("/sso", "s", Some("Unknown <org>")));
+        let html = body(sso_email("/sso", "s", "a@b\"c", Some("Unknown <org>")));
         assert!(html.contains("Unknown &lt;org&gt;"));
     }
 }
