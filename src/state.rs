@@ -304,7 +304,7 @@ async fn secret_box(
         None => {
             let stored =
                 store
-                    .scan_prefix("secret:", 1)
+                    .scan_prefix(crate::store::keys::SECRETS, 1)
                     .await
                     .map_err(|source| StartError::Store {
                         backend: store.backend(),

@@ -389,7 +389,7 @@ async fn release_host(state: &State, rec: &AppRecord) {
 }
 
 fn host_key(host: &str) -> String {
-    format!("host:{host}")
+    crate::store::keys::host(host)
 }
 
 /// Validation errors are 422 naming the field in the API's own (camelCase) terms.
@@ -431,7 +431,7 @@ fn camel(snake: &str) -> String {
 }
 
 fn slug_key(slug: &str) -> String {
-    format!("slug:{slug}")
+    crate::store::keys::slug(slug)
 }
 
 pub fn slugify(name: &str) -> String {

@@ -21,6 +21,7 @@
 //! waits for the answer (code and PKCE verifier, sealed, 5 minutes, single
 //! use) is far within a code's lifetime (RFC 6749 §4.1.2: at most 10 min).
 
+use crate::store::keys;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -180,7 +181,7 @@ pub async fn start(
     if state
         .store
         .put_json(
-            &format!("uconnect:{state_token}"),
+            &keys::user_connect(&state_token),
             &pending,
             Some(PENDING_TTL),
         )
@@ -231,7 +232,7 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
     // Taken before any check: whatever happens next, this flow is over.
     let pending: Pending = match state
         .store
-        .take_json(&format!("uconnect:{state_token}"))
+        .take_json(&keys::user_connect(&state_token))
         .await
     {
         Ok(Some(p)) => p,
@@ -395,16 +396,12 @@ async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, 
 
 /// The e-mail of the stored profile (`user:{sub}`, written at sign-in).
 async fn profile_email(state: &State, subject: &str) -> Option<String> {
-    let profile: serde_json::Value = state
-        .store
-        .get_json(&format!("user:{subject}"))
-        .await
-        .ok()??;
+    let profile: serde_json::Value = state.store.get_json(&keys::user(&subject)).await.ok()??;
     profile["email"].as_str().map(str::to_owned)
 }
 
 fn confirm_key(id: &str) -> String {
-    format!("uconfirm:{id}")
+    keys::user_confirm(id)
 }
 
 async fn put_sealed(state: &State, key: &str, c: &Confirm) -> Result<(), ConnectError> {

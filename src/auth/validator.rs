@@ -397,7 +397,7 @@ fn verdict_result(v: Verdict) -> Result<Arc<Principal>, TokenError> {
 }
 
 fn l2_key(hash: &[u8; 32]) -> String {
-    format!("tok:{}", hex::encode(hash))
+    crate::store::keys::token(&hex::encode(hash))
 }
 
 fn parse_revocation(msg: &[u8]) -> Option<([u8; 32], u64)> {

@@ -42,7 +42,11 @@ const MAX_RECORDS: usize = 100_000;
 pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
     let records = dynamic_apps(state).await?;
     let mut conns: HashMap<String, Vec<Connection>> = HashMap::new();
-    for (_, bytes) in state.store.scan_prefix("conn:", MAX_RECORDS).await? {
+    for (_, bytes) in state
+        .store
+        .scan_prefix(crate::store::keys::CONNECTIONS, MAX_RECORDS)
+        .await?
+    {
         if let Ok(c) = serde_json::from_slice::<Connection>(&bytes) {
             conns.entry(c.app_id.clone()).or_default().push(c);
         }
@@ -89,7 +93,7 @@ pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
 pub async fn dynamic_apps(state: &CatalogCtx<'_>) -> Result<Vec<AppRecord>, StoreError> {
     let mut out: Vec<AppRecord> = state
         .store
-        .scan_prefix("app:", MAX_RECORDS)
+        .scan_prefix(crate::store::keys::APPS, MAX_RECORDS)
         .await?
         .into_iter()
         .filter_map(|(_, b)| serde_json::from_slice(&b).ok())

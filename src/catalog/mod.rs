@@ -237,19 +237,19 @@ impl ConnectionSecrets {
 }
 
 pub fn app_key(id: &str) -> String {
-    format!("app:{id}")
+    crate::store::keys::app(id)
 }
 
 pub fn conn_prefix(app_id: &str) -> String {
-    format!("conn:{app_id}:")
+    crate::store::keys::app_connections(app_id)
 }
 
 pub fn conn_key(app_id: &str, auth_id: &str) -> String {
-    format!("conn:{app_id}:{auth_id}")
+    crate::store::keys::connection(app_id, auth_id)
 }
 
 pub fn tools_key(app_id: &str) -> String {
-    format!("tools:{app_id}")
+    crate::store::keys::tools(app_id)
 }
 
 /// RFC 3339 UTC timestamp with milliseconds, as the seeds show.

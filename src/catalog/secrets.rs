@@ -8,7 +8,7 @@ use crate::secrets::SecretBox;
 use crate::store::Store;
 
 pub fn key(reference: &str) -> String {
-    format!("secret:{reference}")
+    crate::store::keys::secret(reference)
 }
 
 pub async fn put(

@@ -12,6 +12,7 @@
 //! user revoked the grant) deletes the tokens, and the user is asked to
 //! connect again.
 
+use crate::store::keys;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,10 +64,7 @@ pub struct PerUser {
 }
 
 pub fn tokens_key(auth_id: &str, subject: &str) -> String {
-    format!(
-        "utok:{auth_id}:{}",
-        hex::encode(Sha256::digest(subject.as_bytes()))
-    )
+    keys::user_tokens(auth_id, &hex::encode(Sha256::digest(subject.as_bytes())))
 }
 
 impl PerUser {
@@ -236,7 +234,7 @@ pub struct ConnectTicket {
 }
 
 pub fn ticket_key(ticket: &str) -> String {
-    format!("ctkt:{ticket}")
+    keys::connect_ticket(ticket)
 }
 
 /// Seals and stores a user's upstream tokens (bound to their store key).

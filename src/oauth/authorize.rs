@@ -8,6 +8,7 @@
 //! browser goes to the identity provider with the gateway's own callback,
 //! PKCE, state and nonce.
 
+use crate::store::keys;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -35,7 +36,7 @@ pub struct Pending {
 }
 
 pub fn pending_key(state: &str) -> String {
-    format!("pend:{state}")
+    keys::pending(state)
 }
 
 /// A registered client or a client metadata document.

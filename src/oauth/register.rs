@@ -6,6 +6,7 @@
 //! clients that re-register on every login cannot grow the store unbounded.
 //! A confidential client's secret is returned once and stored hashed.
 
+use crate::store::keys;
 use serde_json::json;
 
 use super::clients::{self, Client, Metadata};
@@ -68,7 +69,7 @@ pub async fn save(state: &State, oauth: &OAuthServer, client: &Client) -> Result
 }
 
 pub fn key(client_id: &str) -> String {
-    format!("client:{client_id}")
+    keys::client(client_id)
 }
 
 /// Per-client limits (RFC 7591 §3 leaves abuse control to the server): per
@@ -87,7 +88,7 @@ async fn rate_limit(
         .map(crate::web::client_addr::limit_bucket)
         .unwrap_or_else(|| "unknown".into());
     let count = |window: u64| {
-        let key = format!("rl:reg:{bucket}:{window}:{}", now / window);
+        let key = keys::registration_limit(&bucket, window, now / window);
         async move {
             state
                 .store

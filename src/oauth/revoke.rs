@@ -15,6 +15,7 @@ use crate::auth::{Audience, TokenError};
 use crate::config::oauth::TokenMode;
 use crate::errors::OAuthError;
 use crate::state::State;
+use crate::store::keys;
 use crate::web::{LocalRequest, LocalResponse};
 
 /// Revocation requests per client address and minute.
@@ -85,7 +86,7 @@ async fn limit(state: &State, req: &LocalRequest) -> Result<(), OAuthError> {
     let n = state
         .store
         .incr(
-            &format!("rl:revoke:{ip}:{minute}"),
+            &keys::revocation_limit(&ip, minute),
             std::time::Duration::from_secs(60),
         )
         .await

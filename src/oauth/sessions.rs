@@ -10,6 +10,7 @@
 //! Refreshes of one session are serialised by a store lock, so the upstream
 //! IdP is refreshed once however many requests arrive together.
 
+use crate::store::keys;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -108,7 +109,7 @@ pub(super) fn open<T: serde::de::DeserializeOwned>(
 const MAX_RETIRED: usize = 100;
 
 pub fn key(sid: &str) -> String {
-    format!("sess:{sid}")
+    keys::session(sid)
 }
 
 fn store_err(e: crate::store::StoreError) -> OAuthError {
@@ -209,7 +210,7 @@ pub async fn refresh(
     let (sid, _) = presented.split_once('.').ok_or_else(invalid)?;
     locked(
         state,
-        &format!("lock:sess:{sid}"),
+        &keys::session_lock(sid),
         rotate(state, oauth, client_id, sid, presented),
     )
     .await

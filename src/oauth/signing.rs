@@ -8,6 +8,7 @@
 //! the previous one published for an overlap, so tokens it signed keep
 //! verifying until they expire.
 
+use crate::store::keys;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -25,7 +26,7 @@ use crate::auth::jwks::KeySource;
 use crate::secrets::SecretBox;
 use crate::store::{Store, StoreError};
 
-const KEY: &str = "oauth:keys";
+const KEY: &str = keys::SIGNING_KEYS;
 /// Keys kept published: the current one and the one before it.
 const KEEP: usize = 2;
 

@@ -4,6 +4,7 @@
 //! or `client_secret_post` (constant-time); codes are taken atomically, and
 //! a second use of a code fails and revokes what the first use issued.
 
+use crate::store::keys;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +169,7 @@ async fn code_grant(
     let code = &p["code"];
     let store_err =
         |e: crate::store::StoreError| OAuthError::temporarily_unavailable(format!("store: {e}"));
-    let used_key = format!("used:{}", sha256_hex(code));
+    let used_key = keys::used_code(&sha256_hex(code));
     let Some(grant) = state
         .store
         .take_json::<CodeGrant>(&code_key(code))
