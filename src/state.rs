@@ -17,7 +17,8 @@ use crate::catalog::route::RouteTable;
 use crate::config::{Config, StorageConfig};
 use crate::egress::{EgressClient, EgressPolicy};
 use crate::metrics::Metrics;
-use crate::secrets::{Secret, SecretBox};
+use crate::secrets::Secret;
+use crate::store::vault::Vault;
 use crate::store::{self, Store, StoreError};
 
 pub struct State {
@@ -34,7 +35,7 @@ pub struct State {
     /// Bearer validation for apps and the management API.
     pub auth: Arc<TokenValidator>,
     /// Encryption of stored secrets; None when no key is configured.
-    pub sbox: Option<Arc<SecretBox>>,
+    pub vault: Option<Arc<Vault>>,
     pub injections: InjectionCache,
     /// The authorization server, when `[oauth]` is configured.
     pub oauth: Option<Arc<crate::oauth::OAuthServer>>,
@@ -71,7 +72,7 @@ impl State {
             store: &self.store,
             egress: &self.egress,
             dns: self.reloader.dns(),
-            sbox: &self.sbox,
+            vault: &self.vault,
             injections: &self.injections,
         }
     }
@@ -94,7 +95,7 @@ impl State {
             config.allow_upstream_cidrs.clone(),
         )))?;
         let admin_token = admin_token(config.listen.admin_token_env.as_deref())?;
-        let sbox = secret_box(
+        let vault = secret_box(
             &config.secrets_key_env,
             config.oauth.is_some(),
             store.as_ref(),
@@ -102,7 +103,7 @@ impl State {
         .await?;
         let oauth = match &config.oauth {
             Some(cfg) => Some(Arc::new(
-                oauth_server(cfg, &store, &sbox, &http, auth_metrics.clone()).await?,
+                oauth_server(cfg, &store, &vault, &http, auth_metrics.clone()).await?,
             )),
             None => None,
         };
@@ -129,7 +130,7 @@ impl State {
             http,
             egress,
             auth,
-            sbox,
+            vault,
             injections: InjectionCache::default(),
             oauth,
             admin_token,
@@ -221,14 +222,14 @@ const WRITE_WAIT: Duration = Duration::from_secs(5);
 async fn oauth_server(
     cfg: &crate::config::oauth::OAuthConfig,
     store: &Arc<dyn Store>,
-    sbox: &Option<Arc<SecretBox>>,
+    vault: &Option<Arc<Vault>>,
     http: &reqwest::Client,
     auth_metrics: Arc<crate::auth::metrics::AuthMetrics>,
 ) -> Result<crate::oauth::OAuthServer, StartError> {
     use crate::config::oauth::TokenMode;
     let keys = match cfg.token_mode {
         TokenMode::Gateway => Some(Arc::new(
-            crate::oauth::signing::Keyring::load_or_create(store.clone(), sbox.clone(), cfg.es256)
+            crate::oauth::signing::Keyring::load_or_create(store.clone(), vault.clone(), cfg.es256)
                 .await
                 .map_err(|e| StartError::Other(format!("signing keys: {e}")))?,
         )),
@@ -293,9 +294,9 @@ async fn secret_box(
     env: &str,
     oauth: bool,
     store: &dyn Store,
-) -> Result<Option<Arc<SecretBox>>, StartError> {
+) -> Result<Option<Arc<Vault>>, StartError> {
     match std::env::var(env).ok().filter(|v| !v.is_empty()) {
-        Some(key) => SecretBox::from_base64(&key)
+        Some(key) => Vault::from_base64(&key)
             .map(|b| Some(Arc::new(b)))
             .map_err(|e| StartError::Other(format!("{env}: {e}"))),
         None if oauth => Err(StartError::Other(format!(

@@ -386,7 +386,7 @@ async fn connection(
 
 async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, String> {
     let secrets = match &conn.secret_ref {
-        Some(r) => catalog::secrets::get(state.store.as_ref(), state.sbox.as_deref(), r)
+        Some(r) => catalog::secrets::get(state.store.as_ref(), state.vault.as_deref(), r)
             .await
             .map_err(|e| e.message)?,
         None => Default::default(),
@@ -405,9 +405,9 @@ fn confirm_key(id: &str) -> String {
 }
 
 async fn put_sealed(state: &State, key: &str, c: &Confirm) -> Result<(), ConnectError> {
-    let sbox = state.sbox.as_ref().ok_or(ConnectError::NoKey)?;
+    let vault = state.vault.as_ref().ok_or(ConnectError::NoKey)?;
     let plain = serde_json::to_vec(c).map_err(|_| ConnectError::Store)?;
-    let sealed = sbox.seal(key, &plain).map_err(|_| ConnectError::NoKey)?;
+    let sealed = vault.seal(key, &plain).map_err(|_| ConnectError::NoKey)?;
     state
         .store
         .put(key, &sealed, Some(CONFIRM_TTL))
@@ -421,8 +421,10 @@ async fn take_sealed(state: &State, key: &str) -> Result<Confirm, ConnectError> 
         Ok(None) => return Err(ConnectError::Expired),
         Err(_) => return Err(ConnectError::Store),
     };
-    let sbox = state.sbox.as_ref().ok_or(ConnectError::NoKey)?;
-    let plain = sbox.open(key, &sealed).map_err(|_| ConnectError::Expired)?;
+    let vault = state.vault.as_ref().ok_or(ConnectError::NoKey)?;
+    let plain = vault
+        .open(key, &sealed)
+        .map_err(|_| ConnectError::Expired)?;
     serde_json::from_slice(&plain).map_err(|_| ConnectError::Expired)
 }
 

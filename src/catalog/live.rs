@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::config::{auth::RawIdentityHeaders, validate, AppConfig};
 use crate::credentials::{oauth::OAuthContext, Injection};
 use crate::egress::EgressClient;
-use crate::secrets::SecretBox;
+use crate::store::vault::Vault;
 use crate::store::Store;
 use crate::store::{StoreError, StoreExt};
 
@@ -32,7 +32,7 @@ pub struct CatalogCtx<'a> {
     pub store: &'a Arc<dyn Store>,
     pub egress: &'a EgressClient,
     pub dns: &'a super::route::UpstreamDns,
-    pub sbox: &'a Option<Arc<SecretBox>>,
+    pub vault: &'a Option<Arc<Vault>>,
     pub injections: &'a InjectionCache,
 }
 
@@ -144,7 +144,7 @@ async fn injection(state: &CatalogCtx<'_>, conn: &Connection) -> Arc<Injection> 
     }
     let secrets = match &conn.secret_ref {
         Some(r) => {
-            match super::secrets::get(state.store.as_ref(), state.sbox.as_deref(), r).await {
+            match super::secrets::get(state.store.as_ref(), state.vault.as_deref(), r).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!(connection = %conn.id, error = %e.message, "connection secrets unavailable");
@@ -171,7 +171,7 @@ pub fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
     OAuthContext {
         egress: state.egress.clone(),
         store: state.store.clone(),
-        sbox: state.sbox.clone(),
+        vault: state.vault.clone(),
         public_url: state.config.public_url.clone(),
     }
 }

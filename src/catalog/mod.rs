@@ -4,7 +4,7 @@
 //!
 //! Records are JSON in the store (`app:{id}`, `conn:{appId}:{authId}`,
 //! `tools:{appId}`, `secret:{ref}`); secrets live only in `secret:` records,
-//! encrypted (see [`crate::secrets::SecretBox`]). Every change is broadcast
+//! encrypted (see [`crate::store::vault::Vault`]). Every change is broadcast
 //! on [`CHANGES_CHANNEL`] so each instance rebuilds its routes before the next
 //! request, with no restart.
 

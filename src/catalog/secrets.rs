@@ -1,10 +1,11 @@
-//! Connection secrets at rest: `secret:{ref}` holds the AES-256-GCM sealed
-//! JSON of [`ConnectionSecrets`], bound to its reference. Without the key,
+//! Connection secrets at rest: `secret:{ref}` holds the sealed JSON of
+//! [`ConnectionSecrets`] (see [`crate::store::vault`]), bound to its key
+//! (records written before the vault were bound to the bare reference). Without the key,
 //! nothing secret can be written or read, and the gateway says so.
 
 use crate::catalog::ConnectionSecrets;
 use crate::errors::ApiError;
-use crate::secrets::SecretBox;
+use crate::store::vault::Vault;
 use crate::store::Store;
 
 pub fn key(reference: &str) -> String {
@@ -13,14 +14,14 @@ pub fn key(reference: &str) -> String {
 
 pub async fn put(
     store: &dyn Store,
-    sbox: Option<&SecretBox>,
+    vault: Option<&Vault>,
     reference: &str,
     secrets: &ConnectionSecrets,
 ) -> Result<(), ApiError> {
-    let sbox = sbox.ok_or_else(no_key)?;
+    let vault = vault.ok_or_else(no_key)?;
     let plain = serde_json::to_vec(secrets).map_err(|_| ApiError::internal())?;
-    let sealed = sbox
-        .seal(reference, &plain)
+    let sealed = vault
+        .seal(&key(reference), &plain)
         .map_err(|_| ApiError::internal())?;
     store
         .put(&key(reference), &sealed, None)
@@ -30,10 +31,10 @@ pub async fn put(
 
 pub async fn get(
     store: &dyn Store,
-    sbox: Option<&SecretBox>,
+    vault: Option<&Vault>,
     reference: &str,
 ) -> Result<ConnectionSecrets, ApiError> {
-    let sbox = sbox.ok_or_else(no_key)?;
+    let vault = vault.ok_or_else(no_key)?;
     let Some(sealed) = store
         .get(&key(reference))
         .await
@@ -41,14 +42,16 @@ pub async fn get(
     else {
         return Ok(ConnectionSecrets::default());
     };
-    let plain = sbox.open(reference, &sealed).map_err(|e| {
-        tracing::error!(error = %e, "stored secret cannot be decrypted");
-        ApiError::new(
-            500,
-            "secret_unreadable",
-            "A stored secret cannot be decrypted with the configured key",
-        )
-    })?;
+    let plain = vault
+        .open_v1_as(&key(reference), reference, &sealed)
+        .map_err(|e| {
+            tracing::error!(error = %e, "stored secret cannot be decrypted");
+            ApiError::new(
+                500,
+                "secret_unreadable",
+                "A stored secret cannot be decrypted with the configured key",
+            )
+        })?;
     serde_json::from_slice(&plain).map_err(|_| ApiError::internal())
 }
 

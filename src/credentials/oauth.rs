@@ -15,7 +15,8 @@ use serde::Deserialize;
 
 use crate::catalog::{Connection, ConnectionSecrets};
 use crate::egress::{EgressClient, OutboundFailure};
-use crate::secrets::{Secret, SecretBox};
+use crate::secrets::Secret;
+use crate::store::vault::Vault;
 use crate::store::Store;
 
 /// What credential builders need from the gateway.
@@ -24,7 +25,7 @@ pub struct OAuthContext {
     /// User-supplied token and refresh endpoints go through the egress policy.
     pub egress: EgressClient,
     pub store: Arc<dyn Store>,
-    pub sbox: Option<Arc<SecretBox>>,
+    pub vault: Option<Arc<Vault>>,
     pub public_url: String,
 }
 

@@ -166,7 +166,7 @@ impl PerUser {
 
     async fn load(&self, key: &str) -> Result<Option<Arc<UserTokens>>, InjectError> {
         let unavailable = |e: String| InjectError::Unavailable(e);
-        let Some(sbox) = &self.ctx.sbox else {
+        let Some(vault) = &self.ctx.vault else {
             return Err(unavailable("no secrets key".into()));
         };
         let Some(sealed) = self
@@ -178,7 +178,7 @@ impl PerUser {
         else {
             return Ok(None);
         };
-        let plain = sbox
+        let plain = vault
             .open(key, &sealed)
             .map_err(|e| unavailable(e.to_string()))?;
         Ok(serde_json::from_slice(&plain).ok().map(Arc::new))
@@ -244,11 +244,11 @@ pub async fn save_tokens(
     tokens: &UserTokens,
 ) -> Result<(), InjectError> {
     let unavailable = |e: String| InjectError::Unavailable(e);
-    let Some(sbox) = &ctx.sbox else {
+    let Some(vault) = &ctx.vault else {
         return Err(unavailable("no secrets key".into()));
     };
     let plain = serde_json::to_vec(tokens).map_err(|e| unavailable(e.to_string()))?;
-    let sealed = sbox
+    let sealed = vault
         .seal(key, &plain)
         .map_err(|e| unavailable(e.to_string()))?;
     ctx.store

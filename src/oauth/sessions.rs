@@ -72,19 +72,16 @@ pub(super) fn seal(
     reference: &str,
     value: &impl Serialize,
 ) -> Result<Sealed, OAuthError> {
-    use base64::Engine;
     let text = serde_json::to_string(value).map_err(|_| OAuthError::server_error("encode"))?;
     // `[oauth]` does not start without a secrets key; should one be missing
     // anyway, fail rather than store the IdP's tokens in clear.
     let b = state
-        .sbox
+        .vault
         .as_ref()
         .ok_or_else(|| OAuthError::server_error("no secrets key"))?;
     Ok(Sealed::Sealed(
-        base64::engine::general_purpose::STANDARD.encode(
-            b.seal(reference, text.as_bytes())
-                .map_err(|_| OAuthError::server_error("seal"))?,
-        ),
+        b.seal_text(reference, text.as_bytes())
+            .map_err(|_| OAuthError::server_error("seal"))?,
     ))
 }
 
@@ -93,13 +90,13 @@ pub(super) fn open<T: serde::de::DeserializeOwned>(
     reference: &str,
     s: &Sealed,
 ) -> Option<T> {
-    use base64::Engine;
     let text = match s {
         Sealed::Plain(t) => t.as_bytes().to_vec(),
-        Sealed::Sealed(b64) => {
-            let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-            state.sbox.as_ref()?.open(reference, &raw).ok()?
-        }
+        Sealed::Sealed(b64) => state
+            .vault
+            .as_ref()?
+            .open_text(reference, reference, b64)
+            .ok()?,
     };
     serde_json::from_slice(&text).ok()
 }

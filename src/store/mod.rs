@@ -21,6 +21,7 @@ pub mod keys;
 pub mod lock;
 pub mod open;
 pub mod redis;
+pub mod vault;
 
 /// Why a store operation failed. Callers map `Unavailable` to 503 and never
 /// treat it as "not found".
