@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::secrets::Secret;
 use crate::store::vault::Vault;
 use crate::store::{self, Store, StoreError};
+use crate::util::clock::Clock;
 
 pub struct State {
     pub config: Arc<Config>,
@@ -42,6 +43,8 @@ pub struct State {
     /// Bearer token of the admin listener's write routes (from the variable
     /// named by `listen.admin_token_env`); None turns those routes off.
     pub admin_token: Option<Secret>,
+    /// The wall clock every expiry is judged by (see [`crate::util::clock`]).
+    pub clock: Clock,
     /// The one owner of route rebuilds (see [`crate::catalog::reloader`]).
     pub(crate) reloader: Reloader,
     /// This process's name on the change channel, so it can skip its own
@@ -73,12 +76,14 @@ impl State {
             egress: &self.egress,
             dns: self.reloader.dns(),
             vault: &self.vault,
+            clock: &self.clock,
             injections: &self.injections,
         }
     }
 
     pub async fn build(config: Config) -> Result<Arc<State>, StartError> {
         let store = open_store(&config.storage).await?;
+        let clock = Clock::system();
         let metrics = Arc::new(Metrics::new()?);
         // One set of token metrics for the validator and the IdP client, on
         // the registry `/metrics` exports.
@@ -103,7 +108,7 @@ impl State {
         .await?;
         let oauth = match &config.oauth {
             Some(cfg) => Some(Arc::new(
-                oauth_server(cfg, &store, &vault, &http, auth_metrics.clone()).await?,
+                oauth_server(cfg, &store, &vault, &http, auth_metrics.clone(), &clock).await?,
             )),
             None => None,
         };
@@ -115,6 +120,7 @@ impl State {
             Arc::clone(&store),
             http.clone(),
             auth_metrics,
+            clock.clone(),
         )?;
         auth.spawn_background()
             .await
@@ -134,6 +140,7 @@ impl State {
             injections: InjectionCache::default(),
             oauth,
             admin_token,
+            clock,
             reloader: Reloader::default(),
             instance: crate::catalog::new_id("gw").map_err(|e| StartError::Other(e.to_string()))?,
         });
@@ -225,13 +232,19 @@ async fn oauth_server(
     vault: &Option<Arc<Vault>>,
     http: &reqwest::Client,
     auth_metrics: Arc<crate::auth::metrics::AuthMetrics>,
+    clock: &Clock,
 ) -> Result<crate::oauth::OAuthServer, StartError> {
     use crate::config::oauth::TokenMode;
     let keys = match cfg.token_mode {
         TokenMode::Gateway => Some(Arc::new(
-            crate::oauth::signing::Keyring::load_or_create(store.clone(), vault.clone(), cfg.es256)
-                .await
-                .map_err(|e| StartError::Other(format!("signing keys: {e}")))?,
+            crate::oauth::signing::Keyring::load_or_create(
+                store.clone(),
+                vault.clone(),
+                cfg.es256,
+                clock.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Other(format!("signing keys: {e}")))?,
         )),
         TokenMode::Upstream => None,
     };
@@ -240,6 +253,7 @@ async fn oauth_server(
         idp: crate::oauth::idp::Idp::new(cfg.idp.clone(), http.clone(), auth_metrics),
         keys,
         cimd: Default::default(),
+        clock: clock.clone(),
     })
 }
 

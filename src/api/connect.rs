@@ -351,7 +351,7 @@ pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
     )
     .await
     {
-        Ok(t) => UserTokens::from_response(t, None),
+        Ok(t) => UserTokens::from_response(t, None, state.clock.now_secs()),
         Err(e) => {
             return page(
                 502,

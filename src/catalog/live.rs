@@ -33,6 +33,7 @@ pub struct CatalogCtx<'a> {
     pub egress: &'a EgressClient,
     pub dns: &'a super::route::UpstreamDns,
     pub vault: &'a Option<Arc<Vault>>,
+    pub clock: &'a crate::util::clock::Clock,
     pub injections: &'a InjectionCache,
 }
 
@@ -173,6 +174,7 @@ pub fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
         store: state.store.clone(),
         vault: state.vault.clone(),
         public_url: state.config.public_url.clone(),
+        clock: state.clock.clone(),
     }
 }
 

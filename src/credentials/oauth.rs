@@ -27,6 +27,8 @@ pub struct OAuthContext {
     pub store: Arc<dyn Store>,
     pub vault: Option<Arc<Vault>>,
     pub public_url: String,
+    /// Upstream token expiry is judged by this clock.
+    pub clock: crate::util::clock::Clock,
 }
 
 #[derive(Debug, Clone)]

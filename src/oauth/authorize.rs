@@ -46,7 +46,13 @@ pub async fn lookup(
     client_id: &str,
 ) -> Result<Arc<Client>, OAuthError> {
     if cimd::is_cimd(client_id) {
-        return cimd::resolve(&oauth.cimd, oauth.cfg.allow_private_cimd, client_id).await;
+        return cimd::resolve(
+            &oauth.cimd,
+            oauth.cfg.allow_private_cimd,
+            client_id,
+            oauth.clock.now_secs(),
+        )
+        .await;
     }
     let client: Option<Client> = state
         .store

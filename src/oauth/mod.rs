@@ -40,6 +40,8 @@ pub struct OAuthServer {
     /// Gateway token mode only.
     pub keys: Option<Arc<signing::Keyring>>,
     pub cimd: cimd::Cache,
+    /// Expiries, grace windows and rate-limit windows read this clock.
+    pub clock: crate::util::clock::Clock,
 }
 
 impl OAuthServer {

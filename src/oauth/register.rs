@@ -41,7 +41,8 @@ async fn try_register(
             "the body is not valid client metadata JSON: {e}"
         ))
     })?;
-    let mut client = clients::validate(meta, format!("drc_{}", random(16)?))?;
+    let mut client =
+        clients::validate(meta, format!("drc_{}", random(16)?), oauth.clock.now_secs())?;
     let secret = (!client.is_public()).then(|| random(32)).transpose()?;
     client.secret_hash = secret.as_deref().map(sha256_hex);
     save(state, oauth, &client).await?;
@@ -82,7 +83,7 @@ async fn rate_limit(
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> Result<(), OAuthError> {
-    let now = crate::auth::verify::now_secs();
+    let now = oauth.clock.now_secs();
     let bucket = req
         .client_ip
         .map(crate::web::client_addr::limit_bucket)

@@ -82,7 +82,7 @@ async fn limit(state: &State, req: &LocalRequest) -> Result<(), OAuthError> {
         .client_ip
         .map(crate::web::client_addr::limit_bucket)
         .unwrap_or_else(|| "unknown".into());
-    let minute = crate::auth::verify::now_secs() / 60;
+    let minute = state.clock.now_secs() / 60;
     let n = state
         .store
         .incr(

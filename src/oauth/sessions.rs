@@ -18,7 +18,6 @@ use serde_json::json;
 
 use super::idp::{IdpError, IdpTokens, User};
 use super::{random, sha256_hex, OAuthServer};
-use crate::auth::verify::now_secs;
 use crate::errors::OAuthError;
 use crate::state::State;
 
@@ -125,7 +124,7 @@ pub async fn create(
 ) -> Result<(Session, Issued), OAuthError> {
     let sid = random(16)?;
     let refresh = format!("{sid}.{}", random(32)?);
-    let now = now_secs();
+    let now = oauth.clock.now_secs();
     let mut s = Session {
         upstream_expires_at: upstream
             .as_ref()
@@ -169,7 +168,7 @@ fn issue(
         .keys
         .as_ref()
         .ok_or_else(|| OAuthError::server_error("no signing keys"))?;
-    let now = now_secs();
+    let now = oauth.clock.now_secs();
     let ttl = oauth.cfg.access_token_ttl.as_secs();
     let claims = json!({
         "iss": state.config.public_url, "sub": s.user.sub,
@@ -245,7 +244,7 @@ async fn rotate(
         return Err(invalid());
     };
     let mut s: Session = serde_json::from_slice(&before).map_err(|_| invalid())?;
-    let now = now_secs();
+    let now = oauth.clock.now_secs();
     let hash = sha256_hex(presented);
     if s.client_id != client_id {
         return Err(invalid());

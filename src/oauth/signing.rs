@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use crate::auth::jwks::KeySource;
 use crate::store::vault::Vault;
 use crate::store::{Store, StoreError};
+use crate::util::clock::Clock;
 
 const KEY: &str = keys::SIGNING_KEYS;
 /// What a private half sealed before the vault was bound to (`{V1_BINDING}{kid}`).
@@ -61,6 +62,7 @@ pub struct Keyring {
     store: Arc<dyn Store>,
     vault: Option<Arc<Vault>>,
     es256: bool,
+    clock: Clock,
     current: ArcSwap<Current>,
 }
 
@@ -78,11 +80,12 @@ impl Keyring {
         store: Arc<dyn Store>,
         vault: Option<Arc<Vault>>,
         es256: bool,
+        clock: Clock,
     ) -> Result<Keyring, KeyError> {
         let mut stored = read(store.as_ref()).await?;
         if stored.keys.is_empty() {
             let fresh = StoredKeys {
-                keys: vec![generate(es256, vault.as_deref())?],
+                keys: vec![generate(es256, vault.as_deref(), clock.now_secs())?],
             };
             let bytes = serde_json::to_vec(&fresh).map_err(|e| KeyError::Key(e.to_string()))?;
             // Two instances starting together: the first write wins, both use it.
@@ -97,6 +100,7 @@ impl Keyring {
             store,
             vault,
             es256,
+            clock,
             current: ArcSwap::from_pointee(current),
         })
     }
@@ -126,7 +130,7 @@ impl Keyring {
     /// Makes a new key current; the previous one stays published.
     pub async fn rotate(&self) -> Result<String, KeyError> {
         let (before, mut stored) = read_stored(self.store.as_ref()).await?;
-        let fresh = generate(self.es256, self.vault.as_deref())?;
+        let fresh = generate(self.es256, self.vault.as_deref(), self.clock.now_secs())?;
         let kid = fresh.kid.clone();
         stored.keys.insert(0, fresh);
         stored.keys.truncate(KEEP);
@@ -195,7 +199,7 @@ async fn seal_stored(store: &dyn Store, vault: Option<&Vault>) -> Result<StoredK
     }
 }
 
-fn generate(es256: bool, vault: Option<&Vault>) -> Result<StoredKey, KeyError> {
+fn generate(es256: bool, vault: Option<&Vault>, created_at: u64) -> Result<StoredKey, KeyError> {
     let err = |e: &dyn std::fmt::Display| KeyError::Key(e.to_string());
     let mut kid_bytes = [0u8; 12];
     aws_lc_rs::rand::fill(&mut kid_bytes).map_err(|e| err(&e))?;
@@ -226,7 +230,6 @@ fn generate(es256: bool, vault: Option<&Vault>) -> Result<StoredKey, KeyError> {
         .seal_text(&keys::signing_key(&kid), &der)
         .map_err(|e| err(&e))?;
     let sealed = true;
-    let created_at = crate::auth::verify::now_secs();
     Ok(StoredKey {
         kid,
         alg: alg.into(),

@@ -242,7 +242,7 @@ async fn code_grant(
         TokenMode::Upstream => {
             let up = upstream
                 .ok_or_else(|| OAuthError::server_error("no upstream tokens for this code"))?;
-            let exp = crate::auth::verify::now_secs() + up.expires_in.unwrap_or(3600);
+            let exp = oauth.clock.now_secs() + up.expires_in.unwrap_or(3600);
             let access = vec![(sha256_hex(&up.access_token), exp)];
             (
                 upstream_issued(up, Some(grant.scope)),
