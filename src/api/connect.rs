@@ -388,7 +388,7 @@ async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, 
     let secrets = match &conn.secret_ref {
         Some(r) => catalog::secrets::get(state.store.as_ref(), state.vault.as_deref(), r)
             .await
-            .map_err(|e| e.message)?,
+            .map_err(|e| e.to_string())?,
         None => Default::default(),
     };
     ProviderSettings::from_connection(conn, &secrets)

@@ -148,7 +148,7 @@ async fn injection(state: &CatalogCtx<'_>, conn: &Connection) -> Arc<Injection> 
             match super::secrets::get(state.store.as_ref(), state.vault.as_deref(), r).await {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(connection = %conn.id, error = %e.message, "connection secrets unavailable");
+                    tracing::warn!(connection = %conn.id, error = %e, "connection secrets unavailable");
                     return Arc::new(Injection::None);
                 }
             }

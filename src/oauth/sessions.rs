@@ -17,9 +17,38 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::idp::{IdpError, IdpTokens, User};
-use super::{random, sha256_hex, OAuthServer};
-use crate::errors::OAuthError;
+use super::{sha256_hex, OAuthServer};
 use crate::state::State;
+use crate::store::StoreError;
+
+/// Why a session could not be created, rotated or ended. The token
+/// endpoint turns these into OAuth errors (RFC 6749 §5.2) in one place,
+/// `From<SessionError> for OAuthError` in `oauth/mod.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Unknown, expired, revoked, reused or another client's token.
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidGrant,
+    /// The identity provider refused the upstream refresh token.
+    #[error("the identity provider ended the session ({0})")]
+    EndedUpstream(String),
+    #[error("the session is busy; retry")]
+    Busy,
+    #[error("the session changed during the refresh; retry")]
+    Changed,
+    /// The identity provider could not be reached or failed.
+    #[error("{0}")]
+    Idp(IdpError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A fault of the gateway's own (encoding, sealing, signing, randomness).
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn random(n: usize) -> Result<String, SessionError> {
+    crate::util::random::token(n).map_err(|e| SessionError::Internal(e.to_string()))
+}
 
 /// What a token endpoint returns (RFC 6749 §5.1).
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -70,17 +99,17 @@ pub(super) fn seal(
     state: &State,
     reference: &str,
     value: &impl Serialize,
-) -> Result<Sealed, OAuthError> {
-    let text = serde_json::to_string(value).map_err(|_| OAuthError::server_error("encode"))?;
+) -> Result<Sealed, SessionError> {
+    let text = serde_json::to_string(value).map_err(|_| SessionError::Internal("encode".into()))?;
     // `[oauth]` does not start without a secrets key; should one be missing
     // anyway, fail rather than store the IdP's tokens in clear.
     let b = state
         .vault
         .as_ref()
-        .ok_or_else(|| OAuthError::server_error("no secrets key"))?;
+        .ok_or_else(|| SessionError::Internal("no secrets key".into()))?;
     Ok(Sealed::Sealed(
         b.seal_text(reference, text.as_bytes())
-            .map_err(|_| OAuthError::server_error("seal"))?,
+            .map_err(|_| SessionError::Internal("seal".into()))?,
     ))
 }
 
@@ -108,8 +137,8 @@ pub fn key(sid: &str) -> String {
     keys::session(sid)
 }
 
-fn store_err(e: crate::store::StoreError) -> OAuthError {
-    OAuthError::temporarily_unavailable(format!("store: {e}"))
+fn store_err(e: StoreError) -> SessionError {
+    SessionError::Store(e)
 }
 
 /// Starts a session for a redeemed code and issues its first tokens.
@@ -121,7 +150,7 @@ pub async fn create(
     scope: String,
     resource: Option<String>,
     upstream: Option<IdpTokens>,
-) -> Result<(Session, Issued), OAuthError> {
+) -> Result<(Session, Issued), SessionError> {
     let sid = random(16)?;
     let refresh = format!("{sid}.{}", random(32)?);
     let now = oauth.clock.now_secs();
@@ -148,7 +177,7 @@ pub async fn create(
         expires_at: now + oauth.cfg.refresh_token_ttl.as_secs(),
     };
     let issued = issue(state, oauth, &mut s, refresh)?;
-    let bytes = serde_json::to_vec(&s).map_err(|_| OAuthError::server_error("encode"))?;
+    let bytes = serde_json::to_vec(&s).map_err(|_| SessionError::Internal("encode".into()))?;
     state
         .store
         .put(&key(&sid), &bytes, Some(oauth.cfg.refresh_token_ttl))
@@ -163,11 +192,11 @@ fn issue(
     oauth: &OAuthServer,
     s: &mut Session,
     refresh: String,
-) -> Result<Issued, OAuthError> {
+) -> Result<Issued, SessionError> {
     let keys = oauth
         .keys
         .as_ref()
-        .ok_or_else(|| OAuthError::server_error("no signing keys"))?;
+        .ok_or_else(|| SessionError::Internal("no signing keys".into()))?;
     let now = oauth.clock.now_secs();
     let ttl = oauth.cfg.access_token_ttl.as_secs();
     let claims = json!({
@@ -180,7 +209,7 @@ fn issue(
     });
     let access = keys
         .sign(&claims)
-        .map_err(|e| OAuthError::server_error(e.to_string()))?;
+        .map_err(|e| SessionError::Internal(e.to_string()))?;
     s.access.retain(|(_, exp)| *exp > now);
     s.access.push((sha256_hex(&access), now + ttl));
     if s.access.len() > 20 {
@@ -201,9 +230,10 @@ pub async fn refresh(
     oauth: &OAuthServer,
     client_id: &str,
     presented: &str,
-) -> Result<Issued, OAuthError> {
-    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
-    let (sid, _) = presented.split_once('.').ok_or_else(invalid)?;
+) -> Result<Issued, SessionError> {
+    let (sid, _) = presented
+        .split_once('.')
+        .ok_or(SessionError::InvalidGrant)?;
     locked(
         state,
         &keys::session_lock(sid),
@@ -216,18 +246,18 @@ pub async fn refresh(
 /// to five seconds for it. The lease is renewed while the work runs (an IdP
 /// call may outlast it) and released only by its holder; it expires by
 /// itself should an instance die holding it.
-pub async fn locked<T>(
+pub async fn locked<T, E: From<SessionError>>(
     state: &State,
     lock: &str,
-    work: impl std::future::Future<Output = Result<T, OAuthError>>,
-) -> Result<T, OAuthError> {
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     use crate::store::lock::{Lease, LeaseSettings, LockError};
     let lease = Lease::acquire(state.store.clone(), lock, LeaseSettings::default())
         .await
         .map_err(|e| match e {
-            LockError::Busy => OAuthError::temporarily_unavailable("the session is busy; retry"),
+            LockError::Busy => SessionError::Busy,
             LockError::Store(e) => store_err(e),
-            LockError::Random => OAuthError::server_error("randomness unavailable"),
+            LockError::Random => SessionError::Internal("randomness unavailable".into()),
         })?;
     lease.hold(work).await
 }
@@ -238,8 +268,8 @@ async fn rotate(
     client_id: &str,
     sid: &str,
     presented: &str,
-) -> Result<Issued, OAuthError> {
-    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+) -> Result<Issued, SessionError> {
+    let invalid = || SessionError::InvalidGrant;
     let Some(before) = state.store.get(&key(sid)).await.map_err(store_err)? else {
         return Err(invalid());
     };
@@ -283,11 +313,9 @@ async fn rotate(
                     }
                     Err(IdpError::Refused(e)) => {
                         revoke(state, oauth, sid).await?;
-                        return Err(OAuthError::invalid_grant(format!(
-                            "the identity provider ended the session ({e})"
-                        )));
+                        return Err(SessionError::EndedUpstream(e));
                     }
-                    Err(e) => return Err(OAuthError::temporarily_unavailable(e.to_string())),
+                    Err(e) => return Err(SessionError::Idp(e)),
                 }
             }
         }
@@ -303,7 +331,7 @@ async fn rotate(
     s.rotated_at = now;
     let issued = issue(state, oauth, &mut s, refresh)?;
     s.grace = Some(seal(state, &key(sid), &issued)?);
-    let after = serde_json::to_vec(&s).map_err(|_| OAuthError::server_error("encode"))?;
+    let after = serde_json::to_vec(&s).map_err(|_| SessionError::Internal("encode".into()))?;
     let ttl = Duration::from_secs(s.expires_at.saturating_sub(now).max(1));
     if !state
         .store
@@ -311,16 +339,14 @@ async fn rotate(
         .await
         .map_err(store_err)?
     {
-        return Err(OAuthError::temporarily_unavailable(
-            "the session changed during the refresh; retry",
-        ));
+        return Err(SessionError::Changed);
     }
     Ok(issued)
 }
 
 /// Ends a session: its refresh tokens stop working and every access token it
 /// issued is revoked on every instance; the IdP is told (best effort).
-pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(), OAuthError> {
+pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(), SessionError> {
     let Some(bytes) = state.store.take(&key(sid)).await.map_err(store_err)? else {
         return Ok(());
     };
@@ -340,7 +366,7 @@ pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(),
     Ok(())
 }
 
-pub async fn revoke_access(state: &State, hashes: &[(String, u64)]) -> Result<(), OAuthError> {
+pub async fn revoke_access(state: &State, hashes: &[(String, u64)]) -> Result<(), SessionError> {
     for (h, exp) in hashes {
         let mut hash = [0u8; 32];
         if hex::decode_to_slice(h, &mut hash).is_ok() {

@@ -297,7 +297,7 @@ async fn refresh_grant(
     }
     match oauth.cfg.token_mode {
         TokenMode::Gateway => {
-            sessions::refresh(state, oauth, &client.client_id, &p["refresh_token"]).await
+            Ok(sessions::refresh(state, oauth, &client.client_id, &p["refresh_token"]).await?)
         }
         TokenMode::Upstream => {
             // RFC 8707 §2.2: the client may name the resource again so the
