@@ -391,7 +391,7 @@ async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, 
             .map_err(|e| e.to_string())?,
         None => Default::default(),
     };
-    ProviderSettings::from_connection(conn, &secrets)
+    ProviderSettings::from_connection(conn, &secrets).map_err(|e| e.to_string())
 }
 
 /// The e-mail of the stored profile (`user:{sub}`, written at sign-in).

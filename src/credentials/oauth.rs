@@ -50,15 +50,19 @@ pub struct ProviderSettings {
 }
 
 impl ProviderSettings {
-    pub fn from_connection(conn: &Connection, secrets: &ConnectionSecrets) -> Result<Self, String> {
+    pub fn from_connection(
+        conn: &Connection,
+        secrets: &ConnectionSecrets,
+    ) -> Result<Self, super::ConnectionError> {
+        use super::ConnectionError::Missing;
         let c = &conn.config;
         Ok(Self {
             connection_id: conn.id.clone(),
             app_id: conn.app_id.clone(),
             authorization_endpoint: c.authorization_endpoint.clone(),
-            token_endpoint: c.token_endpoint.clone().ok_or("tokenEndpoint is missing")?,
+            token_endpoint: c.token_endpoint.clone().ok_or(Missing("tokenEndpoint"))?,
             refresh_url: c.refresh_url.clone(),
-            client_id: c.client_id.clone().ok_or("clientId is missing")?,
+            client_id: c.client_id.clone().ok_or(Missing("clientId"))?,
             client_secret: secrets.client_secret.clone().map(Secret::new),
             scopes: c.scopes.clone().unwrap_or_default(),
             scope_separator: c.scope_separator.clone().unwrap_or_else(|| " ".into()),

@@ -220,7 +220,7 @@ pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets)
         Ok(())
     } else {
         match ProviderSettings::from_connection(conn, s) {
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
             Ok(settings) if conn.config.authorization_endpoint.is_none() => {
                 ClientCredentials::new(settings, state.egress.clone())
                     .try_fetch()
