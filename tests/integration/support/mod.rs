@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod http_server;
 pub mod idp;
 pub mod oauth_client;
 pub mod ports;
