@@ -396,7 +396,7 @@ async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, 
 
 /// The e-mail of the stored profile (`user:{sub}`, written at sign-in).
 async fn profile_email(state: &State, subject: &str) -> Option<String> {
-    let profile: serde_json::Value = state.store.get_json(&keys::user(&subject)).await.ok()??;
+    let profile: serde_json::Value = state.store.get_json(&keys::user(subject)).await.ok()??;
     profile["email"].as_str().map(str::to_owned)
 }
 

@@ -211,7 +211,7 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
         );
     };
     let cookie = req.cookie(cookie_name(state)).unwrap_or_default();
-    let asked: Asked = match state.store.take_json(&keys::consent(&id)).await {
+    let asked: Asked = match state.store.take_json(&keys::consent(id)).await {
         Ok(Some(a)) => a,
         Ok(None) => return page(400, "Request expired", "This approval is unknown, already answered or expired. Start again from your application."),
         Err(_) => return LocalResponse::store_down_page(),
@@ -244,7 +244,7 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
                 .await;
             let _ = oauth;
             let upstream = match &asked.upstream {
-                Some(sealed) => match super::sessions::open::<IdpTokens>(state, &keys::consent(&id), sealed) {
+                Some(sealed) => match super::sessions::open::<IdpTokens>(state, &keys::consent(id), sealed) {
                     Some(tokens) => Some(tokens),
                     None => return page(400, "Request expired", "This approval can no longer be completed. Start again from your application."),
                 },
