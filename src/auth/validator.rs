@@ -464,7 +464,7 @@ mod clock_tests {
 
     /// A cached verdict lives until the token's expiry (less the margin,
     /// capped) and a revocation until its end, both judged by the clock:
-    /// advancing it shortens them without sleeping.
+    /// advancing it shortens them, no waiting.
     #[test]
     fn cache_lifetimes_follow_the_clock() {
         let clock = Clock::manual(1_000_000);

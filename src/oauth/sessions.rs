@@ -280,9 +280,7 @@ async fn rotate(
         return Err(invalid());
     }
     if hash != s.current {
-        let in_grace = s.previous.as_deref() == Some(hash.as_str())
-            && now <= s.rotated_at + oauth.cfg.refresh_grace.as_secs();
-        if in_grace {
+        if in_grace(&s, &hash, now, oauth.cfg.refresh_grace) {
             if let Some(answer) = s
                 .grace
                 .as_ref()
@@ -344,6 +342,12 @@ async fn rotate(
     Ok(issued)
 }
 
+/// Whether `hash` is the refresh token rotated out last, presented within
+/// the grace window (whole seconds, so a 1 s window lasts up to 2 s).
+fn in_grace(s: &Session, hash: &str, now: u64, grace: Duration) -> bool {
+    s.previous.as_deref() == Some(hash) && now <= s.rotated_at + grace.as_secs()
+}
+
 /// Ends a session: its refresh tokens stop working and every access token it
 /// issued is revoked on every instance; the IdP is told (best effort).
 pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(), SessionError> {
@@ -386,4 +390,52 @@ pub async fn find(state: &State, presented: &str) -> Option<Session> {
     let s: Session = serde_json::from_slice(&state.store.get(&key(sid)).await.ok()??).ok()?;
     let h = sha256_hex(presented);
     (s.current == h || s.previous.as_deref() == Some(h.as_str())).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::clock::Clock;
+
+    fn rotated(at: u64) -> Session {
+        Session {
+            sid: "s".into(),
+            client_id: "c".into(),
+            user: serde_json::from_value(json!({"sub": "u"})).unwrap(),
+            scope: String::new(),
+            resource: None,
+            upstream: None,
+            upstream_expires_at: 0,
+            current: "new".into(),
+            previous: Some("old".into()),
+            retired: vec!["older".into()],
+            rotated_at: at,
+            grace: None,
+            access: Vec::new(),
+            expires_at: at + 3600,
+        }
+    }
+
+    /// RFC 9700 §4.14.2: a retry with the token just rotated out gets the
+    /// same answer within the grace window, and is reuse after it; older
+    /// tokens are never in grace. The clock is advanced, not waited for.
+    #[test]
+    fn the_grace_window_follows_the_clock() {
+        let clock = Clock::manual(1_700_000_000);
+        let s = rotated(clock.now_secs());
+        let grace = Duration::from_secs(1);
+        assert!(in_grace(&s, "old", clock.now_secs(), grace));
+        assert!(!in_grace(&s, "older", clock.now_secs(), grace));
+        clock.advance(Duration::from_millis(1_900));
+        assert!(
+            in_grace(&s, "old", clock.now_secs(), grace),
+            "whole seconds"
+        );
+        clock.advance(Duration::from_millis(200));
+        assert!(
+            !in_grace(&s, "old", clock.now_secs(), grace),
+            "past the window"
+        );
+        assert!(!in_grace(&s, "old", clock.now_secs(), Duration::ZERO));
+    }
 }

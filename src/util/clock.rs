@@ -5,7 +5,7 @@
 //! (RFC 9700 §4.14.2), upstream token expiry and record timestamps are all
 //! whole Unix seconds read from a [`Clock`]. Production uses
 //! [`Clock::system`]; tests use [`Clock::manual`] and [`Clock::advance`], so
-//! a TTL or grace-window test moves time forward instead of sleeping.
+//! a TTL or grace-window test moves time forward instead of waiting.
 //!
 //! Store TTLs (Redis `PX`, the embedded store's sweep) and timeouts stay on
 //! the real clock: they are enforced by the backend or by tokio.
