@@ -18,3 +18,4 @@ mod store_conformance;
 mod support;
 mod tenancy;
 mod tenancy_connect;
+mod vault_upgrade;
