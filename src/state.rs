@@ -17,8 +17,10 @@ use crate::catalog::route::RouteTable;
 use crate::config::{Config, StorageConfig};
 use crate::egress::{EgressClient, EgressPolicy};
 use crate::metrics::Metrics;
-use crate::secrets::{Secret, SecretBox};
+use crate::secrets::Secret;
+use crate::store::vault::Vault;
 use crate::store::{self, Store, StoreError};
+use crate::util::clock::Clock;
 
 pub struct State {
     pub config: Arc<Config>,
@@ -36,7 +38,7 @@ pub struct State {
     /// Bearer validation for apps and the management API.
     pub auth: Arc<TokenValidator>,
     /// Encryption of stored secrets; None when no key is configured.
-    pub sbox: Option<Arc<SecretBox>>,
+    pub vault: Option<Arc<Vault>>,
     pub injections: InjectionCache,
     /// Gateway token mode: where token exchanges read the user's IdP token.
     pub(crate) sessions: Option<Arc<dyn crate::credentials::token_exchange::SubjectTokens>>,
@@ -45,6 +47,8 @@ pub struct State {
     /// Bearer token of the admin listener's write routes (from the variable
     /// named by `listen.admin_token_env`); None turns those routes off.
     pub admin_token: Option<Secret>,
+    /// The wall clock every expiry is judged by (see [`crate::util::clock`]).
+    pub clock: Clock,
     /// The one owner of route rebuilds (see [`crate::catalog::reloader`]).
     pub(crate) reloader: Reloader,
     /// This process's name on the change channel, so it can skip its own
@@ -75,7 +79,8 @@ impl State {
             store: &self.store,
             egress: &self.egress,
             dns: self.reloader.dns(),
-            sbox: &self.sbox,
+            vault: &self.vault,
+            clock: &self.clock,
             injections: &self.injections,
             sessions: &self.sessions,
         }
@@ -83,6 +88,7 @@ impl State {
 
     pub async fn build(config: Config) -> Result<Arc<State>, StartError> {
         let store = open_store(&config.storage).await?;
+        let clock = Clock::system();
         let metrics = Arc::new(Metrics::new()?);
         // One set of token metrics for the validator and the IdP client, on
         // the registry `/metrics` exports.
@@ -103,7 +109,7 @@ impl State {
             config.allow_upstream_cidrs.clone(),
         )))?;
         let admin_token = admin_token(config.listen.admin_token_env.as_deref())?;
-        let sbox = secret_box(
+        let vault = secret_box(
             &config.secrets_key_env,
             config.oauth.is_some(),
             store.as_ref(),
@@ -111,7 +117,7 @@ impl State {
         .await?;
         let oauth = match &config.oauth {
             Some(cfg) => Some(Arc::new(
-                oauth_server(cfg, &store, &sbox, &http, auth_metrics.clone()).await?,
+                oauth_server(cfg, &store, &vault, &http, auth_metrics.clone(), &clock).await?,
             )),
             None => None,
         };
@@ -123,6 +129,7 @@ impl State {
             Arc::clone(&store),
             http.clone(),
             auth_metrics,
+            clock.clone(),
         )?;
         auth.spawn_background()
             .await
@@ -134,7 +141,7 @@ impl State {
             .oauth
             .as_ref()
             .is_some_and(|o| o.token_mode == crate::config::oauth::TokenMode::Gateway);
-        let sessions = crate::oauth::session_tokens::reader(gateway_mode, &store, &sbox);
+        let sessions = crate::oauth::session_tokens::reader(gateway_mode, &store, &vault);
         let state = Arc::new(State {
             config: Arc::new(config),
             routes: ArcSwap::from_pointee(RouteTable::default()),
@@ -144,11 +151,12 @@ impl State {
             http,
             egress,
             auth,
-            sbox,
+            vault,
             injections: InjectionCache::default(),
             sessions,
             oauth,
             admin_token,
+            clock,
             reloader: Reloader::default(),
             instance: crate::catalog::new_id("gw").map_err(|e| StartError::Other(e.to_string()))?,
         });
@@ -237,16 +245,22 @@ const WRITE_WAIT: Duration = Duration::from_secs(5);
 async fn oauth_server(
     cfg: &crate::config::oauth::OAuthConfig,
     store: &Arc<dyn Store>,
-    sbox: &Option<Arc<SecretBox>>,
+    vault: &Option<Arc<Vault>>,
     http: &reqwest::Client,
     auth_metrics: Arc<crate::auth::metrics::AuthMetrics>,
+    clock: &Clock,
 ) -> Result<crate::oauth::OAuthServer, StartError> {
     use crate::config::oauth::TokenMode;
     let keys = match cfg.token_mode {
         TokenMode::Gateway => Some(Arc::new(
-            crate::oauth::signing::Keyring::load_or_create(store.clone(), sbox.clone(), cfg.es256)
-                .await
-                .map_err(|e| StartError::Other(format!("signing keys: {e}")))?,
+            crate::oauth::signing::Keyring::load_or_create(
+                store.clone(),
+                vault.clone(),
+                cfg.es256,
+                clock.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Other(format!("signing keys: {e}")))?,
         )),
         TokenMode::Upstream => None,
     };
@@ -255,6 +269,7 @@ async fn oauth_server(
         idp: crate::oauth::idp::Idp::new(cfg.idp.clone(), http.clone(), auth_metrics),
         keys,
         cimd: Default::default(),
+        clock: clock.clone(),
     })
 }
 
@@ -309,9 +324,9 @@ async fn secret_box(
     env: &str,
     oauth: bool,
     store: &dyn Store,
-) -> Result<Option<Arc<SecretBox>>, StartError> {
+) -> Result<Option<Arc<Vault>>, StartError> {
     match std::env::var(env).ok().filter(|v| !v.is_empty()) {
-        Some(key) => SecretBox::from_base64(&key)
+        Some(key) => Vault::from_base64(&key)
             .map(|b| Some(Arc::new(b)))
             .map_err(|e| StartError::Other(format!("{env}: {e}"))),
         None if oauth => Err(StartError::Other(format!(
@@ -320,7 +335,7 @@ async fn secret_box(
         None => {
             let stored =
                 store
-                    .scan_prefix("secret:", 1)
+                    .scan_prefix(crate::store::keys::SECRETS, 1)
                     .await
                     .map_err(|source| StartError::Store {
                         backend: store.backend(),

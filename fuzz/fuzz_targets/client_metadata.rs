@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(m) = serde_json::from_slice::<Metadata>(data) else {
         return;
     };
-    if let Ok(client) = validate(m, "fuzz".into()) {
+    if let Ok(client) = validate(m, "fuzz".into(), 0) {
         // What registration stores, read back as the gateway reads it.
         let stored = serde_json::to_vec(&client).expect("a client serialises");
         let back: Client = serde_json::from_slice(&stored).expect("a stored client reads back");

@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
         software_version: None,
         client_id: None,
     };
-    if let Ok(client) = validate(m, "fuzz".into()) {
+    if let Ok(client) = validate(m, "fuzz".into(), 0) {
         if let Some(hit) = match_redirect(&client, requested) {
             // A match is always one of the registered URIs.
             assert!(client.redirect_uris.iter().any(|r| r == hit));

@@ -397,7 +397,7 @@ async fn release_host(state: &State, rec: &AppRecord) {
 }
 
 fn host_key(host: &str) -> String {
-    format!("host:{host}")
+    crate::store::keys::host(host)
 }
 
 /// Branding as stored: validated against `[pages] logo_hosts` (422 naming
@@ -450,7 +450,7 @@ fn camel(snake: &str) -> String {
 }
 
 fn slug_key(slug: &str) -> String {
-    format!("slug:{slug}")
+    crate::store::keys::slug(slug)
 }
 
 pub fn slugify(name: &str) -> String {

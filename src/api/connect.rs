@@ -21,6 +21,7 @@
 //! waits for the answer (code and PKCE verifier, sealed, 5 minutes, single
 //! use) is far within a code's lifetime (RFC 6749 §4.1.2: at most 10 min).
 
+use crate::store::keys;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -181,7 +182,7 @@ pub async fn start(
     if state
         .store
         .put_json(
-            &format!("uconnect:{state_token}"),
+            &keys::user_connect(&state_token),
             &pending,
             Some(PENDING_TTL),
         )
@@ -232,7 +233,7 @@ pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
     // Taken before any check: whatever happens next, this flow is over.
     let pending: Pending = match state
         .store
-        .take_json(&format!("uconnect:{state_token}"))
+        .take_json(&keys::user_connect(&state_token))
         .await
     {
         Ok(Some(p)) => p,
@@ -370,7 +371,7 @@ pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
     )
     .await
     {
-        Ok(t) => UserTokens::from_response(t, None),
+        Ok(t) => UserTokens::from_response(t, None, state.clock.now_secs()),
         Err(e) => {
             return page(
                 502,
@@ -408,32 +409,28 @@ async fn connection(
 
 async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, String> {
     let secrets = match &conn.secret_ref {
-        Some(r) => catalog::secrets::get(state.store.as_ref(), state.sbox.as_deref(), r)
+        Some(r) => catalog::secrets::get(state.store.as_ref(), state.vault.as_deref(), r)
             .await
-            .map_err(|e| e.message)?,
+            .map_err(|e| e.to_string())?,
         None => Default::default(),
     };
-    ProviderSettings::from_connection(conn, &secrets)
+    ProviderSettings::from_connection(conn, &secrets).map_err(|e| e.to_string())
 }
 
 /// The e-mail of the stored profile (`user:{sub}`, written at sign-in).
 async fn profile_email(state: &State, subject: &str) -> Option<String> {
-    let profile: serde_json::Value = state
-        .store
-        .get_json(&format!("user:{subject}"))
-        .await
-        .ok()??;
+    let profile: serde_json::Value = state.store.get_json(&keys::user(subject)).await.ok()??;
     profile["email"].as_str().map(str::to_owned)
 }
 
 fn confirm_key(id: &str) -> String {
-    format!("uconfirm:{id}")
+    keys::user_confirm(id)
 }
 
 async fn put_sealed(state: &State, key: &str, c: &Confirm) -> Result<(), ConnectError> {
-    let sbox = state.sbox.as_ref().ok_or(ConnectError::NoKey)?;
+    let vault = state.vault.as_ref().ok_or(ConnectError::NoKey)?;
     let plain = serde_json::to_vec(c).map_err(|_| ConnectError::Store)?;
-    let sealed = sbox.seal(key, &plain).map_err(|_| ConnectError::NoKey)?;
+    let sealed = vault.seal(key, &plain).map_err(|_| ConnectError::NoKey)?;
     state
         .store
         .put(key, &sealed, Some(CONFIRM_TTL))
@@ -447,8 +444,10 @@ async fn take_sealed(state: &State, key: &str) -> Result<Confirm, ConnectError> 
         Ok(None) => return Err(ConnectError::Expired),
         Err(_) => return Err(ConnectError::Store),
     };
-    let sbox = state.sbox.as_ref().ok_or(ConnectError::NoKey)?;
-    let plain = sbox.open(key, &sealed).map_err(|_| ConnectError::Expired)?;
+    let vault = state.vault.as_ref().ok_or(ConnectError::NoKey)?;
+    let plain = vault
+        .open(key, &sealed)
+        .map_err(|_| ConnectError::Expired)?;
     serde_json::from_slice(&plain).map_err(|_| ConnectError::Expired)
 }
 

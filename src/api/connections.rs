@@ -177,7 +177,7 @@ pub async fn patch(
     let app_id = app_for_change(state, user, app_id).await?;
     let mut conn = load(state, &app_id, auth_id).await?;
     let mut secrets = match &conn.secret_ref {
-        Some(r) => catalog::secrets::get(state.store.as_ref(), state.sbox.as_deref(), r).await?,
+        Some(r) => catalog::secrets::get(state.store.as_ref(), state.vault.as_deref(), r).await?,
         None => ConnectionSecrets::default(),
     };
     if let Some(n) = body.name {
@@ -248,7 +248,7 @@ async fn save(
         let reference = conn.secret_ref.clone().unwrap_or_default();
         catalog::secrets::put(
             state.store.as_ref(),
-            state.sbox.as_deref(),
+            state.vault.as_deref(),
             &reference,
             &secrets,
         )

@@ -105,6 +105,20 @@ pub fn body<T: DeserializeOwned>(req: &LocalRequest) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// Connection secrets' errors in the management API's envelope (the one
+/// place they become HTTP; the messages are the ones the API always gave).
+impl From<crate::catalog::secrets::SecretsError> for ApiError {
+    fn from(e: crate::catalog::secrets::SecretsError) -> Self {
+        use crate::catalog::secrets::SecretsError as E;
+        match e {
+            E::NoKey => ApiError::new(503, "secrets_unavailable", e.to_string()),
+            E::Unreadable => ApiError::new(500, "secret_unreadable", e.to_string()),
+            E::Store(s) => store_err(s),
+            E::Encoding => ApiError::internal(),
+        }
+    }
+}
+
 fn store_err(e: crate::store::StoreError) -> ApiError {
     ApiError::unavailable(format!("store: {e}"))
 }

@@ -19,6 +19,7 @@ pub fn validator(
     store: Arc<dyn Store>,
     http: reqwest::Client,
     metrics: Arc<AuthMetrics>,
+    clock: crate::util::clock::Clock,
 ) -> Result<Arc<TokenValidator>, prometheus::Error> {
     let source: Option<Arc<dyn KeySource>> = local_keys.or_else(|| {
         cfg.jwks_uri.clone().map(|url| {
@@ -50,7 +51,7 @@ pub fn validator(
         userinfo_endpoint: cfg.userinfo_endpoint.clone(),
         default_ttl: cfg.cache.max_ttl,
     };
-    let verifier = Verifier::new(settings, jwks, http);
+    let verifier = Verifier::new(settings, jwks, http).with_clock(clock);
     Ok(TokenValidator::new(
         verifier,
         store,

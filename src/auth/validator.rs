@@ -22,9 +22,10 @@ use moka::Expiry;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::AuthMetrics;
-use super::verify::{now_secs, Verifier};
+use super::verify::Verifier;
 use super::{check_audience, check_scopes, token_hash, Audience, Principal, TokenError};
 use crate::store::{Store, StoreError};
+use crate::util::clock::Clock;
 
 pub const REVOCATION_CHANNEL: &str = "drio:token-revocations";
 
@@ -82,11 +83,12 @@ enum L2Record {
 
 struct VerdictExpiry {
     settings: CacheSettings,
+    clock: Clock,
 }
 
 impl VerdictExpiry {
     fn ttl(&self, v: &Verdict) -> Duration {
-        let now = now_secs();
+        let now = self.clock.now_secs();
         match v {
             Verdict::Valid(p) => valid_ttl(&self.settings, p.expires_at, now),
             Verdict::Rejected(_) => self.settings.negative_ttl,
@@ -146,6 +148,7 @@ impl TokenValidator {
             })
             .expire_after(VerdictExpiry {
                 settings: settings.clone(),
+                clock: verifier.clock().clone(),
             })
             .build();
         Arc::new(Self {
@@ -157,6 +160,10 @@ impl TokenValidator {
             epoch: Instant::now(),
             l2_skip_until: AtomicU64::new(0),
         })
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.verifier.clock().now_secs()
     }
 
     pub fn verifier(&self) -> &Verifier {
@@ -262,7 +269,7 @@ impl TokenValidator {
     ) -> Result<Entry, (TokenError, &'static str)> {
         if let Some(rec) = self.l2_get(&hash).await {
             let verdict = match rec {
-                L2Record::Valid { p } if p.expires_at > now_secs() => {
+                L2Record::Valid { p } if p.expires_at > self.now_secs() => {
                     Some(Verdict::Valid(Arc::from(p)))
                 }
                 L2Record::Valid { .. } => None,
@@ -312,7 +319,7 @@ impl TokenValidator {
 
     /// Shares a verification, in the background: the request never waits on it.
     fn l2_put_valid(&self, hash: [u8; 32], p: &Arc<Principal>) {
-        let ttl = valid_ttl(&self.settings, p.expires_at, now_secs());
+        let ttl = valid_ttl(&self.settings, p.expires_at, self.now_secs());
         if !self.settings.l2
             || ttl.is_zero()
             || self.now_ms() < self.l2_skip_until.load(Ordering::Relaxed)
@@ -340,7 +347,7 @@ impl TokenValidator {
     /// every instance (this one included) applies to its L1.
     pub async fn revoke_token(&self, token: &str) -> Result<(), StoreError> {
         let until = jwt_expiry(token)
-            .unwrap_or_else(|| now_secs() + self.settings.revocation_ttl.as_secs());
+            .unwrap_or_else(|| self.now_secs() + self.settings.revocation_ttl.as_secs());
         self.revoke_hash(token_hash(token), until).await
     }
 
@@ -350,7 +357,7 @@ impl TokenValidator {
     }
 
     pub async fn revoke_hash(&self, hash: [u8; 32], until: u64) -> Result<(), StoreError> {
-        let until = until.max(now_secs() + 1);
+        let until = until.max(self.now_secs() + 1);
         self.l1
             .insert(
                 hash,
@@ -362,7 +369,7 @@ impl TokenValidator {
             .await;
         let rec = serde_json::to_vec(&L2Record::Revoked { until })
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        let ttl = Duration::from_secs(until - now_secs() + 1);
+        let ttl = Duration::from_secs(until - self.now_secs() + 1);
         self.store.put(&l2_key(&hash), &rec, Some(ttl)).await?;
         self.store
             .publish(
@@ -397,7 +404,7 @@ fn verdict_result(v: Verdict) -> Result<Arc<Principal>, TokenError> {
 }
 
 fn l2_key(hash: &[u8; 32]) -> String {
-    format!("tok:{}", hex::encode(hash))
+    crate::store::keys::token(&hex::encode(hash))
 }
 
 fn parse_revocation(msg: &[u8]) -> Option<([u8; 32], u64)> {
@@ -437,5 +444,42 @@ fn approx_size(e: &Entry) -> u64 {
                 + std::mem::size_of::<Principal>() as u64
         }
         _ => base,
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+    use crate::util::clock::Clock;
+
+    fn principal(expires_at: u64) -> Arc<Principal> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "subject": "u", "email": null, "name": null, "picture": null, "scopes": [],
+                "client_id": null, "audience": [], "expires_at": expires_at, "session_id": null
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// A cached verdict lives until the token's expiry (less the margin,
+    /// capped) and a revocation until its end, both judged by the clock:
+    /// advancing it shortens them, no waiting.
+    #[test]
+    fn cache_lifetimes_follow_the_clock() {
+        let clock = Clock::manual(1_000_000);
+        let e = VerdictExpiry {
+            settings: CacheSettings::default(),
+            clock: clock.clone(),
+        };
+        let valid = Verdict::Valid(principal(1_000_000 + 120));
+        let revoked = Verdict::Revoked(1_000_000 + 60);
+        assert_eq!(e.ttl(&valid), Duration::from_secs(110));
+        assert_eq!(e.ttl(&revoked), Duration::from_secs(60));
+        clock.advance(Duration::from_secs(105));
+        assert_eq!(e.ttl(&valid), Duration::from_secs(5));
+        assert_eq!(e.ttl(&revoked), Duration::from_secs(1), "at least a second");
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(e.ttl(&valid), Duration::ZERO, "past the safety margin");
     }
 }

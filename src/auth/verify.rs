@@ -21,6 +21,7 @@ use super::claims::{Claims, UserInfo};
 use super::jwks::Jwks;
 use super::{Principal, TokenError};
 use crate::secrets::Secret;
+use crate::util::clock::Clock;
 
 pub struct Introspection {
     pub endpoint: String,
@@ -60,6 +61,7 @@ pub struct Verifier {
     settings: VerifierSettings,
     jwks: Option<Arc<Jwks>>,
     http: reqwest::Client,
+    clock: Clock,
 }
 
 impl Verifier {
@@ -68,7 +70,19 @@ impl Verifier {
             settings,
             jwks,
             http,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same verifier reading time from `clock` (tests use a manual one).
+    pub(crate) fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock expiries are judged by (the validator's caches share it).
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn jwks(&self) -> Option<&Arc<Jwks>> {
@@ -153,7 +167,7 @@ impl Verifier {
         if !body.active {
             return Err(TokenError::Invalid("token is not active".into()));
         }
-        let now = now_secs();
+        let now = self.clock.now_secs();
         if body
             .claims
             .exp
@@ -186,7 +200,7 @@ impl Verifier {
             s => return Err(TokenError::Unavailable(format!("userinfo answered {s}"))),
         }
         let info: UserInfo = resp.json().await.map_err(|e| unavailable("userinfo", e))?;
-        Ok(info.into_principal(now_secs() + self.settings.default_ttl.as_secs()))
+        Ok(info.into_principal(self.clock.now_secs() + self.settings.default_ttl.as_secs()))
     }
 }
 
@@ -205,11 +219,4 @@ fn unavailable(what: &str, e: reqwest::Error) -> TokenError {
 /// Three base64url segments: worth trying as a JWT before asking the IdP.
 pub fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3 && token.starts_with("eyJ")
-}
-
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

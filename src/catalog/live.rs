@@ -18,7 +18,7 @@ use crate::config::{auth::RawIdentityHeaders, validate, AppConfig};
 use crate::credentials::token_exchange::SubjectTokens;
 use crate::credentials::{oauth::OAuthContext, Injection};
 use crate::egress::EgressClient;
-use crate::secrets::SecretBox;
+use crate::store::vault::Vault;
 use crate::store::Store;
 use crate::store::{StoreError, StoreExt};
 
@@ -33,7 +33,8 @@ pub struct CatalogCtx<'a> {
     pub store: &'a Arc<dyn Store>,
     pub egress: &'a EgressClient,
     pub dns: &'a super::route::UpstreamDns,
-    pub sbox: &'a Option<Arc<SecretBox>>,
+    pub vault: &'a Option<Arc<Vault>>,
+    pub clock: &'a crate::util::clock::Clock,
     pub injections: &'a InjectionCache,
     /// Gateway token mode: the sessions' IdP tokens (token exchange).
     pub sessions: &'a Option<Arc<dyn SubjectTokens>>,
@@ -45,7 +46,11 @@ const MAX_RECORDS: usize = 100_000;
 pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
     let records = dynamic_apps(state).await?;
     let mut conns: HashMap<String, Vec<Connection>> = HashMap::new();
-    for (_, bytes) in state.store.scan_prefix("conn:", MAX_RECORDS).await? {
+    for (_, bytes) in state
+        .store
+        .scan_prefix(crate::store::keys::CONNECTIONS, MAX_RECORDS)
+        .await?
+    {
         if let Ok(c) = serde_json::from_slice::<Connection>(&bytes) {
             conns.entry(c.app_id.clone()).or_default().push(c);
         }
@@ -92,7 +97,7 @@ pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
 pub async fn dynamic_apps(state: &CatalogCtx<'_>) -> Result<Vec<AppRecord>, StoreError> {
     let mut out: Vec<AppRecord> = state
         .store
-        .scan_prefix("app:", MAX_RECORDS)
+        .scan_prefix(crate::store::keys::APPS, MAX_RECORDS)
         .await?
         .into_iter()
         .filter_map(|(_, b)| serde_json::from_slice(&b).ok())
@@ -143,10 +148,10 @@ async fn injection(state: &CatalogCtx<'_>, conn: &Connection) -> Arc<Injection> 
     }
     let secrets = match &conn.secret_ref {
         Some(r) => {
-            match super::secrets::get(state.store.as_ref(), state.sbox.as_deref(), r).await {
+            match super::secrets::get(state.store.as_ref(), state.vault.as_deref(), r).await {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(connection = %conn.id, error = %e.message, "connection secrets unavailable");
+                    tracing::warn!(connection = %conn.id, error = %e, "connection secrets unavailable");
                     return Arc::new(Injection::None);
                 }
             }
@@ -170,9 +175,10 @@ pub fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
     OAuthContext {
         egress: state.egress.clone(),
         store: state.store.clone(),
-        sbox: state.sbox.clone(),
+        vault: state.vault.clone(),
         public_url: state.config.public_url.clone(),
         sessions: state.sessions.clone(),
+        clock: state.clock.clone(),
     }
 }
 

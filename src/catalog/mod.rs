@@ -4,7 +4,7 @@
 //!
 //! Records are JSON in the store (`app:{id}`, `conn:{appId}:{authId}`,
 //! `tools:{appId}`, `secret:{ref}`); secrets live only in `secret:` records,
-//! encrypted (see [`crate::secrets::SecretBox`]). Every change is broadcast
+//! encrypted (see [`crate::store::vault::Vault`]). Every change is broadcast
 //! on [`CHANGES_CHANNEL`] so each instance rebuilds its routes before the next
 //! request, with no restart.
 
@@ -260,19 +260,19 @@ impl ConnectionSecrets {
 }
 
 pub fn app_key(id: &str) -> String {
-    format!("app:{id}")
+    crate::store::keys::app(id)
 }
 
 pub fn conn_prefix(app_id: &str) -> String {
-    format!("conn:{app_id}:")
+    crate::store::keys::app_connections(app_id)
 }
 
 pub fn conn_key(app_id: &str, auth_id: &str) -> String {
-    format!("conn:{app_id}:{auth_id}")
+    crate::store::keys::connection(app_id, auth_id)
 }
 
 pub fn tools_key(app_id: &str) -> String {
-    format!("tools:{app_id}")
+    crate::store::keys::tools(app_id)
 }
 
 /// RFC 3339 UTC timestamp with milliseconds, as the seeds show.

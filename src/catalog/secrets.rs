@@ -1,61 +1,58 @@
-//! Connection secrets at rest: `secret:{ref}` holds the AES-256-GCM sealed
-//! JSON of [`ConnectionSecrets`], bound to its reference. Without the key,
+//! Connection secrets at rest: `secret:{ref}` holds the sealed JSON of
+//! [`ConnectionSecrets`] (see [`crate::store::vault`]), bound to its key
+//! (records written before the vault were bound to the bare reference). Without the key,
 //! nothing secret can be written or read, and the gateway says so.
 
 use crate::catalog::ConnectionSecrets;
-use crate::errors::ApiError;
-use crate::secrets::SecretBox;
-use crate::store::Store;
+use crate::store::vault::Vault;
+use crate::store::{Store, StoreError};
+
+/// Why connection secrets could not be stored or read. The management API
+/// turns these into its envelope (`api/mod.rs`, the one place).
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("Secrets cannot be stored: the gateway has no encryption key (set secrets.key_env's variable)")]
+    NoKey,
+    #[error("A stored secret cannot be decrypted with the configured key")]
+    Unreadable,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("connection secrets cannot be encoded or decoded")]
+    Encoding,
+}
 
 pub fn key(reference: &str) -> String {
-    format!("secret:{reference}")
+    crate::store::keys::secret(reference)
 }
 
 pub async fn put(
     store: &dyn Store,
-    sbox: Option<&SecretBox>,
+    vault: Option<&Vault>,
     reference: &str,
     secrets: &ConnectionSecrets,
-) -> Result<(), ApiError> {
-    let sbox = sbox.ok_or_else(no_key)?;
-    let plain = serde_json::to_vec(secrets).map_err(|_| ApiError::internal())?;
-    let sealed = sbox
-        .seal(reference, &plain)
-        .map_err(|_| ApiError::internal())?;
-    store
-        .put(&key(reference), &sealed, None)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("store: {e}")))
+) -> Result<(), SecretsError> {
+    let vault = vault.ok_or(SecretsError::NoKey)?;
+    let plain = serde_json::to_vec(secrets).map_err(|_| SecretsError::Encoding)?;
+    let sealed = vault
+        .seal(&key(reference), &plain)
+        .map_err(|_| SecretsError::Encoding)?;
+    Ok(store.put(&key(reference), &sealed, None).await?)
 }
 
 pub async fn get(
     store: &dyn Store,
-    sbox: Option<&SecretBox>,
+    vault: Option<&Vault>,
     reference: &str,
-) -> Result<ConnectionSecrets, ApiError> {
-    let sbox = sbox.ok_or_else(no_key)?;
-    let Some(sealed) = store
-        .get(&key(reference))
-        .await
-        .map_err(|e| ApiError::unavailable(format!("store: {e}")))?
-    else {
+) -> Result<ConnectionSecrets, SecretsError> {
+    let vault = vault.ok_or(SecretsError::NoKey)?;
+    let Some(sealed) = store.get(&key(reference)).await? else {
         return Ok(ConnectionSecrets::default());
     };
-    let plain = sbox.open(reference, &sealed).map_err(|e| {
-        tracing::error!(error = %e, "stored secret cannot be decrypted");
-        ApiError::new(
-            500,
-            "secret_unreadable",
-            "A stored secret cannot be decrypted with the configured key",
-        )
-    })?;
-    serde_json::from_slice(&plain).map_err(|_| ApiError::internal())
-}
-
-fn no_key() -> ApiError {
-    ApiError::new(
-        503,
-        "secrets_unavailable",
-        "Secrets cannot be stored: the gateway has no encryption key (set secrets.key_env's variable)",
-    )
+    let plain = vault
+        .open_v1_as(&key(reference), reference, &sealed)
+        .map_err(|e| {
+            tracing::error!(error = %e, "stored secret cannot be decrypted");
+            SecretsError::Unreadable
+        })?;
+    serde_json::from_slice(&plain).map_err(|_| SecretsError::Encoding)
 }

@@ -62,6 +62,26 @@ pub enum InjectError {
     Refused { reason: &'static str },
 }
 
+/// Why a connection's settings cannot make credentials. The text is what
+/// the management API reports as the connection's `lastError`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionError {
+    /// A required field (named as in the API's JSON) is not set.
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("`{0}` is not a header name")]
+    BadHeaderName(String),
+    #[error("the credential is not a valid header value")]
+    BadHeaderValue,
+    #[error("set exactly one of headerName or queryParamName")]
+    HeaderOrQuery,
+    #[error("unknown connection type `{0}`")]
+    UnknownKind(String),
+    /// A token exchange names no target for its token.
+    #[error("set audience or resource")]
+    AudienceOrResource,
+}
+
 impl Injection {
     /// Builds the injection for a connection and its decrypted secrets.
     /// Returns the connection's problem as text when it cannot be used.
@@ -69,18 +89,21 @@ impl Injection {
         conn: &Connection,
         secrets: &ConnectionSecrets,
         ctx: &oauth::OAuthContext,
-    ) -> Result<Injection, String> {
+    ) -> Result<Injection, ConnectionError> {
         let c = &conn.config;
-        let header = |name: &str, value: String| -> Result<Injection, String> {
+        let header = |name: &str, value: String| -> Result<Injection, ConnectionError> {
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("`{name}` is not a header name"))?;
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| "the credential is not a valid header value".to_string())?;
+                .map_err(|_| ConnectionError::BadHeaderName(name.to_string()))?;
+            let value =
+                HeaderValue::from_str(&value).map_err(|_| ConnectionError::BadHeaderValue)?;
             Ok(Injection::Header(name, mark_sensitive(value)))
         };
         match c.kind.as_str() {
             "api_key" => {
-                let key = secrets.api_key.clone().ok_or("apiKey is missing")?;
+                let key = secrets
+                    .api_key
+                    .clone()
+                    .ok_or(ConnectionError::Missing("apiKey"))?;
                 match (&c.header_name, &c.query_param_name) {
                     (Some(h), None) => header(
                         h,
@@ -92,7 +115,7 @@ impl Injection {
                             .append_pair(q, &key)
                             .finish(),
                     }),
-                    _ => Err("set exactly one of headerName or queryParamName".into()),
+                    _ => Err(ConnectionError::HeaderOrQuery),
                 }
             }
             "bearer" => header(
@@ -102,11 +125,14 @@ impl Injection {
                     secrets
                         .access_token
                         .as_deref()
-                        .ok_or("accessToken is missing")?
+                        .ok_or(ConnectionError::Missing("accessToken"))?
                 ),
             ),
             "basic" => {
-                let user = c.username.as_deref().ok_or("username is missing")?;
+                let user = c
+                    .username
+                    .as_deref()
+                    .ok_or(ConnectionError::Missing("username"))?;
                 let pass = secrets.password.as_deref().unwrap_or("");
                 let b64 =
                     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
@@ -129,7 +155,7 @@ impl Injection {
             "token_exchange" => Ok(Injection::TokenExchange(Arc::new(
                 token_exchange::TokenExchange::new(conn, secrets, ctx.clone())?,
             ))),
-            other => Err(format!("unknown connection type `{other}`")),
+            other => Err(ConnectionError::UnknownKind(other.to_string())),
         }
     }
 

@@ -15,7 +15,8 @@ use serde::Deserialize;
 
 use crate::catalog::{Connection, ConnectionSecrets};
 use crate::egress::{EgressClient, OutboundFailure};
-use crate::secrets::{Secret, SecretBox};
+use crate::secrets::Secret;
+use crate::store::vault::Vault;
 use crate::store::Store;
 
 /// What credential builders need from the gateway.
@@ -24,11 +25,13 @@ pub struct OAuthContext {
     /// User-supplied token and refresh endpoints go through the egress policy.
     pub egress: EgressClient,
     pub store: Arc<dyn Store>,
-    pub sbox: Option<Arc<SecretBox>>,
+    pub vault: Option<Arc<Vault>>,
     pub public_url: String,
     /// Gateway token mode: where a token exchange finds the user's IdP
     /// access token (their session). None: the client's bearer is it.
     pub sessions: Option<Arc<dyn super::token_exchange::SubjectTokens>>,
+    /// Upstream token expiry is judged by this clock.
+    pub clock: crate::util::clock::Clock,
 }
 
 #[derive(Debug, Clone)]
@@ -50,15 +53,19 @@ pub struct ProviderSettings {
 }
 
 impl ProviderSettings {
-    pub fn from_connection(conn: &Connection, secrets: &ConnectionSecrets) -> Result<Self, String> {
+    pub fn from_connection(
+        conn: &Connection,
+        secrets: &ConnectionSecrets,
+    ) -> Result<Self, super::ConnectionError> {
+        use super::ConnectionError::Missing;
         let c = &conn.config;
         Ok(Self {
             connection_id: conn.id.clone(),
             app_id: conn.app_id.clone(),
             authorization_endpoint: c.authorization_endpoint.clone(),
-            token_endpoint: c.token_endpoint.clone().ok_or("tokenEndpoint is missing")?,
+            token_endpoint: c.token_endpoint.clone().ok_or(Missing("tokenEndpoint"))?,
             refresh_url: c.refresh_url.clone(),
-            client_id: c.client_id.clone().ok_or("clientId is missing")?,
+            client_id: c.client_id.clone().ok_or(Missing("clientId"))?,
             client_secret: secrets.client_secret.clone().map(Secret::new),
             scopes: c.scopes.clone().unwrap_or_default(),
             scope_separator: c.scope_separator.clone().unwrap_or_else(|| " ".into()),

@@ -12,6 +12,7 @@
 //! user revoked the grant) deletes the tokens, and the user is asked to
 //! connect again.
 
+use crate::store::keys;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,6 @@ use super::oauth::{
     user_token_request, OAuthContext, ProviderSettings, TokenCallError, TokenResponse,
 };
 use super::{mark_sensitive, InjectError};
-use crate::auth::verify::now_secs;
 use crate::auth::Principal;
 use crate::catalog::Connection;
 
@@ -40,17 +40,17 @@ pub struct UserTokens {
 }
 
 impl UserTokens {
-    pub fn from_response(t: TokenResponse, previous_refresh: Option<String>) -> Self {
+    pub fn from_response(t: TokenResponse, previous_refresh: Option<String>, now: u64) -> Self {
         Self {
             access_token: t.access_token,
             // RFC 6749 §6: a provider may keep the old refresh token.
             refresh_token: t.refresh_token.or(previous_refresh),
-            expires_at: t.expires_in.map_or(0, |e| now_secs() + e),
+            expires_at: t.expires_in.map_or(0, |e| now + e),
         }
     }
 
-    fn fresh(&self) -> bool {
-        self.expires_at == 0 || self.expires_at > now_secs() + MARGIN
+    fn fresh(&self, now: u64) -> bool {
+        self.expires_at == 0 || self.expires_at > now + MARGIN
     }
 }
 
@@ -63,10 +63,7 @@ pub struct PerUser {
 }
 
 pub fn tokens_key(auth_id: &str, subject: &str) -> String {
-    format!(
-        "utok:{auth_id}:{}",
-        hex::encode(Sha256::digest(subject.as_bytes()))
-    )
+    keys::user_tokens(auth_id, &hex::encode(Sha256::digest(subject.as_bytes())))
 }
 
 impl PerUser {
@@ -135,7 +132,7 @@ impl PerUser {
         let p = principal.ok_or_else(not_connected)?;
         let key = tokens_key(&self.settings.connection_id, &p.subject);
         let tokens = match self.local.get(&key).await {
-            Some(t) if t.fresh() => t,
+            Some(t) if t.fresh(self.ctx.clock.now_secs()) => t,
             stale => {
                 // A stale entry must go, or the flight would return it. Should
                 // this drop a token another flight just refreshed, the next
@@ -158,7 +155,7 @@ impl PerUser {
     /// when stale. Its result is cached by `try_get_with`; errors are not.
     async fn load_or_refresh(&self, key: &str) -> Result<Arc<UserTokens>, InjectError> {
         match self.load(key).await? {
-            Some(t) if t.fresh() => Ok(t),
+            Some(t) if t.fresh(self.ctx.clock.now_secs()) => Ok(t),
             Some(t) => self.refreshed(key, &t).await,
             None => Err(InjectError::NotConnected {
                 connect_url: String::new(),
@@ -168,7 +165,7 @@ impl PerUser {
 
     async fn load(&self, key: &str) -> Result<Option<Arc<UserTokens>>, InjectError> {
         let unavailable = |e: String| InjectError::Unavailable(e);
-        let Some(sbox) = &self.ctx.sbox else {
+        let Some(vault) = &self.ctx.vault else {
             return Err(unavailable("no secrets key".into()));
         };
         let Some(sealed) = self
@@ -180,7 +177,7 @@ impl PerUser {
         else {
             return Ok(None);
         };
-        let plain = sbox
+        let plain = vault
             .open(key, &sealed)
             .map_err(|e| unavailable(e.to_string()))?;
         Ok(serde_json::from_slice(&plain).ok().map(Arc::new))
@@ -208,7 +205,7 @@ impl PerUser {
         ];
         match user_token_request(&self.ctx.egress, s, url, params).await {
             Ok(t) => {
-                let tokens = UserTokens::from_response(t, Some(refresh));
+                let tokens = UserTokens::from_response(t, Some(refresh), self.ctx.clock.now_secs());
                 // Store only: the flight caches what it returns.
                 save_tokens(&self.ctx, key, &tokens).await?;
                 Ok(Arc::new(tokens))
@@ -236,7 +233,7 @@ pub struct ConnectTicket {
 }
 
 pub fn ticket_key(ticket: &str) -> String {
-    format!("ctkt:{ticket}")
+    keys::connect_ticket(ticket)
 }
 
 /// Seals and stores a user's upstream tokens (bound to their store key).
@@ -246,15 +243,48 @@ pub async fn save_tokens(
     tokens: &UserTokens,
 ) -> Result<(), InjectError> {
     let unavailable = |e: String| InjectError::Unavailable(e);
-    let Some(sbox) = &ctx.sbox else {
+    let Some(vault) = &ctx.vault else {
         return Err(unavailable("no secrets key".into()));
     };
     let plain = serde_json::to_vec(tokens).map_err(|e| unavailable(e.to_string()))?;
-    let sealed = sbox
+    let sealed = vault
         .seal(key, &plain)
         .map_err(|e| unavailable(e.to_string()))?;
     ctx.store
         .put(key, &sealed, None)
         .await
         .map_err(|e| unavailable(e.to_string()))
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+    use crate::util::clock::Clock;
+    use std::time::Duration;
+
+    /// A user's upstream token is refreshed `MARGIN` seconds before it
+    /// expires; a token without a stated lifetime never goes stale.
+    #[test]
+    fn tokens_go_stale_a_margin_before_expiry() {
+        let clock = Clock::manual(1_700_000_000);
+        let t: TokenResponse = serde_json::from_value(serde_json::json!({
+            "access_token": "a", "expires_in": 3600
+        }))
+        .unwrap();
+        let tokens = UserTokens::from_response(t, Some("r".into()), clock.now_secs());
+        assert_eq!(
+            tokens.refresh_token.as_deref(),
+            Some("r"),
+            "kept (RFC 6749 §6)"
+        );
+        clock.advance(Duration::from_secs(3600 - MARGIN - 1));
+        assert!(tokens.fresh(clock.now_secs()));
+        clock.advance(Duration::from_secs(1));
+        assert!(!tokens.fresh(clock.now_secs()));
+        let forever: TokenResponse =
+            serde_json::from_value(serde_json::json!({ "access_token": "a" })).unwrap();
+        let forever = UserTokens::from_response(forever, None, clock.now_secs());
+        clock.advance(Duration::from_secs(10 * 365 * 86_400));
+        assert!(forever.fresh(clock.now_secs()));
+    }
 }

@@ -72,10 +72,10 @@ impl TokenExchange {
         conn: &Connection,
         secrets: &ConnectionSecrets,
         ctx: OAuthContext,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, super::ConnectionError> {
         let c = &conn.config;
         if c.audience.is_none() && c.resource.is_none() {
-            return Err("set audience or resource".into());
+            return Err(super::ConnectionError::AudienceOrResource);
         }
         Ok(Self {
             settings: ProviderSettings::from_connection(conn, secrets)?,

@@ -8,6 +8,7 @@
 //! browser goes to the identity provider with the gateway's own callback,
 //! PKCE, state and nonce.
 
+use crate::store::keys;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -35,7 +36,7 @@ pub struct Pending {
 }
 
 pub fn pending_key(state: &str) -> String {
-    format!("pend:{state}")
+    keys::pending(state)
 }
 
 /// A registered client or a client metadata document.
@@ -45,7 +46,13 @@ pub async fn lookup(
     client_id: &str,
 ) -> Result<Arc<Client>, OAuthError> {
     if cimd::is_cimd(client_id) {
-        return cimd::resolve(&oauth.cimd, oauth.cfg.allow_private_cimd, client_id).await;
+        return cimd::resolve(
+            &oauth.cimd,
+            oauth.cfg.allow_private_cimd,
+            client_id,
+            oauth.clock.now_secs(),
+        )
+        .await;
     }
     let client: Option<Client> = state
         .store

@@ -5,6 +5,7 @@
 //! the user's consent or, for trusted or already-approved clients, mints the
 //! one-time bridge code (RFC 6749 §4.1.2, with RFC 9207 `iss`).
 
+use crate::store::keys;
 use serde::{Deserialize, Serialize};
 
 use super::authorize::{page, pending_key, redirect_error, Pending};
@@ -29,7 +30,7 @@ pub struct CodeGrant {
 }
 
 pub fn code_key(code: &str) -> String {
-    format!("code:{}", sha256_hex(code))
+    keys::auth_code(&sha256_hex(code))
 }
 
 pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
@@ -126,7 +127,7 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
     };
     if let Err(e) = state
         .store
-        .put_json(&format!("user:{}", user.sub), &user, None)
+        .put_json(&keys::user(&user.sub), &user, None)
         .await
     {
         tracing::warn!(error = %e, "could not store the user profile");

@@ -62,6 +62,7 @@ pub async fn resolve(
     cache: &Cache,
     http_allowed_private: bool,
     client_id: &str,
+    now: u64,
 ) -> Result<Arc<Client>, OAuthError> {
     if let Some(c) = cache.found.get(client_id).await {
         return Ok(c);
@@ -82,7 +83,7 @@ pub async fn resolve(
             "too many client metadata documents fetched from this host; retry in a minute",
         ));
     }
-    match fetch(http_allowed_private, client_id).await {
+    match fetch(http_allowed_private, client_id, now).await {
         Ok(client) => {
             let client = Arc::new(client);
             cache
@@ -105,7 +106,7 @@ fn public_ip(ip: IpAddr) -> bool {
     crate::egress::classify(ip).is_none()
 }
 
-async fn fetch(allow_private: bool, client_id: &str) -> Result<Client, OAuthError> {
+async fn fetch(allow_private: bool, client_id: &str, now: u64) -> Result<Client, OAuthError> {
     let bad = |why: String| {
         OAuthError::invalid_client(format!("client metadata document {client_id}: {why}"))
     };
@@ -173,5 +174,5 @@ async fn fetch(allow_private: bool, client_id: &str) -> Result<Client, OAuthErro
             "only public clients (token_endpoint_auth_method none) are supported".into(),
         ));
     }
-    clients::validate(meta, client_id.to_string()).map_err(|e| bad(e.description))
+    clients::validate(meta, client_id.to_string(), now).map_err(|e| bad(e.description))
 }

@@ -73,7 +73,7 @@ const MAX_URI_LEN: usize = 2000;
 const MAX_NAME_LEN: usize = 200;
 
 /// Validates metadata into a client (without id and secret).
-pub fn validate(m: Metadata, client_id: String) -> Result<Client, OAuthError> {
+pub fn validate(m: Metadata, client_id: String, issued_at: u64) -> Result<Client, OAuthError> {
     let uris = m
         .redirect_uris
         .ok_or_else(|| OAuthError::invalid_client_metadata("redirect_uris is required"))?;
@@ -143,7 +143,7 @@ pub fn validate(m: Metadata, client_id: String) -> Result<Client, OAuthError> {
         response_types,
         token_endpoint_auth_method: method,
         secret_hash: None,
-        client_id_issued_at: crate::auth::verify::now_secs(),
+        client_id_issued_at: issued_at,
         client_uri: m.client_uri,
         logo_uri: m.logo_uri,
         scope: m.scope,
@@ -231,7 +231,7 @@ mod tests {
             software_version: None,
             client_id: None,
         };
-        validate(m, "c".into()).unwrap()
+        validate(m, "c".into(), 0).unwrap()
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! Approvals are remembered per user and client; configured trusted clients
 //! skip the page.
 
+use crate::store::keys;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -37,11 +38,10 @@ const REMEMBER: Duration = Duration::from_secs(90 * 86_400);
 fn remembered_key(state: &State, sub: &str, client_id: &str, resource: Option<&str>) -> String {
     // No resource and `public_url` are one audience: the management API.
     let audience = resource.unwrap_or(&state.config.public_url);
-    format!(
-        "consented:{}:{}:{}",
-        super::sha256_hex(sub),
-        super::sha256_hex(client_id),
-        super::sha256_hex(audience)
+    keys::consented(
+        &super::sha256_hex(sub),
+        &super::sha256_hex(client_id),
+        &super::sha256_hex(audience),
     )
 }
 
@@ -212,7 +212,7 @@ pub async fn show(
     let restart = restart_url(&pending);
     let upstream = match upstream
         .as_ref()
-        .map(|u| super::sessions::seal(state, &format!("consent:{id}"), u))
+        .map(|u| super::sessions::seal(state, &keys::consent(&id), u))
         .transpose()
     {
         Ok(sealed) => sealed,
@@ -226,7 +226,7 @@ pub async fn show(
     };
     if state
         .store
-        .put_json(&format!("consent:{id}"), &asked, Some(PENDING_TTL))
+        .put_json(&keys::consent(&id), &asked, Some(PENDING_TTL))
         .await
         .is_err()
     {
@@ -290,7 +290,7 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
         );
     };
     let cookie = req.cookie(cookie_name(state)).unwrap_or_default();
-    let asked: Asked = match state.store.take_json(&format!("consent:{id}")).await {
+    let asked: Asked = match state.store.take_json(&keys::consent(id)).await {
         Ok(Some(a)) => a,
         Ok(None) => return page(400, "Request expired", "This approval is unknown, already answered or expired. Start again from your application."),
         Err(_) => return LocalResponse::store_down_page(),
@@ -323,7 +323,7 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
                 .await;
             let _ = oauth;
             let upstream = match &asked.upstream {
-                Some(sealed) => match super::sessions::open::<IdpTokens>(state, &format!("consent:{id}"), sealed) {
+                Some(sealed) => match super::sessions::open::<IdpTokens>(state, &keys::consent(id), sealed) {
                     Some(tokens) => Some(tokens),
                     None => return page(400, "Request expired", "This approval can no longer be completed. Start again from your application."),
                 },

@@ -3,6 +3,7 @@
 //! It only runs when `public_url` is a loopback address (checked when the
 //! config is loaded), because it lets anyone be anyone.
 
+use crate::store::keys;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -45,7 +46,7 @@ pub async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
     let stored = state
         .store
         .put_json(
-            &format!("devcode:{}", sha256_hex(&code)),
+            &keys::dev_code(&sha256_hex(&code)),
             &DevCode {
                 email: email.to_string(),
             },
@@ -63,7 +64,7 @@ pub async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
 pub async fn redeem(state: &State, code: &str) -> Option<super::idp::User> {
     let c: DevCode = state
         .store
-        .take_json(&format!("devcode:{}", sha256_hex(code)))
+        .take_json(&keys::dev_code(&sha256_hex(code)))
         .await
         .ok()??;
     let email = c.email.to_ascii_lowercase();

@@ -1,6 +1,7 @@
 //! `GET /api/v1/me` (seed `002_*`): the signed-in user, from the validated
 //! bearer token and the profile stored at sign-in.
 
+use crate::store::keys;
 use serde_json::json;
 
 use super::idp::User;
@@ -13,7 +14,7 @@ pub async fn me(state: &State, user: &crate::api::Caller) -> LocalResponse {
     let p = &user.principal;
     let stored: Option<User> = state
         .store
-        .get_json(&format!("user:{}", p.subject))
+        .get_json(&keys::user(&p.subject))
         .await
         .ok()
         .flatten();

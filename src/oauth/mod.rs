@@ -42,6 +42,8 @@ pub struct OAuthServer {
     /// Gateway token mode only.
     pub keys: Option<Arc<signing::Keyring>>,
     pub cimd: cimd::Cache,
+    /// Expiries, grace windows and rate-limit windows read this clock.
+    pub clock: crate::util::clock::Clock,
 }
 
 impl OAuthServer {
@@ -86,6 +88,23 @@ pub fn query(req: &LocalRequest) -> HashMap<String, String> {
 }
 
 /// `n` random bytes, base64url: codes, tokens, states (≥128 bits each).
+/// Session errors as OAuth errors (RFC 6749 §5.2): the one place they
+/// become wire errors. A bad or reused token is `invalid_grant`; anything the
+/// client should retry is `temporarily_unavailable`.
+impl From<sessions::SessionError> for crate::errors::OAuthError {
+    fn from(e: sessions::SessionError) -> Self {
+        use crate::errors::OAuthError;
+        use sessions::SessionError as E;
+        match e {
+            E::InvalidGrant | E::EndedUpstream(_) => OAuthError::invalid_grant(e.to_string()),
+            E::Busy | E::Changed | E::Idp(_) | E::Store(_) => {
+                OAuthError::temporarily_unavailable(e.to_string())
+            }
+            E::Internal(m) => OAuthError::server_error(m),
+        }
+    }
+}
+
 pub fn random(n: usize) -> Result<String, crate::errors::OAuthError> {
     crate::util::random::token(n)
         .map_err(|e| crate::errors::OAuthError::server_error(e.to_string()))

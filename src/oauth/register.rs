@@ -6,6 +6,7 @@
 //! clients that re-register on every login cannot grow the store unbounded.
 //! A confidential client's secret is returned once and stored hashed.
 
+use crate::store::keys;
 use serde_json::json;
 
 use super::clients::{self, Client, Metadata};
@@ -40,7 +41,8 @@ async fn try_register(
             "the body is not valid client metadata JSON: {e}"
         ))
     })?;
-    let mut client = clients::validate(meta, format!("drc_{}", random(16)?))?;
+    let mut client =
+        clients::validate(meta, format!("drc_{}", random(16)?), oauth.clock.now_secs())?;
     let secret = (!client.is_public()).then(|| random(32)).transpose()?;
     client.secret_hash = secret.as_deref().map(sha256_hex);
     save(state, oauth, &client).await?;
@@ -68,7 +70,7 @@ pub async fn save(state: &State, oauth: &OAuthServer, client: &Client) -> Result
 }
 
 pub fn key(client_id: &str) -> String {
-    format!("client:{client_id}")
+    keys::client(client_id)
 }
 
 /// Per-client limits (RFC 7591 §3 leaves abuse control to the server): per
@@ -81,13 +83,13 @@ async fn rate_limit(
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> Result<(), OAuthError> {
-    let now = crate::auth::verify::now_secs();
+    let now = oauth.clock.now_secs();
     let bucket = req
         .client_ip
         .map(crate::web::client_addr::limit_bucket)
         .unwrap_or_else(|| "unknown".into());
     let count = |window: u64| {
-        let key = format!("rl:reg:{bucket}:{window}:{}", now / window);
+        let key = keys::registration_limit(&bucket, window, now / window);
         async move {
             state
                 .store

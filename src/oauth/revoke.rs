@@ -15,6 +15,7 @@ use crate::auth::{Audience, TokenError};
 use crate::config::oauth::TokenMode;
 use crate::errors::OAuthError;
 use crate::state::State;
+use crate::store::keys;
 use crate::web::{LocalRequest, LocalResponse};
 
 /// Revocation requests per client address and minute.
@@ -81,11 +82,11 @@ async fn limit(state: &State, req: &LocalRequest) -> Result<(), OAuthError> {
         .client_ip
         .map(crate::web::client_addr::limit_bucket)
         .unwrap_or_else(|| "unknown".into());
-    let minute = crate::auth::verify::now_secs() / 60;
+    let minute = state.clock.now_secs() / 60;
     let n = state
         .store
         .incr(
-            &format!("rl:revoke:{ip}:{minute}"),
+            &keys::revocation_limit(&ip, minute),
             std::time::Duration::from_secs(60),
         )
         .await

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::idp::IdpTokens;
 use crate::credentials::token_exchange::SubjectTokens;
-use crate::secrets::SecretBox;
-use crate::store::Store;
+use crate::store::vault::Vault;
+use crate::store::{keys, Store};
 
 /// A value stored sealed (AES-GCM). `Plain` is only read, from sessions
 /// written before a secrets key was required; nothing writes it any more.
@@ -26,7 +26,7 @@ pub enum Sealed {
 
 /// A session's store key; also the reference its sealed values are bound to.
 pub fn key(sid: &str) -> String {
-    format!("sess:{sid}")
+    keys::session(sid)
 }
 
 /// The part of a stored session this reader needs.
@@ -38,28 +38,26 @@ struct StoredSession {
 
 struct SessionTokens {
     store: Arc<dyn Store>,
-    sbox: Arc<SecretBox>,
+    vault: Arc<Vault>,
 }
 
 #[async_trait::async_trait]
 impl SubjectTokens for SessionTokens {
     async fn access_token(&self, sid: &str) -> Result<Option<String>, String> {
-        use base64::Engine;
         let unreadable = || "unreadable session".to_string();
         let Some(bytes) = self.store.get(&key(sid)).await.map_err(|e| e.to_string())? else {
             return Ok(None);
         };
         let s: StoredSession = serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
-        let raw = match &s.upstream {
-            Some(Sealed::Sealed(b64)) => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .map_err(|_| unreadable())?,
+        let b64 = match &s.upstream {
+            Some(Sealed::Sealed(b64)) => b64,
             // Clear-text sessions predate the secrets key: never exchanged.
             Some(Sealed::Plain(_)) | None => return Ok(None),
         };
+        // The same policy as `sessions::open`: bound to the session's key.
         let plain = self
-            .sbox
-            .open(&key(sid), &raw)
+            .vault
+            .open_text(&key(sid), &key(sid), b64)
             .map_err(|_| "the session's tokens cannot be opened".to_string())?;
         let up: IdpTokens = serde_json::from_slice(&plain).map_err(|_| unreadable())?;
         Ok(Some(up.access_token))
@@ -72,12 +70,12 @@ impl SubjectTokens for SessionTokens {
 pub(crate) fn reader(
     gateway_mode: bool,
     store: &Arc<dyn Store>,
-    sbox: &Option<Arc<SecretBox>>,
+    vault: &Option<Arc<Vault>>,
 ) -> Option<Arc<dyn SubjectTokens>> {
-    match (gateway_mode, sbox) {
-        (true, Some(sbox)) => Some(Arc::new(SessionTokens {
+    match (gateway_mode, vault) {
+        (true, Some(vault)) => Some(Arc::new(SessionTokens {
             store: store.clone(),
-            sbox: sbox.clone(),
+            vault: vault.clone(),
         })),
         _ => None,
     }

@@ -10,16 +10,45 @@
 //! Refreshes of one session are serialised by a store lock, so the upstream
 //! IdP is refreshed once however many requests arrive together.
 
+use crate::store::keys;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::idp::{IdpError, IdpTokens, User};
-use super::{random, sha256_hex, OAuthServer};
-use crate::auth::verify::now_secs;
-use crate::errors::OAuthError;
+use super::{sha256_hex, OAuthServer};
 use crate::state::State;
+use crate::store::StoreError;
+
+/// Why a session could not be created, rotated or ended. The token
+/// endpoint turns these into OAuth errors (RFC 6749 §5.2) in one place,
+/// `From<SessionError> for OAuthError` in `oauth/mod.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Unknown, expired, revoked, reused or another client's token.
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidGrant,
+    /// The identity provider refused the upstream refresh token.
+    #[error("the identity provider ended the session ({0})")]
+    EndedUpstream(String),
+    #[error("the session is busy; retry")]
+    Busy,
+    #[error("the session changed during the refresh; retry")]
+    Changed,
+    /// The identity provider could not be reached or failed.
+    #[error("{0}")]
+    Idp(IdpError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A fault of the gateway's own (encoding, sealing, signing, randomness).
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn random(n: usize) -> Result<String, SessionError> {
+    crate::util::random::token(n).map_err(|e| SessionError::Internal(e.to_string()))
+}
 
 /// What a token endpoint returns (RFC 6749 §5.1).
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -63,20 +92,17 @@ pub(super) fn seal(
     state: &State,
     reference: &str,
     value: &impl Serialize,
-) -> Result<Sealed, OAuthError> {
-    use base64::Engine;
-    let text = serde_json::to_string(value).map_err(|_| OAuthError::server_error("encode"))?;
+) -> Result<Sealed, SessionError> {
+    let text = serde_json::to_string(value).map_err(|_| SessionError::Internal("encode".into()))?;
     // `[oauth]` does not start without a secrets key; should one be missing
     // anyway, fail rather than store the IdP's tokens in clear.
     let b = state
-        .sbox
+        .vault
         .as_ref()
-        .ok_or_else(|| OAuthError::server_error("no secrets key"))?;
+        .ok_or_else(|| SessionError::Internal("no secrets key".into()))?;
     Ok(Sealed::Sealed(
-        base64::engine::general_purpose::STANDARD.encode(
-            b.seal(reference, text.as_bytes())
-                .map_err(|_| OAuthError::server_error("seal"))?,
-        ),
+        b.seal_text(reference, text.as_bytes())
+            .map_err(|_| SessionError::Internal("seal".into()))?,
     ))
 }
 
@@ -85,13 +111,13 @@ pub(super) fn open<T: serde::de::DeserializeOwned>(
     reference: &str,
     s: &Sealed,
 ) -> Option<T> {
-    use base64::Engine;
     let text = match s {
         Sealed::Plain(t) => t.as_bytes().to_vec(),
-        Sealed::Sealed(b64) => {
-            let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-            state.sbox.as_ref()?.open(reference, &raw).ok()?
-        }
+        Sealed::Sealed(b64) => state
+            .vault
+            .as_ref()?
+            .open_text(reference, reference, b64)
+            .ok()?,
     };
     serde_json::from_slice(&text).ok()
 }
@@ -100,8 +126,8 @@ pub(super) fn open<T: serde::de::DeserializeOwned>(
 /// detection (about four days of hourly refreshes).
 const MAX_RETIRED: usize = 100;
 
-fn store_err(e: crate::store::StoreError) -> OAuthError {
-    OAuthError::temporarily_unavailable(format!("store: {e}"))
+fn store_err(e: StoreError) -> SessionError {
+    SessionError::Store(e)
 }
 
 /// Starts a session for a redeemed code and issues its first tokens.
@@ -113,10 +139,10 @@ pub async fn create(
     scope: String,
     resource: Option<String>,
     upstream: Option<IdpTokens>,
-) -> Result<(Session, Issued), OAuthError> {
+) -> Result<(Session, Issued), SessionError> {
     let sid = random(16)?;
     let refresh = format!("{sid}.{}", random(32)?);
-    let now = now_secs();
+    let now = oauth.clock.now_secs();
     let mut s = Session {
         upstream_expires_at: upstream
             .as_ref()
@@ -140,7 +166,7 @@ pub async fn create(
         expires_at: now + oauth.cfg.refresh_token_ttl.as_secs(),
     };
     let issued = issue(state, oauth, &mut s, refresh)?;
-    let bytes = serde_json::to_vec(&s).map_err(|_| OAuthError::server_error("encode"))?;
+    let bytes = serde_json::to_vec(&s).map_err(|_| SessionError::Internal("encode".into()))?;
     state
         .store
         .put(&key(&sid), &bytes, Some(oauth.cfg.refresh_token_ttl))
@@ -155,12 +181,12 @@ fn issue(
     oauth: &OAuthServer,
     s: &mut Session,
     refresh: String,
-) -> Result<Issued, OAuthError> {
+) -> Result<Issued, SessionError> {
     let keys = oauth
         .keys
         .as_ref()
-        .ok_or_else(|| OAuthError::server_error("no signing keys"))?;
-    let now = now_secs();
+        .ok_or_else(|| SessionError::Internal("no signing keys".into()))?;
+    let now = oauth.clock.now_secs();
     let ttl = oauth.cfg.access_token_ttl.as_secs();
     let claims = json!({
         "iss": state.config.public_url, "sub": s.user.sub,
@@ -176,7 +202,7 @@ fn issue(
     }
     let access = keys
         .sign(&claims)
-        .map_err(|e| OAuthError::server_error(e.to_string()))?;
+        .map_err(|e| SessionError::Internal(e.to_string()))?;
     s.access.retain(|(_, exp)| *exp > now);
     s.access.push((sha256_hex(&access), now + ttl));
     if s.access.len() > 20 {
@@ -197,12 +223,13 @@ pub async fn refresh(
     oauth: &OAuthServer,
     client_id: &str,
     presented: &str,
-) -> Result<Issued, OAuthError> {
-    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
-    let (sid, _) = presented.split_once('.').ok_or_else(invalid)?;
+) -> Result<Issued, SessionError> {
+    let (sid, _) = presented
+        .split_once('.')
+        .ok_or(SessionError::InvalidGrant)?;
     locked(
         state,
-        &format!("lock:sess:{sid}"),
+        &keys::session_lock(sid),
         rotate(state, oauth, client_id, sid, presented),
     )
     .await
@@ -212,18 +239,18 @@ pub async fn refresh(
 /// to five seconds for it. The lease is renewed while the work runs (an IdP
 /// call may outlast it) and released only by its holder; it expires by
 /// itself should an instance die holding it.
-pub async fn locked<T>(
+pub async fn locked<T, E: From<SessionError>>(
     state: &State,
     lock: &str,
-    work: impl std::future::Future<Output = Result<T, OAuthError>>,
-) -> Result<T, OAuthError> {
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     use crate::store::lock::{Lease, LeaseSettings, LockError};
     let lease = Lease::acquire(state.store.clone(), lock, LeaseSettings::default())
         .await
         .map_err(|e| match e {
-            LockError::Busy => OAuthError::temporarily_unavailable("the session is busy; retry"),
+            LockError::Busy => SessionError::Busy,
             LockError::Store(e) => store_err(e),
-            LockError::Random => OAuthError::server_error("randomness unavailable"),
+            LockError::Random => SessionError::Internal("randomness unavailable".into()),
         })?;
     lease.hold(work).await
 }
@@ -234,21 +261,19 @@ async fn rotate(
     client_id: &str,
     sid: &str,
     presented: &str,
-) -> Result<Issued, OAuthError> {
-    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+) -> Result<Issued, SessionError> {
+    let invalid = || SessionError::InvalidGrant;
     let Some(before) = state.store.get(&key(sid)).await.map_err(store_err)? else {
         return Err(invalid());
     };
     let mut s: Session = serde_json::from_slice(&before).map_err(|_| invalid())?;
-    let now = now_secs();
+    let now = oauth.clock.now_secs();
     let hash = sha256_hex(presented);
     if s.client_id != client_id {
         return Err(invalid());
     }
     if hash != s.current {
-        let in_grace = s.previous.as_deref() == Some(hash.as_str())
-            && now <= s.rotated_at + oauth.cfg.refresh_grace.as_secs();
-        if in_grace {
+        if in_grace(&s, &hash, now, oauth.cfg.refresh_grace) {
             if let Some(answer) = s
                 .grace
                 .as_ref()
@@ -279,11 +304,9 @@ async fn rotate(
                     }
                     Err(IdpError::Refused(e)) => {
                         revoke(state, oauth, sid).await?;
-                        return Err(OAuthError::invalid_grant(format!(
-                            "the identity provider ended the session ({e})"
-                        )));
+                        return Err(SessionError::EndedUpstream(e));
                     }
-                    Err(e) => return Err(OAuthError::temporarily_unavailable(e.to_string())),
+                    Err(e) => return Err(SessionError::Idp(e)),
                 }
             }
         }
@@ -299,7 +322,7 @@ async fn rotate(
     s.rotated_at = now;
     let issued = issue(state, oauth, &mut s, refresh)?;
     s.grace = Some(seal(state, &key(sid), &issued)?);
-    let after = serde_json::to_vec(&s).map_err(|_| OAuthError::server_error("encode"))?;
+    let after = serde_json::to_vec(&s).map_err(|_| SessionError::Internal("encode".into()))?;
     let ttl = Duration::from_secs(s.expires_at.saturating_sub(now).max(1));
     if !state
         .store
@@ -307,16 +330,20 @@ async fn rotate(
         .await
         .map_err(store_err)?
     {
-        return Err(OAuthError::temporarily_unavailable(
-            "the session changed during the refresh; retry",
-        ));
+        return Err(SessionError::Changed);
     }
     Ok(issued)
 }
 
+/// Whether `hash` is the refresh token rotated out last, presented within
+/// the grace window (whole seconds, so a 1 s window lasts up to 2 s).
+fn in_grace(s: &Session, hash: &str, now: u64, grace: Duration) -> bool {
+    s.previous.as_deref() == Some(hash) && now <= s.rotated_at + grace.as_secs()
+}
+
 /// Ends a session: its refresh tokens stop working and every access token it
 /// issued is revoked on every instance; the IdP is told (best effort).
-pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(), OAuthError> {
+pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(), SessionError> {
     let Some(bytes) = state.store.take(&key(sid)).await.map_err(store_err)? else {
         return Ok(());
     };
@@ -336,7 +363,7 @@ pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(),
     Ok(())
 }
 
-pub async fn revoke_access(state: &State, hashes: &[(String, u64)]) -> Result<(), OAuthError> {
+pub async fn revoke_access(state: &State, hashes: &[(String, u64)]) -> Result<(), SessionError> {
     for (h, exp) in hashes {
         let mut hash = [0u8; 32];
         if hex::decode_to_slice(h, &mut hash).is_ok() {
@@ -356,4 +383,52 @@ pub async fn find(state: &State, presented: &str) -> Option<Session> {
     let s: Session = serde_json::from_slice(&state.store.get(&key(sid)).await.ok()??).ok()?;
     let h = sha256_hex(presented);
     (s.current == h || s.previous.as_deref() == Some(h.as_str())).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::clock::Clock;
+
+    fn rotated(at: u64) -> Session {
+        Session {
+            sid: "s".into(),
+            client_id: "c".into(),
+            user: serde_json::from_value(json!({"sub": "u"})).unwrap(),
+            scope: String::new(),
+            resource: None,
+            upstream: None,
+            upstream_expires_at: 0,
+            current: "new".into(),
+            previous: Some("old".into()),
+            retired: vec!["older".into()],
+            rotated_at: at,
+            grace: None,
+            access: Vec::new(),
+            expires_at: at + 3600,
+        }
+    }
+
+    /// RFC 9700 §4.14.2: a retry with the token just rotated out gets the
+    /// same answer within the grace window, and is reuse after it; older
+    /// tokens are never in grace. The clock is advanced, not waited for.
+    #[test]
+    fn the_grace_window_follows_the_clock() {
+        let clock = Clock::manual(1_700_000_000);
+        let s = rotated(clock.now_secs());
+        let grace = Duration::from_secs(1);
+        assert!(in_grace(&s, "old", clock.now_secs(), grace));
+        assert!(!in_grace(&s, "older", clock.now_secs(), grace));
+        clock.advance(Duration::from_millis(1_900));
+        assert!(
+            in_grace(&s, "old", clock.now_secs(), grace),
+            "whole seconds"
+        );
+        clock.advance(Duration::from_millis(200));
+        assert!(
+            !in_grace(&s, "old", clock.now_secs(), grace),
+            "past the window"
+        );
+        assert!(!in_grace(&s, "old", clock.now_secs(), Duration::ZERO));
+    }
 }

@@ -8,6 +8,7 @@
 //! the previous one published for an overlap, so tokens it signed keep
 //! verifying until they expire.
 
+use crate::store::keys;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -22,10 +23,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::jwks::KeySource;
-use crate::secrets::SecretBox;
+use crate::store::vault::Vault;
 use crate::store::{Store, StoreError};
+use crate::util::clock::Clock;
 
-const KEY: &str = "oauth:keys";
+const KEY: &str = keys::SIGNING_KEYS;
+/// What a private half sealed before the vault was bound to (`{V1_BINDING}{kid}`).
+const V1_BINDING: &str = "signing-key:";
 /// Keys kept published: the current one and the one before it.
 const KEEP: usize = 2;
 
@@ -56,8 +60,9 @@ struct Current {
 
 pub struct Keyring {
     store: Arc<dyn Store>,
-    sbox: Option<Arc<SecretBox>>,
+    vault: Option<Arc<Vault>>,
     es256: bool,
+    clock: Clock,
     current: ArcSwap<Current>,
 }
 
@@ -73,13 +78,14 @@ impl Keyring {
     /// Loads the keys, creating the first one if the store has none.
     pub async fn load_or_create(
         store: Arc<dyn Store>,
-        sbox: Option<Arc<SecretBox>>,
+        vault: Option<Arc<Vault>>,
         es256: bool,
+        clock: Clock,
     ) -> Result<Keyring, KeyError> {
         let mut stored = read(store.as_ref()).await?;
         if stored.keys.is_empty() {
             let fresh = StoredKeys {
-                keys: vec![generate(es256, sbox.as_deref())?],
+                keys: vec![generate(es256, vault.as_deref(), clock.now_secs())?],
             };
             let bytes = serde_json::to_vec(&fresh).map_err(|e| KeyError::Key(e.to_string()))?;
             // Two instances starting together: the first write wins, both use it.
@@ -87,13 +93,14 @@ impl Keyring {
             stored = read(store.as_ref()).await?;
         }
         if stored.keys.iter().any(|k| !k.sealed) {
-            stored = seal_stored(store.as_ref(), sbox.as_deref()).await?;
+            stored = seal_stored(store.as_ref(), vault.as_deref()).await?;
         }
-        let current = decode(&stored.keys[0], sbox.as_deref())?;
+        let current = decode(&stored.keys[0], vault.as_deref())?;
         Ok(Keyring {
             store,
-            sbox,
+            vault,
             es256,
+            clock,
             current: ArcSwap::from_pointee(current),
         })
     }
@@ -113,7 +120,7 @@ impl Keyring {
         if let Some(first) = stored.keys.first() {
             if first.kid != self.current.load().kid {
                 self.current
-                    .store(Arc::new(decode(first, self.sbox.as_deref())?));
+                    .store(Arc::new(decode(first, self.vault.as_deref())?));
             }
         }
         let keys: Vec<Value> = stored.keys.iter().map(|k| k.public.clone()).collect();
@@ -123,7 +130,7 @@ impl Keyring {
     /// Makes a new key current; the previous one stays published.
     pub async fn rotate(&self) -> Result<String, KeyError> {
         let (before, mut stored) = read_stored(self.store.as_ref()).await?;
-        let fresh = generate(self.es256, self.sbox.as_deref())?;
+        let fresh = generate(self.es256, self.vault.as_deref(), self.clock.now_secs())?;
         let kid = fresh.kid.clone();
         stored.keys.insert(0, fresh);
         stored.keys.truncate(KEEP);
@@ -138,7 +145,7 @@ impl Keyring {
             ));
         }
         self.current
-            .store(Arc::new(decode(&stored.keys[0], self.sbox.as_deref())?));
+            .store(Arc::new(decode(&stored.keys[0], self.vault.as_deref())?));
         Ok(kid)
     }
 }
@@ -168,18 +175,17 @@ async fn read_stored(store: &dyn Store) -> Result<(Option<Vec<u8>>, StoredKeys),
 
 /// Rewrites keys stored in clear (before a secrets key was required) sealed.
 /// Another instance doing the same at once wins the swap; its result is read.
-async fn seal_stored(store: &dyn Store, sbox: Option<&SecretBox>) -> Result<StoredKeys, KeyError> {
-    let b = sbox
+async fn seal_stored(store: &dyn Store, vault: Option<&Vault>) -> Result<StoredKeys, KeyError> {
+    let b = vault
         .ok_or_else(|| KeyError::Key("a secrets key is required to store signing keys".into()))?;
     let (before, mut stored) = read_stored(store).await?;
     for k in stored.keys.iter_mut().filter(|k| !k.sealed) {
         let der = STANDARD
             .decode(&k.private)
             .map_err(|e| KeyError::Key(e.to_string()))?;
-        let sealed = b
-            .seal(&format!("signing-key:{}", k.kid), &der)
+        k.private = b
+            .seal_text(&keys::signing_key(&k.kid), &der)
             .map_err(|e| KeyError::Key(e.to_string()))?;
-        k.private = STANDARD.encode(sealed);
         k.sealed = true;
     }
     let bytes = serde_json::to_vec(&stored).map_err(|e| KeyError::Key(e.to_string()))?;
@@ -193,7 +199,7 @@ async fn seal_stored(store: &dyn Store, sbox: Option<&SecretBox>) -> Result<Stor
     }
 }
 
-fn generate(es256: bool, sbox: Option<&SecretBox>) -> Result<StoredKey, KeyError> {
+fn generate(es256: bool, vault: Option<&Vault>, created_at: u64) -> Result<StoredKey, KeyError> {
     let err = |e: &dyn std::fmt::Display| KeyError::Key(e.to_string());
     let mut kid_bytes = [0u8; 12];
     aws_lc_rs::rand::fill(&mut kid_bytes).map_err(|e| err(&e))?;
@@ -218,14 +224,12 @@ fn generate(es256: bool, sbox: Option<&SecretBox>) -> Result<StoredKey, KeyError
         ("RS256", der, jwk)
     };
     // Never stored in clear: `[oauth]` requires a secrets key to start.
-    let b = sbox
+    let b = vault
         .ok_or_else(|| KeyError::Key("a secrets key is required to store signing keys".into()))?;
-    let private = STANDARD.encode(
-        b.seal(&format!("signing-key:{kid}"), &der)
-            .map_err(|e| err(&e))?,
-    );
+    let private = b
+        .seal_text(&keys::signing_key(&kid), &der)
+        .map_err(|e| err(&e))?;
     let sealed = true;
-    let created_at = crate::auth::verify::now_secs();
     Ok(StoredKey {
         kid,
         alg: alg.into(),
@@ -236,19 +240,23 @@ fn generate(es256: bool, sbox: Option<&SecretBox>) -> Result<StoredKey, KeyError
     })
 }
 
-fn decode(k: &StoredKey, sbox: Option<&SecretBox>) -> Result<Current, KeyError> {
+fn decode(k: &StoredKey, vault: Option<&Vault>) -> Result<Current, KeyError> {
     let err = |m: String| KeyError::Key(m);
-    let raw = STANDARD
-        .decode(&k.private)
-        .map_err(|e| err(e.to_string()))?;
     let der = if k.sealed {
-        sbox.ok_or_else(
-            || err("the signing key is sealed but no secrets key is configured".into()),
-        )?
-        .open(&format!("signing-key:{}", k.kid), &raw)
-        .map_err(|e| err(e.to_string()))?
+        vault
+            .ok_or_else(
+                || err("the signing key is sealed but no secrets key is configured".into()),
+            )?
+            .open_text(
+                &keys::signing_key(&k.kid),
+                &format!("{V1_BINDING}{}", k.kid),
+                &k.private,
+            )
+            .map_err(|e| err(e.to_string()))?
     } else {
-        raw
+        STANDARD
+            .decode(&k.private)
+            .map_err(|e| err(e.to_string()))?
     };
     let (alg, key) = match k.alg.as_str() {
         "ES256" => (Algorithm::ES256, EncodingKey::from_ec_der(&der)),

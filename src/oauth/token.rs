@@ -4,6 +4,7 @@
 //! or `client_secret_post` (constant-time); codes are taken atomically, and
 //! a second use of a code fails and revokes what the first use issued.
 
+use crate::store::keys;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,7 +169,7 @@ async fn code_grant(
     let code = &p["code"];
     let store_err =
         |e: crate::store::StoreError| OAuthError::temporarily_unavailable(format!("store: {e}"));
-    let used_key = format!("used:{}", sha256_hex(code));
+    let used_key = keys::used_code(&sha256_hex(code));
     let Some(grant) = state
         .store
         .take_json::<CodeGrant>(&code_key(code))
@@ -241,7 +242,7 @@ async fn code_grant(
         TokenMode::Upstream => {
             let up = upstream
                 .ok_or_else(|| OAuthError::server_error("no upstream tokens for this code"))?;
-            let exp = crate::auth::verify::now_secs() + up.expires_in.unwrap_or(3600);
+            let exp = oauth.clock.now_secs() + up.expires_in.unwrap_or(3600);
             let access = vec![(sha256_hex(&up.access_token), exp)];
             (
                 upstream_issued(up, Some(grant.scope)),
@@ -296,7 +297,7 @@ async fn refresh_grant(
     }
     match oauth.cfg.token_mode {
         TokenMode::Gateway => {
-            sessions::refresh(state, oauth, &client.client_id, &p["refresh_token"]).await
+            Ok(sessions::refresh(state, oauth, &client.client_id, &p["refresh_token"]).await?)
         }
         TokenMode::Upstream => {
             // RFC 8707 §2.2: the client may name the resource again so the

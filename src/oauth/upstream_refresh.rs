@@ -6,6 +6,7 @@
 //! answer, sealed, for the grace window; the others wait and get that same
 //! answer instead of a second call that the IdP would treat as reuse.
 
+use crate::store::keys;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -32,11 +33,11 @@ pub async fn refresh(
     resource: Option<&str>,
 ) -> Result<Issued, OAuthError> {
     let hash = sha256_hex(presented);
-    let key = format!("rtans:{hash}");
+    let key = keys::refresh_answer(&hash);
     if let Some(answer) = answered(state, &key, client_id).await {
         return Ok(answer);
     }
-    locked(state, &format!("lock:rt:{hash}"), async {
+    locked(state, &keys::refresh_lock(&hash), async {
         // A request that waited for the lock finds the first one's answer.
         if let Some(answer) = answered(state, &key, client_id).await {
             return Ok(answer);

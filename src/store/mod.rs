@@ -3,7 +3,7 @@
 //! One [`Store`] trait with two backends: [`embedded`] (redb on local disk, the
 //! default, for a single instance) and [`redis`] (shared by many instances).
 //! Values are opaque bytes; callers serialise with serde (see [`StoreExt`]).
-//! Keys are namespaced by the caller (`client:…`, `code:…`, `tok:…`); the Redis
+//! Keys are built by [`keys`] (every prefix in one place); the Redis
 //! backend adds its configured prefix.
 //!
 //! The operations are the ones the OAuth flows need to be safe under
@@ -17,9 +17,11 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::mpsc;
 
 pub mod embedded;
+pub mod keys;
 pub mod lock;
 pub mod open;
 pub mod redis;
+pub mod vault;
 
 /// Why a store operation failed. Callers map `Unavailable` to 503 and never
 /// treat it as "not found".

@@ -170,3 +170,59 @@ fn the_checker_finds_a_cycle_when_there_is_one() {
         vec![vec!["a".to_string(), "b".into(), "c".into()]]
     );
 }
+
+/// The prefixes listed in `store/keys.rs` (`PREFIXES`, one literal a line).
+fn key_prefixes() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/keys.rs");
+    let text = std::fs::read_to_string(path).unwrap();
+    let start = text.find("const PREFIXES").expect("keys.rs lists PREFIXES");
+    let end = start + text[start..].find("];").unwrap();
+    text[start..end]
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('"')?.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Store keys are spelled in `store/keys.rs` only: no string literal outside
+/// `store/` starts with a registered prefix (a quote directly followed by
+/// it, comments ignored), so a new key kind cannot be added elsewhere
+/// without being listed there.
+#[test]
+fn store_key_prefixes_are_spelled_in_store_keys_only() {
+    let prefixes = key_prefixes();
+    assert!(prefixes.len() > 20, "read keys.rs: {prefixes:?}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut found = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path != root.join("store") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                for p in &prefixes {
+                    if line.contains(&format!("\"{p}")) {
+                        found.push(format!("{}:{}: {p}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "store key literals outside store/keys.rs: {found:#?}"
+    );
+}

@@ -22,4 +22,5 @@ mod support;
 mod tenancy;
 mod tenancy_connect;
 mod token_exchange;
+mod vault_upgrade;
 mod workos_sso;

@@ -88,6 +88,13 @@ impl<'a> Api<'a> {
     }
 }
 
+/// An IdP, an upstream and a gateway (the common setup).
+pub(crate) async fn with_upstream() -> (TestIdp, TestUpstream, TestGateway) {
+    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
+    let gw = gateway(&idp).start().await;
+    (idp, up, gw)
+}
+
 /// An IdP, an upstream, an upstream OAuth provider and a gateway.
 pub(crate) async fn with_provider() -> (TestIdp, TestUpstream, TestProvider, TestGateway) {
     let (idp, up, p) = (
@@ -317,8 +324,7 @@ async fn a_change_at_one_instance_routes_at_another() {
 /// Every static injection kind, as the upstream receives it.
 #[tokio::test]
 async fn each_credential_kind_reaches_the_upstream_and_the_client_token_never_does() {
-    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
-    let gw = gateway(&idp).start().await;
+    let (idp, up, gw) = with_upstream().await;
     let ada = Api::as_user(&gw, &idp, "user_ada");
     // An MCP client's token is for one app (RFC 8707): minted per app below.
     let client_token =
@@ -477,8 +483,7 @@ async fn secrets_are_write_only_and_encrypted_at_rest() {
 
 #[tokio::test]
 async fn disabled_tools_are_refused_at_the_gateway() {
-    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
-    let gw = gateway(&idp).start().await;
+    let (idp, up, gw) = with_upstream().await;
     let ada = Api::as_user(&gw, &idp, "user_ada");
     let (id, slug) = ada
         .create_app("tools", json!({"upstreamUrl": up.url(), "public": true}))

@@ -295,7 +295,7 @@ pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets)
         Ok(())
     } else {
         match ProviderSettings::from_connection(conn, s) {
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
             Ok(settings) if conn.config.authorization_endpoint.is_none() => {
                 ClientCredentials::new(settings, state.egress.clone())
                     .try_fetch()
@@ -329,11 +329,12 @@ async fn exchange_reachable(
     let ctx = crate::credentials::oauth::OAuthContext {
         egress: state.egress.clone(),
         store: state.store.clone(),
-        sbox: state.sbox.clone(),
+        vault: state.vault.clone(),
         public_url: state.config.public_url.clone(),
         sessions: None,
+        clock: state.clock.clone(),
     };
-    let te = TokenExchange::new(conn, s, ctx)?;
+    let te = TokenExchange::new(conn, s, ctx).map_err(|e| e.to_string())?;
     match te.request("drio-connection-check".into()).await {
         Ok(_) => Ok(()),
         Err(e) if e.rejects_client() => Err(e.to_string()),

@@ -20,17 +20,13 @@ pub mod keys;
 mod routes;
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use keys::SigningKey;
 
@@ -165,7 +161,13 @@ impl TestIdp {
                 id_token_overrides: None,
             }),
         });
-        let server = tokio::spawn(serve(listener, shared.clone()));
+        let server = {
+            let shared = shared.clone();
+            super::http_server::spawn(listener, move |request| {
+                let shared = shared.clone();
+                async move { routes::handle(&shared, request).await }
+            })
+        };
         TestIdp {
             addr,
             shared,
@@ -298,27 +300,6 @@ impl Shared {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Accepts connections until aborted, serving each with HTTP/1.1.
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = shared.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(routes::handle(&shared, request).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod fake_http;
 pub mod gateway;
+pub mod http_server;
 pub mod idp;
 pub mod oauth_client;
 pub mod ports;

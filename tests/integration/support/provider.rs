@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -17,13 +16,10 @@ use base64::Engine;
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 pub const CLIENT_ID: &str = "up-client";
 pub const CLIENT_SECRET: &str = "up-secret-value";
@@ -58,24 +54,9 @@ impl TestProvider {
             ..State::default()
         }));
         let shared = state.clone();
-        let server = tokio::spawn(async move {
-            let mut conns = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let shared = shared.clone();
-                conns.spawn(async move {
-                    let svc = service_fn(move |r| {
-                        let s = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(&s, r).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-                while conns.try_join_next().is_some() {}
-            }
+        let server = super::http_server::spawn(listener, move |r| {
+            let s = shared.clone();
+            async move { handle(&s, r).await }
         });
         TestProvider {
             addr,

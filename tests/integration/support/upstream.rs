@@ -24,12 +24,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 mod sse;
 
@@ -79,7 +76,13 @@ impl TestUpstream {
             .expect("bind the test upstream");
         let addr = listener.local_addr().expect("test upstream address");
         let shared = Arc::new(Shared::default());
-        let server = tokio::spawn(serve(listener, shared.clone()));
+        let server = {
+            let shared = shared.clone();
+            super::http_server::spawn(listener, move |request| {
+                let shared = shared.clone();
+                async move { handle(&shared, request).await }
+            })
+        };
         TestUpstream {
             addr,
             shared,
@@ -125,26 +128,6 @@ impl Drop for TestUpstream {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = shared.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |request| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(handle(&shared, request).await) }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        while connections.try_join_next().is_some() {}
-    }
 }
 
 async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {

@@ -1,0 +1,270 @@
+//! Every store key the gateway writes, in one place (issue 14, layout.md:
+//! "every store key prefix is in `store/keys.rs`").
+//!
+//! Keys are `{prefix}{rest}`; every prefix ends with `:` so that no record of
+//! one kind can be read as another (`consent:` and `consented:` differ at the
+//! colon). Callers never spell a prefix: they call the function for the
+//! record they mean, and `tests/integration/layering.rs` fails if a string
+//! literal starting with one of [`PREFIXES`] appears outside `store/`.
+//! The Redis backend adds its configured `key_prefix` in front of all of
+//! these; pub/sub channel names are not keys and live with their users.
+//!
+//! Parts that come from users (hosts, slugs, client ids) are used as-is:
+//! the prefix is fixed and the record type is decided by the caller, so a
+//! hostile part can only name another record of the same kind.
+
+/// Every prefix, for the collision test and the layering test (which reads
+/// this list from the source text: one literal per line).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const PREFIXES: &[&str] = &[
+    "app:",
+    "client:",
+    "code:",
+    "conn:",
+    "consent:",
+    "consented:",
+    "ctkt:",
+    "devcode:",
+    "host:",
+    "lock:rt:",
+    "lock:sess:",
+    "oauth:keys",
+    "pend:",
+    "rl:reg:",
+    "rl:revoke:",
+    "rtans:",
+    "secret:",
+    "sess:",
+    "slug:",
+    "tok:",
+    "tools:",
+    "uconfirm:",
+    "uconnect:",
+    "used:",
+    "user:",
+    "utok:",
+];
+
+// ---- catalog ---------------------------------------------------------------
+
+/// Prefix of every app record (`app:{id}`), for scans.
+pub(crate) const APPS: &str = "app:";
+/// Prefix of every connection record, for scans.
+pub(crate) const CONNECTIONS: &str = "conn:";
+/// Prefix of every sealed connection secret, for the start-up check.
+pub(crate) const SECRETS: &str = "secret:";
+
+pub fn app(id: &str) -> String {
+    format!("{APPS}{id}")
+}
+
+/// Prefix of one app's connections (`conn:{app_id}:`), for scans.
+pub fn app_connections(app_id: &str) -> String {
+    format!("{CONNECTIONS}{app_id}:")
+}
+
+pub fn connection(app_id: &str, auth_id: &str) -> String {
+    format!("{CONNECTIONS}{app_id}:{auth_id}")
+}
+
+pub fn tools(app_id: &str) -> String {
+    format!("tools:{app_id}")
+}
+
+/// A connection's sealed secrets, by their opaque reference.
+pub fn secret(reference: &str) -> String {
+    format!("{SECRETS}{reference}")
+}
+
+/// The app owning a public host name.
+pub fn host(host: &str) -> String {
+    format!("host:{host}")
+}
+
+/// The app owning a slug.
+pub fn slug(slug: &str) -> String {
+    format!("slug:{slug}")
+}
+
+// ---- authorization server --------------------------------------------------
+
+/// The gateway's signing keys (one record for all of them).
+pub const SIGNING_KEYS: &str = "oauth:keys";
+
+/// A signing key's private half is sealed bound to this name (the record
+/// holds several keys; each is bound to its own `kid`). Not a store key of
+/// its own: the name under [`SIGNING_KEYS`] the vault binds it to.
+pub fn signing_key(kid: &str) -> String {
+    format!("{SIGNING_KEYS}:{kid}")
+}
+
+/// A registered client (RFC 7591).
+pub fn client(client_id: &str) -> String {
+    format!("client:{client_id}")
+}
+
+/// A pending authorization, by the `state` sent to the IdP.
+pub fn pending(state: &str) -> String {
+    format!("pend:{state}")
+}
+
+/// An authorization code, by its SHA-256 (hex).
+pub fn auth_code(code_hash: &str) -> String {
+    format!("code:{code_hash}")
+}
+
+/// A redeemed code, by its SHA-256 (hex): replay detection.
+pub fn used_code(code_hash: &str) -> String {
+    format!("used:{code_hash}")
+}
+
+/// A dev-login code, by its SHA-256 (hex).
+pub fn dev_code(code_hash: &str) -> String {
+    format!("devcode:{code_hash}")
+}
+
+/// A consent page awaiting the user's answer.
+pub fn consent(id: &str) -> String {
+    format!("consent:{id}")
+}
+
+/// A remembered approval: hashes of user, client and audience.
+pub fn consented(sub_hash: &str, client_hash: &str, audience_hash: &str) -> String {
+    format!("consented:{sub_hash}:{client_hash}:{audience_hash}")
+}
+
+/// A refresh session.
+pub fn session(sid: &str) -> String {
+    format!("sess:{sid}")
+}
+
+/// The answer to an upstream (pass-through) refresh, by the token's hash.
+pub fn refresh_answer(token_hash: &str) -> String {
+    format!("rtans:{token_hash}")
+}
+
+/// The lease serialising refreshes of one session.
+pub fn session_lock(sid: &str) -> String {
+    format!("lock:sess:{sid}")
+}
+
+/// The lease serialising refreshes of one upstream refresh token.
+pub fn refresh_lock(token_hash: &str) -> String {
+    format!("lock:rt:{token_hash}")
+}
+
+/// A signed-in user's profile.
+pub fn user(sub: &str) -> String {
+    format!("user:{sub}")
+}
+
+/// An issued access token's record, by its SHA-256 (hex).
+pub fn token(hash_hex: &str) -> String {
+    format!("tok:{hash_hex}")
+}
+
+/// Registration counter of one client address bucket in one window.
+pub fn registration_limit(bucket: &str, window_secs: u64, slot: u64) -> String {
+    format!("rl:reg:{bucket}:{window_secs}:{slot}")
+}
+
+/// Revocation counter of one client address in one minute.
+pub fn revocation_limit(ip: &str, minute: u64) -> String {
+    format!("rl:revoke:{ip}:{minute}")
+}
+
+// ---- per-user upstream credentials -----------------------------------------
+
+/// A user's upstream tokens for one connection, by the subject's SHA-256.
+pub fn user_tokens(auth_id: &str, subject_hash: &str) -> String {
+    format!("utok:{auth_id}:{subject_hash}")
+}
+
+/// A connect link's ticket.
+pub fn connect_ticket(ticket: &str) -> String {
+    format!("ctkt:{ticket}")
+}
+
+/// A user-connect flow in progress, by its `state`.
+pub fn user_connect(state: &str) -> String {
+    format!("uconnect:{state}")
+}
+
+/// A user-connect confirmation awaiting the user.
+pub fn user_confirm(id: &str) -> String {
+    format!("uconfirm:{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prefixes that are meant to nest: the `lock:` and `rl:` families.
+    fn family(p: &str) -> &str {
+        match p.find(':') {
+            Some(i) if ["lock", "rl"].contains(&&p[..i]) => &p[..=i],
+            _ => p,
+        }
+    }
+
+    #[test]
+    fn no_prefix_is_a_prefix_of_another() {
+        for a in PREFIXES {
+            for b in PREFIXES {
+                if a != b {
+                    assert!(!b.starts_with(a), "`{a}` is a prefix of `{b}`");
+                    // Only the intended families share a leading segment.
+                    if family(a) == family(b) {
+                        assert!(family(a).len() < a.len(), "`{a}` and `{b}` collide");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prefixes_are_listed_once_and_sorted() {
+        let mut sorted = PREFIXES.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted, PREFIXES, "keep PREFIXES sorted and unique");
+    }
+
+    #[test]
+    fn every_function_uses_a_listed_prefix() {
+        let made = [
+            app("a"),
+            app_connections("a"),
+            connection("a", "b"),
+            tools("a"),
+            secret("r"),
+            host("h"),
+            slug("s"),
+            SIGNING_KEYS.to_string(),
+            signing_key("k"),
+            client("c"),
+            pending("s"),
+            auth_code("h"),
+            used_code("h"),
+            dev_code("h"),
+            consent("i"),
+            consented("a", "b", "c"),
+            session("s"),
+            refresh_answer("h"),
+            session_lock("s"),
+            refresh_lock("h"),
+            user("u"),
+            token("h"),
+            registration_limit("b", 60, 1),
+            revocation_limit("i", 1),
+            user_tokens("a", "h"),
+            connect_ticket("t"),
+            user_connect("s"),
+            user_confirm("i"),
+        ];
+        for k in made {
+            let owners: Vec<_> = PREFIXES.iter().filter(|p| k.starts_with(**p)).collect();
+            assert_eq!(owners.len(), 1, "`{k}` is owned by {owners:?}");
+        }
+    }
+}
