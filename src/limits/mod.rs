@@ -24,6 +24,7 @@ use crate::auth::Principal;
 use crate::catalog::route::Route;
 use crate::config::{Config, StorageConfig};
 use crate::errors::ApiError;
+use crate::store::keys;
 use crate::web::LocalResponse;
 
 pub mod config;
@@ -233,7 +234,7 @@ pub(crate) async fn enforce(
             Some(p) => format!("sub:{}", p.subject),
             None => format!("addr:{}", caller()),
         };
-        push(0, rate, format!("user:{}:{who}", app.id), 1);
+        push(0, rate, keys::limit_user(&app.id, &who), 1);
     }
     if let Some((rate, client)) = app
         .limits
@@ -241,10 +242,10 @@ pub(crate) async fn enforce(
         .or(d.client)
         .zip(principal.and_then(|p| p.client_id.as_deref()))
     {
-        push(1, rate, format!("client:{}:{client}", app.id), 1);
+        push(1, rate, keys::limit_client(&app.id, client), 1);
     }
     if let Some(rate) = app.limits.app.or(d.app) {
-        push(2, rate, format!("app:{}", app.id), 1);
+        push(2, rate, keys::limit_app(&app.id), 1);
     }
     let calls = match body {
         Some(b) if !app.limits.tools.is_empty() => tool_calls(b),
@@ -253,7 +254,7 @@ pub(crate) async fn enforce(
     let mut tool_names: Vec<&str> = Vec::new();
     for (name, count) in calls {
         if let Some((configured, rate)) = app.limits.tools.get_key_value(name) {
-            push(3, *rate, format!("tool:{}:{configured}", app.id), count);
+            push(3, *rate, keys::limit_tool(&app.id, configured), count);
             tool_names.push(configured.as_str());
         }
     }

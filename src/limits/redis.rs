@@ -78,7 +78,7 @@ impl Shared {
         let conn = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {
             conn,
-            prefix: format!("{key_prefix}rl:"),
+            prefix: key_prefix.to_string(),
             timeout,
         })
     }

@@ -30,8 +30,12 @@ pub(crate) const PREFIXES: &[&str] = &[
     "lock:sess:",
     "oauth:keys",
     "pend:",
+    "rl:app:",
+    "rl:client:",
     "rl:reg:",
     "rl:revoke:",
+    "rl:tool:",
+    "rl:user:",
     "rtans:",
     "secret:",
     "sess:",
@@ -173,6 +177,27 @@ pub fn revocation_limit(ip: &str, minute: u64) -> String {
     format!("rl:revoke:{ip}:{minute}")
 }
 
+/// A rate-limit cell (GCRA, `src/limits/`) of one app's caller: `who` is
+/// `sub:{subject}` or `addr:{bucket}`.
+pub fn limit_user(app_id: &str, who: &str) -> String {
+    format!("rl:user:{app_id}:{who}")
+}
+
+/// A rate-limit cell of one OAuth client of an app.
+pub fn limit_client(app_id: &str, client_id: &str) -> String {
+    format!("rl:client:{app_id}:{client_id}")
+}
+
+/// A rate-limit cell of a whole app.
+pub fn limit_app(app_id: &str) -> String {
+    format!("rl:app:{app_id}")
+}
+
+/// A rate-limit cell of one tool of an app (all callers together).
+pub fn limit_tool(app_id: &str, tool: &str) -> String {
+    format!("rl:tool:{app_id}:{tool}")
+}
+
 // ---- per-user upstream credentials -----------------------------------------
 
 /// A user's upstream tokens for one connection, by the subject's SHA-256.
@@ -238,6 +263,10 @@ mod tests {
             connection("a", "b"),
             tools("a"),
             secret("r"),
+            limit_user("a", "sub:s"),
+            limit_client("a", "c"),
+            limit_app("a"),
+            limit_tool("a", "t"),
             host("h"),
             slug("s"),
             SIGNING_KEYS.to_string(),
