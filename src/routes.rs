@@ -592,7 +592,7 @@ async fn open(
         (H::Revoke, Some(o)) => revoke::revoke(state, o, req).await,
         (H::DevLoginPage, Some(_)) => dev::login_page(req),
         (H::DevLogin, Some(_)) => dev::submit(state, req).await,
-        (H::SsoEmailPage, Some(_)) => oauth::workos_sso::email_page(state, req).await,
+        (H::SsoEmailPage, Some(o)) => oauth::workos_sso::email_page(state, o, req).await,
         (H::SsoEmail, Some(o)) => oauth::workos_sso::email_submit(state, o, req).await,
         _ => not_found(),
     }

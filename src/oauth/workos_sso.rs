@@ -80,8 +80,20 @@ pub(crate) fn start(state: &State, oauth: &OAuthServer, idp_state: &str) -> Stri
     authorize_url(state, cfg, idp_state, target, None)
 }
 
-fn email_form(idp_state: &str, email: &str, problem: Option<&str>) -> LocalResponse {
-    crate::web::pages::signin::sso_email(EMAIL_PATH, idp_state, email, problem)
+/// The e-mail page. Its form's answer redirects to WorkOS, and browsers
+/// apply the page's CSP `form-action` to that redirect too (CSP 3): the
+/// WorkOS API origin is allowed beside the gateway's own.
+fn email_form(
+    oauth: &OAuthServer,
+    idp_state: &str,
+    email: &str,
+    problem: Option<&str>,
+) -> LocalResponse {
+    let page = crate::web::pages::signin::sso_email(EMAIL_PATH, idp_state, email, problem);
+    match url::Url::parse(&oauth.idp.cfg.issuer) {
+        Ok(u) => page.allow_form_target(&u.origin().ascii_serialization()),
+        Err(_) => page,
+    }
 }
 
 /// The sign-in this `state` names, if it is still waiting (not consumed).
@@ -98,13 +110,13 @@ async fn waiting(state: &State, idp_state: &str) -> Result<(), LocalResponse> {
 }
 
 /// `GET /api/v1/auth/sso/email?state=…`
-pub async fn email_page(state: &State, req: &LocalRequest) -> LocalResponse {
+pub async fn email_page(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
     let q = query(req);
     let idp_state = q.get("state").map(String::as_str).unwrap_or("");
     if let Err(refusal) = waiting(state, idp_state).await {
         return refusal;
     }
-    email_form(idp_state, "", None)
+    email_form(oauth, idp_state, "", None)
 }
 
 /// `POST /api/v1/auth/sso/email` (`state`, `email`): on to the organization
@@ -118,7 +130,7 @@ pub async fn email_submit(state: &State, oauth: &OAuthServer, req: &LocalRequest
         return refusal;
     }
     let email = form.get("email").map(|e| e.trim()).unwrap_or("");
-    let again = |problem: &str| email_form(idp_state, email, Some(problem));
+    let again = |problem: &str| email_form(oauth, idp_state, email, Some(problem));
     let domain = match email.rsplit_once('@') {
         Some((local, d)) if !local.is_empty() && !d.is_empty() && email.len() <= 254 => {
             d.to_ascii_lowercase()

@@ -2,7 +2,7 @@
 // driven by puppeteer-core, against a real gateway with the dev identity
 // provider. Sign-in -> consent -> redirect at 1280 and 360 px, light and
 // dark; the error pages; the connect-your-account confirmation and its
-// result. Every page is screenshotted into out/ and checked with axe-core
+// result; the e-mail step of enterprise SSO (WorkOS). Every page is screenshotted into out/ and checked with axe-core
 // (0 serious or critical violations). A client with a hostile client_name
 // and logo_uri must load nothing and run nothing.
 import { createServer } from 'node:http';
@@ -78,7 +78,9 @@ async function server(handler) {
   return { url: `http://127.0.0.1:${srv.address().port}`, hits };
 }
 
-async function startGateway(upstream) {
+const DEV_IDP = '[idp]\nkind = "dev"\n';
+
+async function startGateway(upstream, idp = DEV_IDP) {
   const dir = tempDir('drio-browser-gw-');
   const proxyPort = await freePort();
   const adminPort = await freePort();
@@ -105,9 +107,7 @@ token_mode = "gateway"
 scopes = ["tools:call"]
 scope_descriptions = { "tools:call" = "Run the app's tools for you" }
 
-[idp]
-kind = "dev"
-
+${idp}
 [[apps]]
 id = "app_everything"
 slug = "everything"
@@ -119,7 +119,7 @@ branding = { display_name = "Everything (example)", accent_color = "#0f7b3c", co
   const config = join(dir, 'gateway.toml');
   writeFileSync(config, toml);
   const proc = start(gatewayBin, ['--config', config], {
-    env: { DRIO_SECRETS_KEY: Buffer.alloc(32, 9).toString('base64'), RUST_LOG: 'warn' },
+    env: { DRIO_SECRETS_KEY: Buffer.alloc(32, 9).toString('base64'), WORKOS_API_KEY: 'sk_test_browser', RUST_LOG: 'warn' },
     logPath: join(dir, 'gateway.log'),
     cwd: dir,
   });
@@ -375,6 +375,37 @@ async function connectPages(browser, gw, sink, upstream, width, scheme) {
   await ctx.close();
 }
 
+/** Enterprise SSO's first step (idp.kind = "workos_sso" with organizations
+ * by e-mail domain): the work e-mail page, its error state, and the hand-off
+ * to WorkOS with the organization of the domain. */
+async function ssoEmailPages(browser, gw, sink, workos, width, scheme) {
+  const variant = `${width}-${scheme}`;
+  const { ctx, page, requests, cspErrors } = await context(browser, width, scheme);
+  const redirect = `${sink.url}/callback`;
+  const client = await register(gw, { client_name: 'Notes Desktop', redirect_uris: [redirect] });
+  const { url } = authorizeUrl(gw, client, redirect, { resource: `${gw.url}/apps/everything/mcp` });
+  await page.goto(url);
+  check(page.url().startsWith(`${gw.url}/api/v1/auth/sso/email`), `${variant}: at the SSO e-mail step (${page.url()})`);
+  await inspect(page, 'sso-email', variant);
+  const focused = await page.evaluate(() => document.activeElement?.id);
+  check(focused === 'email', `${variant}: the e-mail field has focus (${focused})`);
+  await page.keyboard.type('ada@unknown.example');
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  await inspect(page, 'sso-email-error', variant);
+  const text = await page.evaluate(() => document.body.innerText);
+  check(text.includes('unknown.example'), `${variant}: the error names the domain`);
+  await page.evaluate(() => { document.getElementById('email').value = ''; });
+  await page.type('#email', 'ada@acme.com');
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  const at = new URL(page.url());
+  check(at.origin === workos.url && at.pathname === '/sso/authorize', `${variant}: handed to WorkOS (${page.url()})`);
+  check(at.searchParams.get('organization') === 'org_acme', `${variant}: with the domain's organization`);
+  const foreign = requests.filter((u) => !u.startsWith(gw.url) && !u.startsWith(workos.url) && !u.startsWith('data:'));
+  check(foreign.length === 0, `${variant}: the SSO pages loaded nothing from elsewhere: ${foreign.join(', ')}`);
+  check(cspErrors.length === 0, `${variant}: no CSP violations: ${cspErrors.join(' | ')}`);
+  await ctx.close();
+}
+
 async function main() {
   const started = Date.now();
   const upstream = await server((_req, res) => {
@@ -390,6 +421,14 @@ async function main() {
     res.end();
   });
   const gw = await startGateway(upstream.url);
+  const workos = await server((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('WorkOS sign-in (fake)');
+  });
+  const ssoGw = await startGateway(
+    upstream.url,
+    `[idp]\nkind = "workos_sso"\nissuer = "${workos.url}"\nclient_id = "client_browser"\nclient_secret_env = "WORKOS_API_KEY"\norganizations_by_domain = { "acme.com" = "org_acme" }\n`,
+  );
   const profile = tempDir('drio-chromium-');
   const browser = await puppeteer.launch({
     executablePath: chromium,
@@ -404,6 +443,7 @@ async function main() {
         await signInFlow(browser, gw, sink, width, scheme);
         await errorPages(browser, gw, width, scheme);
         await connectPages(browser, gw, sink, upstream.url, width, scheme);
+        await ssoEmailPages(browser, ssoGw, sink, workos, width, scheme);
       }
     }
     console.log('== hostile client_name and logo_uri');
