@@ -309,6 +309,7 @@ mod tests {
             allowed_origins: vec![],
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            stream: Default::default(),
             required_scopes: vec![],
             identity_headers: Default::default(),
             access: crate::config::access::Access::anyone(),

@@ -33,6 +33,7 @@ pub mod origin;
 mod prepare;
 pub mod request_id;
 pub mod respond;
+mod stream;
 
 pub use ctx::Ctx;
 
@@ -48,11 +49,17 @@ const APP_DOCUMENT_CSP: &str = "sandbox allow-scripts allow-forms allow-popups a
 
 pub struct Gateway {
     state: Arc<State>,
+    /// Upstream connections of [`stream`]'s long-lived responses (its own
+    /// pool: those connections are rarely reusable anyway).
+    stream_connector: pingora::connectors::http::v1::Connector,
 }
 
 impl Gateway {
     pub fn new(state: Arc<State>) -> Self {
-        Self { state }
+        Self {
+            state,
+            stream_connector: pingora::connectors::http::v1::Connector::new(None),
+        }
     }
 
     /// Whether a request for a local route names the gateway (`public_url`'s
@@ -135,6 +142,101 @@ impl Gateway {
         respond::write(session, &ctx.request_id, resp).await?;
         Ok(true)
     }
+
+    /// The upstream request: path rewrite, `Host`, forwarding headers, and
+    /// removal of the client's credentials (no token passthrough). Shared by
+    /// Pingora's proxy loop and [`stream`].
+    fn rewrite_upstream_request(
+        &self,
+        session: &Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let Some(route) = ctx.route.as_ref() else {
+            return Ok(());
+        };
+        if let Some(uri) = ctx.upstream_uri.take() {
+            upstream.set_uri(uri);
+        }
+        upstream.insert_header(header::HOST, route.app.upstream.authority.as_str())?;
+        // The client's token is for the gateway, never for the upstream (MCP
+        // authorization spec, "Token Passthrough").
+        upstream.remove_header(&header::AUTHORIZATION);
+        strip_own_cookies(upstream)?;
+        authn::identity_headers(upstream, route, ctx.principal.as_deref())?;
+        if let Some(c) = &ctx.credential {
+            credentials::apply(c, upstream)?;
+        }
+        upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            // A chain is kept only when a trusted proxy forwarded it; anyone
+            // else's `X-Forwarded-For` is replaced, not extended.
+            let trusted = &self.state.config.server.trusted_proxies;
+            let prev = upstream
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .filter(|_| crate::web::client_addr::is_trusted(ip, trusted));
+            let xff = match prev {
+                Some(prev) => format!("{prev}, {ip}"),
+                None => ip.to_string(),
+            };
+            upstream.insert_header("x-forwarded-for", xff)?;
+        }
+        let proto = if self.state.config.public_url.starts_with("https:") {
+            "https"
+        } else {
+            "http"
+        };
+        upstream.insert_header("x-forwarded-proto", proto)?;
+        Ok(())
+    }
+
+    /// The response headers the client sees: request id, CORS, the sandbox
+    /// for app documents, stream accounting. Shared with [`stream`].
+    fn filter_response(&self, resp: &mut ResponseHeader, ctx: &mut Ctx) -> pingora::Result<()> {
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(origin) = &ctx.cors_origin {
+            // The gateway, not the upstream, decides which origins may read.
+            for (name, value) in cors::app_headers(origin) {
+                resp.insert_header(name, value)?;
+            }
+        }
+        let content_type = resp
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(HeaderValue::as_bytes);
+        let is_sse = content_type.is_some_and(|v| v.starts_with(b"text/event-stream"));
+        if !is_sse && !content_type.is_some_and(|v| v.starts_with(b"application/json")) {
+            // An app's documents share the gateway's origin with the consent
+            // and sign-in pages: run them in an opaque origin so their
+            // scripts can neither read the gateway's pages nor its cookies.
+            resp.append_header(header::CONTENT_SECURITY_POLICY, APP_DOCUMENT_CSP)?;
+            resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+        }
+        if is_sse && !ctx.streaming {
+            ctx.streaming = true;
+            self.state.metrics.open_streams.inc();
+        }
+        Ok(())
+    }
+}
+
+/// The upstream peer of a routed app, with its timeouts.
+fn peer_for(route: &crate::catalog::route::Route) -> pingora::Result<HttpPeer> {
+    let app = &route.app;
+    let addr = route.addr.ok_or_else(|| {
+        Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve")
+    })?;
+    let mut peer = HttpPeer::new(addr, app.upstream.tls, app.upstream.host.clone());
+    peer.options.connection_timeout = Some(app.connect_timeout);
+    peer.options.read_timeout = Some(app.read_timeout);
+    peer.options.write_timeout = Some(app.read_timeout);
+    Ok(peer)
 }
 
 #[async_trait]
@@ -253,6 +355,10 @@ impl ProxyHttp for Gateway {
             respond::write(session, &ctx.request_id, refusal).await?;
             return Ok(true);
         }
+        if stream::wants_stream(session.req_header()) {
+            self.proxy_stream(session, ctx).await?;
+            return Ok(true);
+        }
         Ok(false)
     }
 
@@ -265,15 +371,7 @@ impl ProxyHttp for Gateway {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
-        let app = &route.app;
-        let addr = route.addr.ok_or_else(|| {
-            Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve")
-        })?;
-        let mut peer = HttpPeer::new(addr, app.upstream.tls, app.upstream.host.clone());
-        peer.options.connection_timeout = Some(app.connect_timeout);
-        peer.options.read_timeout = Some(app.read_timeout);
-        peer.options.write_timeout = Some(app.read_timeout);
-        Ok(Box::new(peer))
+        peer_for(route).map(Box::new)
     }
 
     async fn upstream_request_filter(
@@ -282,48 +380,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        let Some(route) = ctx.route.as_ref() else {
-            return Ok(());
-        };
-        if let Some(uri) = ctx.upstream_uri.take() {
-            upstream.set_uri(uri);
-        }
-        upstream.insert_header(header::HOST, route.app.upstream.authority.as_str())?;
-        // The client's token is for the gateway, never for the upstream (MCP
-        // authorization spec, "Token Passthrough").
-        upstream.remove_header(&header::AUTHORIZATION);
-        strip_own_cookies(upstream)?;
-        authn::identity_headers(upstream, route, ctx.principal.as_deref())?;
-        if let Some(c) = &ctx.credential {
-            credentials::apply(c, upstream)?;
-        }
-        upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(ip) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
-            // A chain is kept only when a trusted proxy forwarded it; anyone
-            // else's `X-Forwarded-For` is replaced, not extended.
-            let trusted = &self.state.config.server.trusted_proxies;
-            let prev = upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .filter(|_| crate::web::client_addr::is_trusted(ip, trusted));
-            let xff = match prev {
-                Some(prev) => format!("{prev}, {ip}"),
-                None => ip.to_string(),
-            };
-            upstream.insert_header("x-forwarded-for", xff)?;
-        }
-        let proto = if self.state.config.public_url.starts_with("https:") {
-            "https"
-        } else {
-            "http"
-        };
-        upstream.insert_header("x-forwarded-proto", proto)?;
-        Ok(())
+        self.rewrite_upstream_request(session, upstream, ctx)
     }
 
     async fn response_filter(
@@ -332,30 +389,7 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(origin) = &ctx.cors_origin {
-            // The gateway, not the upstream, decides which origins may read.
-            for (name, value) in cors::app_headers(origin) {
-                resp.insert_header(name, value)?;
-            }
-        }
-        let content_type = resp
-            .headers
-            .get(header::CONTENT_TYPE)
-            .map(HeaderValue::as_bytes);
-        let is_sse = content_type.is_some_and(|v| v.starts_with(b"text/event-stream"));
-        if !is_sse && !content_type.is_some_and(|v| v.starts_with(b"application/json")) {
-            // An app's documents share the gateway's origin with the consent
-            // and sign-in pages: run them in an opaque origin so their
-            // scripts can neither read the gateway's pages nor its cookies.
-            resp.append_header(header::CONTENT_SECURITY_POLICY, APP_DOCUMENT_CSP)?;
-            resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
-        }
-        if is_sse && !ctx.streaming {
-            ctx.streaming = true;
-            self.state.metrics.open_streams.inc();
-        }
-        Ok(())
+        self.filter_response(resp, ctx)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

@@ -15,6 +15,7 @@ mod proxy_core;
 mod races;
 mod sealing_and_hosts;
 mod store_conformance;
+mod streams;
 mod support;
 mod tenancy;
 mod tenancy_connect;
