@@ -8,6 +8,7 @@ mod egress;
 mod graceful;
 mod hardening;
 mod idp_selftest;
+mod keepalive;
 mod layering;
 mod management;
 mod oauth;
