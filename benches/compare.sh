@@ -47,8 +47,8 @@ else
   FLOOR_BIN=${FLOOR_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy"}
 fi
 
-UP=$(free_port); NGX=$(free_port); HAP=$(free_port); FLOOR=$(free_port)
-GW=$(free_port); ADMIN=$(free_port)
+free_port UP; free_port NGX; free_port HAP; free_port FLOOR
+free_port GW; free_port ADMIN
 PUBLIC_URL="http://127.0.0.1:$GW"
 ISSUER="https://bench-idp.invalid"
 API_KEY="bench-key-$RANDOM$RANDOM"
@@ -91,7 +91,7 @@ wait_for nginx "$LAST_PID" "$NGX" /ready "$TMP/proxy/error.log"
 cat >"$TMP/haproxy.cfg" <<EOF
 global
   nbthread $THREADS
-  maxconn 20000
+  maxconn 4096
 defaults
   mode http
   timeout connect 5s
@@ -170,12 +170,14 @@ TOKEN=$(jwt_mint "$ISSUER" bench-user "$PUBLIC_URL/apps/bearer/mcp")
 
 # --- wrk -------------------------------------------------------------------------
 lua() { # lua FILE [AUTH]
+  local auth=""
+  [ -n "${2:-}" ] && auth="wrk.headers[\"Authorization\"] = \"Bearer $2\""
   cat >"$1" <<EOF
 wrk.method = "POST"
 wrk.body = '$BODY'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
-${2:+wrk.headers["Authorization"] = "Bearer $2"}
+$auth
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("BENCH_RESULT %d %d %d %d %d %d\n",
@@ -221,6 +223,7 @@ for r in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
     ((WARMUP > 0)) && run_wrk "$t" "$WARMUP" "$TMP/warm-$t.txt"
     run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
+    grep -q '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" || { cat "$TMP/wrk-$r-$t.txt" >&2; die "no result from wrk ($t)"; }
     grep '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" | sed "s/^BENCH_RESULT/$r $t/" >>"$TMP/results.txt"
     echo "   round $r: $t done"
   done

@@ -32,7 +32,7 @@ if [ -n "${SSE_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then :; else
   SSE_BIN=${SSE_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/sse_bench"}
 fi
 
-UP=$(free_port); SSE=$(free_port); GW=$(free_port); ADMIN=$(free_port)
+free_port UP; free_port SSE; free_port GW; free_port ADMIN
 PUBLIC_URL="http://127.0.0.1:$GW"
 ISSUER="https://bench-idp.invalid"
 API_KEY="soak-key-$RANDOM$RANDOM"

@@ -34,7 +34,7 @@ if [ -n "${SSE_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then :; else
   SSE_BIN=${SSE_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/sse_bench"}
 fi
 
-UP=$(free_port); GW=$(free_port); ADMIN=$(free_port)
+free_port UP; free_port GW; free_port ADMIN
 start upstream INT "$TMP/upstream.log" "$SSE_BIN" upstream "127.0.0.1:$UP" "$EVERY_MS"
 wait_for sse-upstream "$LAST_PID" "$UP" /ready "$TMP/upstream.log"
 cat >"$TMP/gateway.toml" <<EOF

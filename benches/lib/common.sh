@@ -51,6 +51,7 @@ trap 'exit 143' TERM
 
 # A loopback port nothing listens on (probed by connecting; a tiny race with
 # other processes is possible, the bind then fails loudly).
+# free_port VAR: sets VAR (not a subshell, so the ports handed out are remembered).
 used_ports=" "
 free_port() {
   local p
@@ -59,7 +60,7 @@ free_port() {
     [[ $used_ports == *" $p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       used_ports+="$p "
-      echo "$p"
+      printf -v "$1" '%s' "$p"
       return 0
     fi
   done

@@ -15,6 +15,9 @@ jwt_init() { # jwt_init DIR
   n=$(printf '%b' "$(echo "$hex" | sed 's/../\\x&/g')" | b64url)
   printf '{"keys":[{"kty":"RSA","kid":"bench","use":"sig","alg":"RS256","n":"%s","e":"AQAB"}]}' "$n" \
     >"$JWT_DIR/jwks.json"
+  # nginx's workers (another user when started as root) serve the JWKS.
+  chmod 755 "$(dirname "$JWT_DIR")" "$JWT_DIR"
+  chmod 644 "$JWT_DIR/jwks.json"
 }
 
 jwt_mint() { # jwt_mint ISSUER SUB AUD
