@@ -69,6 +69,7 @@ nginx_conf upstream "
     location = /ready { return 200; }
   }"
 start upstream TERM "$TMP/upstream/stdout.log" "$NGINX" -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream/nginx.conf"
+UP_PID=$LAST_PID
 wait_for upstream "$LAST_PID" "$UP" /ready "$TMP/upstream/error.log"
 
 # --- nginx plain proxy ---------------------------------------------------------
@@ -85,6 +86,7 @@ nginx_conf proxy "
   }"
 sed -i "s/^worker_processes 1;/worker_processes $THREADS;/" "$TMP/proxy/nginx.conf"
 start nginx TERM "$TMP/proxy/stdout.log" "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf"
+NGX_PID=$LAST_PID
 wait_for nginx "$LAST_PID" "$NGX" /ready "$TMP/proxy/error.log"
 
 # --- haproxy plain proxy -------------------------------------------------------
@@ -106,10 +108,12 @@ backend be
   server up 127.0.0.1:$UP maxconn 1000
 EOF
 start haproxy USR1 "$TMP/haproxy.log" "$HAPROXY" -db -f "$TMP/haproxy.cfg"
+HAP_PID=$LAST_PID
 wait_for haproxy "$LAST_PID" "$HAP" /ready "$TMP/haproxy.log"
 
 # --- the floor -------------------------------------------------------------------
 start floor INT "$TMP/floor.log" "$FLOOR_BIN" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$THREADS"
+FLOOR_PID=$LAST_PID
 wait_for floor "$LAST_PID" "$FLOOR" /ready "$TMP/floor.log"
 
 # --- the gateway -------------------------------------------------------------------
@@ -200,6 +204,24 @@ url_of() {
     *) die "unknown target $1" ;;
   esac
 }
+# CPU time (clock ticks) of a process and its children (nginx's workers):
+# on a shared machine req/s follows the CPU share the proxy happens to get,
+# CPU time per request does not.
+cpu_ticks() {
+  local pid total=0 t
+  for pid in $1 $(pgrep -P "$1" 2>/dev/null); do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+pid_of() {
+  case $1 in
+    direct) echo "$UP_PID" ;; nginx) echo "$NGX_PID" ;; haproxy) echo "$HAP_PID" ;;
+    floor) echo "$FLOOR_PID" ;; *) echo "$GW_PID" ;;
+  esac
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 script_of() { [ "$1" = gw-bearer ] && echo "$TMP/bearer.lua" || echo "$TMP/plain.lua"; }
 
 # One request per target must answer 200 before any load.
@@ -222,9 +244,11 @@ echo "== wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, POST ${#BODY} bytes; 
 for r in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
     ((WARMUP > 0)) && run_wrk "$t" "$WARMUP" "$TMP/warm-$t.txt"
+    c0=$(cpu_ticks "$(pid_of "$t")")
     run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
+    c1=$(cpu_ticks "$(pid_of "$t")")
     grep -q '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" || { cat "$TMP/wrk-$r-$t.txt" >&2; die "no result from wrk ($t)"; }
-    grep '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" | sed "s/^BENCH_RESULT/$r $t/" >>"$TMP/results.txt"
+    grep '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" | sed "s/^BENCH_RESULT/$r $t/; s/\$/ $(((c1 - c0) * TICK_US))/" >>"$TMP/results.txt"
     echo "   round $r: $t done"
   done
 done
@@ -233,18 +257,20 @@ echo "== gateway RSS (KiB) and open fds after the load: $(proc_stats "$GW_PID")"
 # --- report ----------------------------------------------------------------------
 echo
 awk '
-  # fields: round target requests duration_us p50_us p99_us socket_errors non_2xx
+  # fields: round target requests duration_us p50_us p99_us socket_errors non_2xx cpu_us
   { rps[$1, $2] = $3 / ($4 / 1e6); p50[$1, $2] = $5 / 1000; p99[$1, $2] = $6 / 1000
+    cpu[$1, $2] = $3 > 0 ? $9 / $3 : 0
     err[$1, $2] = $7 + $8; order[++n] = $1 SUBSEP $2; errors += $7 + $8 }
   function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "—" }
   END {
-    print "| round | path | req/s | p50 ms | p99 ms | errors | vs direct | vs nginx | vs haproxy | vs floor |"
-    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    print "| round | path | req/s | p50 ms | p99 ms | errors | vs direct | vs nginx | vs haproxy | vs floor | CPU µs/req | CPU vs floor |"
+    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     for (i = 1; i <= n; i++) {
       split(order[i], k, SUBSEP); r = k[1]; t = k[2]
-      printf "| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s | %s | %s |\n", r, t, rps[r, t], p50[r, t], p99[r, t], err[r, t],
+      printf "| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s | %s | %s | %.1f | %s |\n", r, t, rps[r, t], p50[r, t], p99[r, t], err[r, t],
         ratio(rps[r, t], rps[r, "direct"]), ratio(rps[r, t], rps[r, "nginx"]),
-        ratio(rps[r, t], rps[r, "haproxy"]), ratio(rps[r, t], rps[r, "floor"])
+        ratio(rps[r, t], rps[r, "haproxy"]), ratio(rps[r, t], rps[r, "floor"]),
+        cpu[r, t], ratio(cpu[r, t], cpu[r, "floor"])
     }
     exit(errors > 0)
   }' "$TMP/results.txt" || die "some requests failed (errors column): the figures are invalid"

@@ -52,11 +52,15 @@ trap 'exit 143' TERM
 # A loopback port nothing listens on (probed by connecting; a tiny race with
 # other processes is possible, the bind then fails loudly).
 # free_port VAR: sets VAR (not a subshell, so the ports handed out are remembered).
+# Ports come from below the ephemeral range: thousands of client sockets
+# (streams.sh, soak.sh) would otherwise hold the port a listener wants.
 used_ports=" "
+EPHEMERAL_LOW=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
-  local p
+  local p span=$((EPHEMERAL_LOW - 10000))
+  ((span > 1000)) || span=20000
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % span))
     [[ $used_ports == *" $p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       used_ports+="$p "
