@@ -6,9 +6,11 @@
 //! no token, user id or raw path can reach a label and cardinality stays
 //! bounded.
 
+use std::sync::OnceLock;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Label value used for requests answered by the gateway itself.
@@ -25,6 +27,83 @@ pub struct Metrics {
     pub inflight: IntGauge,
     pub open_streams: IntGauge,
     pub origin_rejections: IntCounterVec,
+    /// Handles of requests answered locally / matching no app.
+    local_app: OnceLock<AppMetrics>,
+    no_app: OnceLock<AppMetrics>,
+}
+
+/// The method labels, in [`method_index`] order.
+const METHODS: [&str; 8] = [
+    "GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS", "OTHER",
+];
+/// The status classes, in [`status_index`] order.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// One app's per-request metric handles, resolved on first use rather than
+/// with `with_label_values` (a hash of every label and a lock) per request.
+/// Series are still created only when first used, so `/metrics` shows the
+/// same series as before.
+pub struct AppMetrics {
+    app: String,
+    duration: OnceLock<Histogram>,
+    stream_duration: OnceLock<Histogram>,
+    requests: [[OnceLock<IntCounter>; STATUS_CLASSES.len()]; METHODS.len()],
+}
+
+impl AppMetrics {
+    pub fn new(app: &str) -> Self {
+        Self {
+            app: app.to_string(),
+            duration: OnceLock::new(),
+            stream_duration: OnceLock::new(),
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+        }
+    }
+
+    /// Counts one finished request and observes its duration.
+    pub fn finished(
+        &self,
+        m: &Metrics,
+        method: &http::Method,
+        status: u16,
+        streaming: bool,
+        secs: f64,
+    ) {
+        let (mi, si) = (method_index(method), status_index(status));
+        self.requests[mi][si]
+            .get_or_init(|| {
+                m.requests
+                    .with_label_values(&[self.app.as_str(), METHODS[mi], STATUS_CLASSES[si]])
+            })
+            .inc();
+        // Long-lived SSE streams would swamp request latency; they get their own histogram.
+        let (cell, vec) = if streaming {
+            (&self.stream_duration, &m.stream_duration)
+        } else {
+            (&self.duration, &m.duration)
+        };
+        cell.get_or_init(|| vec.with_label_values(&[self.app.as_str()]))
+            .observe(secs);
+    }
+}
+
+fn method_index(m: &http::Method) -> usize {
+    let label = method_label(m);
+    METHODS
+        .iter()
+        .position(|x| *x == label)
+        .unwrap_or(METHODS.len() - 1)
+}
+
+fn status_index(status: u16) -> usize {
+    match status {
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        500..=599 => 4,
+        _ => 5,
+    }
 }
 
 /// Upstream failure kinds (label `kind` of `drio_upstream_errors_total`).
@@ -146,7 +225,19 @@ impl Metrics {
             inflight,
             open_streams,
             origin_rejections,
+            local_app: OnceLock::new(),
+            no_app: OnceLock::new(),
         })
+    }
+
+    /// Handles for requests the gateway answered itself (`_gateway`) or
+    /// that matched no app (`_none`).
+    pub fn unrouted(&self, local: bool) -> &AppMetrics {
+        if local {
+            self.local_app.get_or_init(|| AppMetrics::new(LOCAL_APP))
+        } else {
+            self.no_app.get_or_init(|| AppMetrics::new(NO_APP))
+        }
     }
 
     /// The Prometheus text exposition of every registered metric.
@@ -174,6 +265,39 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("drio_build_info{version="), "{text}");
+    }
+
+    #[test]
+    fn app_handles_count_like_label_lookups() {
+        let m = Metrics::new().unwrap();
+        let a = AppMetrics::new("notes");
+        a.finished(&m, &http::Method::POST, 200, false, 0.001);
+        a.finished(&m, &http::Method::POST, 201, false, 0.001);
+        a.finished(
+            &m,
+            &http::Method::from_bytes(b"BREW").unwrap(),
+            0,
+            true,
+            2.0,
+        );
+        m.unrouted(true)
+            .finished(&m, &http::Method::GET, 404, false, 0.0);
+        let text = String::from_utf8(m.render()).unwrap();
+        for want in [
+            r#"drio_requests_total{app="notes",method="POST",status_class="2xx"} 2"#,
+            r#"drio_requests_total{app="notes",method="OTHER",status_class="none"} 1"#,
+            r#"drio_requests_total{app="_gateway",method="GET",status_class="4xx"} 1"#,
+            r#"drio_request_duration_seconds_count{app="notes"} 2"#,
+            r#"drio_stream_duration_seconds_count{app="notes"} 1"#,
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
+        assert!(
+            !text.contains(r#"method="GET",status_class="2xx""#),
+            "{text}"
+        );
+        assert_eq!(status_index(503), 4);
+        assert_eq!(METHODS[method_index(&http::Method::PATCH)], "PATCH");
     }
 
     #[test]

@@ -199,6 +199,9 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
             allowed_origins: s.allowed_origins.clone(),
             connect_timeout_ms: s.connect_timeout_ms,
             read_timeout_ms: s.read_timeout_ms,
+            // Stored apps follow `[server]`'s stream settings.
+            stream_idle_timeout_seconds: None,
+            stream_heartbeat_seconds: None,
             required_scopes: s.required_scopes.clone(),
             identity_headers: Some(RawIdentityHeaders {
                 subject: h.subject.clone(),

@@ -38,6 +38,35 @@ pub struct Route {
     pub injection: Arc<Injection>,
     /// Tools whose `tools/call` the gateway refuses.
     pub disabled_tools: Arc<HashSet<String>>,
+    /// Per-request constants, computed once per route rather than per request.
+    pub hot: RouteHot,
+}
+
+/// What the proxy's hot path needs of a route, prepared once.
+pub struct RouteHot {
+    /// The upstream's `Host` (its authority).
+    pub host: http::HeaderValue,
+    /// Metric handles of the app (resolved on first use).
+    pub metrics: crate::metrics::AppMetrics,
+}
+
+impl std::fmt::Debug for RouteHot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteHot")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouteHot {
+    fn new(app: &AppConfig) -> Self {
+        Self {
+            // The authority was parsed from a URL: a valid header value.
+            host: http::HeaderValue::from_str(&app.upstream.authority)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("invalid")),
+            metrics: crate::metrics::AppMetrics::new(&app.slug),
+        }
+    }
 }
 
 /// What a route is built from: the app plus its catalog extras.
@@ -159,6 +188,7 @@ impl RouteTable {
                 trusted: spec.trusted,
                 injection: spec.injection,
                 disabled_tools: spec.disabled_tools,
+                hot: RouteHot::new(&app),
             });
             // First claim wins (config apps come first, then stored apps by
             // creation): a later app can never take a slug or a host, nor
@@ -310,6 +340,7 @@ mod tests {
             allowed_origins: vec![],
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            stream: Default::default(),
             required_scopes: vec![],
             identity_headers: Default::default(),
             access: crate::config::access::Access::anyone(),

@@ -92,6 +92,36 @@ pub struct ServerSettings {
     /// sockets from the running one on SIGQUIT (Pingora's graceful upgrade).
     /// None: upgrades are off (SIGQUIT stops like SIGTERM).
     pub upgrade_sock: Option<PathBuf>,
+    /// Default SSE stream policy of every app (see [`StreamPolicy`]).
+    pub stream: StreamPolicy,
+}
+
+/// How a long-lived `text/event-stream` response is kept (crate::proxy::stream).
+/// `None` means "no idle cut" and "no heartbeats" respectively.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamPolicy {
+    /// Longest upstream silence before the stream is cut.
+    pub idle_timeout: Option<Duration>,
+    /// Interval of `: keep-alive` comments written while the upstream is silent.
+    pub heartbeat: Option<Duration>,
+}
+
+/// An app's overrides of the server's [`StreamPolicy`]: `None` inherits,
+/// `Some(None)` turns the setting off for this app.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamOverrides {
+    pub idle_timeout: Option<Option<Duration>>,
+    pub heartbeat: Option<Option<Duration>>,
+}
+
+impl StreamOverrides {
+    /// The policy in force for the app, given the server's default.
+    pub fn over(&self, server: StreamPolicy) -> StreamPolicy {
+        StreamPolicy {
+            idle_timeout: self.idle_timeout.unwrap_or(server.idle_timeout),
+            heartbeat: self.heartbeat.unwrap_or(server.heartbeat),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +186,8 @@ pub struct AppConfig {
     pub allowed_origins: Vec<String>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// SSE stream settings that differ from `[server]`'s.
+    pub stream: StreamOverrides,
     pub required_scopes: Vec<String>,
     pub identity_headers: auth::IdentityHeaders,
     /// Who may use the app (and be issued a token for it).
@@ -191,5 +223,47 @@ impl AppConfig {
     /// The app's MCP URL on the gateway (its RFC 8707 resource identifier).
     pub fn resource_url(&self, public_url: &str) -> String {
         format!("{public_url}/apps/{}{}", self.slug, self.mcp_path)
+    }
+}
+
+#[cfg(test)]
+mod stream_policy_tests {
+    use super::*;
+
+    fn load(extra: &str) -> Result<Config, ConfigError> {
+        let base = "public_url = \"https://gw.example.com\"\n[listen]\nproxy = \"127.0.0.1:1\"\nadmin = \"127.0.0.1:2\"\n";
+        Config::from_toml(Path::new("t.toml"), &format!("{base}{extra}"))
+    }
+
+    const APP: &str =
+        "[[apps]]\nid = \"a\"\nslug = \"a\"\nupstream = \"http://x\"\npublic = true\n";
+
+    #[test]
+    fn streams_default_to_no_cut_and_no_heartbeat() {
+        let c = load(APP).unwrap();
+        assert_eq!(c.server.stream, StreamPolicy::default());
+        assert_eq!(
+            c.apps[0].stream.over(c.server.stream),
+            StreamPolicy::default()
+        );
+    }
+
+    #[test]
+    fn apps_override_the_server_and_zero_turns_off() {
+        let text = format!(
+            "[server]\nstream_idle_timeout_seconds = 600\nstream_heartbeat_seconds = 15\n{APP}stream_heartbeat_seconds = 0\n"
+        );
+        let c = load(&text).unwrap();
+        let p = c.apps[0].stream.over(c.server.stream);
+        assert_eq!(p.idle_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(p.heartbeat, None);
+    }
+
+    #[test]
+    fn out_of_range_stream_settings_are_named() {
+        let e = load("[server]\nstream_heartbeat_seconds = 100000\n").unwrap_err();
+        assert_eq!(e.key, "server.stream_heartbeat_seconds", "{e}");
+        let e = load(&format!("{APP}stream_idle_timeout_seconds = 100000\n")).unwrap_err();
+        assert_eq!(e.key, "apps[0].stream_idle_timeout_seconds", "{e}");
     }
 }

@@ -65,6 +65,10 @@ pub struct RawServer {
     pub graceful_shutdown_timeout_seconds: Option<u64>,
     /// Unix socket through which a `--upgrade` process takes the listeners over.
     pub upgrade_sock: Option<String>,
+    /// Longest upstream silence on an SSE stream (0 = none, the default).
+    pub stream_idle_timeout_seconds: Option<u64>,
+    /// SSE comment heartbeat interval during upstream silence (0 = off, the default).
+    pub stream_heartbeat_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,6 +105,10 @@ pub struct RawApp {
     pub allowed_origins: Vec<String>,
     pub connect_timeout_ms: Option<u64>,
     pub read_timeout_ms: Option<u64>,
+    /// Overrides `server.stream_idle_timeout_seconds` for this app.
+    pub stream_idle_timeout_seconds: Option<u64>,
+    /// Overrides `server.stream_heartbeat_seconds` for this app.
+    pub stream_heartbeat_seconds: Option<u64>,
     #[serde(default)]
     pub required_scopes: Vec<String>,
     pub identity_headers: Option<super::auth::RawIdentityHeaders>,

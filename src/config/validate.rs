@@ -86,6 +86,14 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
             .graceful_shutdown_timeout_seconds
             .unwrap_or(5),
         upgrade_sock: upgrade_sock(path, raw.server.upgrade_sock.as_deref())?,
+        stream: super::StreamPolicy {
+            idle_timeout: stream_seconds(raw.server.stream_idle_timeout_seconds)
+                .map_err(|m| err("server.stream_idle_timeout_seconds", m))?
+                .flatten(),
+            heartbeat: stream_seconds(raw.server.stream_heartbeat_seconds)
+                .map_err(|m| err("server.stream_heartbeat_seconds", m))?
+                .flatten(),
+        },
     };
 
     let storage = storage(path, &raw)?;
@@ -387,11 +395,28 @@ pub(crate) fn app(raw: RawApp, owner: Option<&str>) -> Result<AppConfig, FieldEr
         allowed_origins,
         connect_timeout: ms(raw.connect_timeout_ms, 3_000, "connect_timeout_ms")?,
         read_timeout: ms(raw.read_timeout_ms, 300_000, "read_timeout_ms")?,
+        stream: super::StreamOverrides {
+            idle_timeout: stream_seconds(raw.stream_idle_timeout_seconds)
+                .map_err(|m| ("stream_idle_timeout_seconds".to_string(), m))?,
+            heartbeat: stream_seconds(raw.stream_heartbeat_seconds)
+                .map_err(|m| ("stream_heartbeat_seconds".to_string(), m))?,
+        },
         required_scopes: raw.required_scopes,
         identity_headers: super::auth::identity_headers(raw.identity_headers)?,
         access: super::access::access(raw.access, owner)?,
         limits: crate::limits::config::app_limits(raw.limits)?,
     })
+}
+
+/// A stream setting in seconds: unset (`None`), off (`Some(None)`, written
+/// 0) or a duration. A day at most: past that a typo is likelier than intent.
+fn stream_seconds(v: Option<u64>) -> Result<Option<Option<Duration>>, String> {
+    match v {
+        None => Ok(None),
+        Some(0) => Ok(Some(None)),
+        Some(n) if n <= 86_400 => Ok(Some(Some(Duration::from_secs(n)))),
+        Some(_) => Err("must be between 0 (off) and 86400".into()),
+    }
 }
 
 /// True when `host` (a bare, lower-case name) is `public_url`'s host.

@@ -15,44 +15,43 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method};
 use pingora::http::{RequestHeader, ResponseHeader};
+
+use forward::peer_for;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType};
 
-use crate::credentials;
 use crate::errors::ApiError;
-use crate::metrics::{method_label, status_class, UpstreamErrorKind};
+use crate::metrics::{method_label, UpstreamErrorKind};
 use crate::state::State;
 
 mod authn;
 pub mod cors;
 pub mod ctx;
+mod forward;
 pub mod jsonrpc;
 pub mod local;
 pub mod origin;
 mod prepare;
 pub mod request_id;
 pub mod respond;
+mod stream;
 
 pub use ctx::Ctx;
 
-/// Cookies the gateway sets for its own pages; never forwarded upstream.
-/// The gateway's own cookies (`__Host-drio-*` over https, `drio-*` over http).
-fn own_cookie(c: &str) -> bool {
-    c.starts_with("__Host-drio") || c.starts_with("drio-")
-}
-
-/// The sandbox every non-JSON, non-SSE app response runs in (CSP 3 `sandbox`
-/// without `allow-same-origin`: an opaque origin).
-const APP_DOCUMENT_CSP: &str = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
-
 pub struct Gateway {
     state: Arc<State>,
+    /// Upstream connections of [`stream`]'s long-lived responses (its own
+    /// pool: those connections are rarely reusable anyway).
+    stream_connector: pingora::connectors::http::v1::Connector,
 }
 
 impl Gateway {
     pub fn new(state: Arc<State>) -> Self {
-        Self { state }
+        Self {
+            state,
+            stream_connector: pingora::connectors::http::v1::Connector::new(None),
+        }
     }
 
     /// Whether a request for a local route names the gateway (`public_url`'s
@@ -254,6 +253,10 @@ impl ProxyHttp for Gateway {
             respond::write(session, &ctx.request_id, refusal).await?;
             return Ok(true);
         }
+        if stream::wants_stream(session.req_header()) {
+            self.proxy_stream(session, ctx).await?;
+            return Ok(true);
+        }
         Ok(false)
     }
 
@@ -266,15 +269,7 @@ impl ProxyHttp for Gateway {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
-        let app = &route.app;
-        let addr = route.addr.ok_or_else(|| {
-            Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve")
-        })?;
-        let mut peer = HttpPeer::new(addr, app.upstream.tls, app.upstream.host.clone());
-        peer.options.connection_timeout = Some(app.connect_timeout);
-        peer.options.read_timeout = Some(app.read_timeout);
-        peer.options.write_timeout = Some(app.read_timeout);
-        Ok(Box::new(peer))
+        peer_for(route).map(Box::new)
     }
 
     async fn upstream_request_filter(
@@ -283,48 +278,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        let Some(route) = ctx.route.as_ref() else {
-            return Ok(());
-        };
-        if let Some(uri) = ctx.upstream_uri.take() {
-            upstream.set_uri(uri);
-        }
-        upstream.insert_header(header::HOST, route.app.upstream.authority.as_str())?;
-        // The client's token is for the gateway, never for the upstream (MCP
-        // authorization spec, "Token Passthrough").
-        upstream.remove_header(&header::AUTHORIZATION);
-        strip_own_cookies(upstream)?;
-        authn::identity_headers(upstream, route, ctx.principal.as_deref())?;
-        if let Some(c) = &ctx.credential {
-            credentials::apply(c, upstream)?;
-        }
-        upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(ip) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
-            // A chain is kept only when a trusted proxy forwarded it; anyone
-            // else's `X-Forwarded-For` is replaced, not extended.
-            let trusted = &self.state.config.server.trusted_proxies;
-            let prev = upstream
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .filter(|_| crate::web::client_addr::is_trusted(ip, trusted));
-            let xff = match prev {
-                Some(prev) => format!("{prev}, {ip}"),
-                None => ip.to_string(),
-            };
-            upstream.insert_header("x-forwarded-for", xff)?;
-        }
-        let proto = if self.state.config.public_url.starts_with("https:") {
-            "https"
-        } else {
-            "http"
-        };
-        upstream.insert_header("x-forwarded-proto", proto)?;
-        Ok(())
+        self.rewrite_upstream_request(session, upstream, ctx)
     }
 
     async fn response_filter(
@@ -333,30 +287,7 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-        if let Some(origin) = &ctx.cors_origin {
-            // The gateway, not the upstream, decides which origins may read.
-            for (name, value) in cors::app_headers(origin) {
-                resp.insert_header(name, value)?;
-            }
-        }
-        let content_type = resp
-            .headers
-            .get(header::CONTENT_TYPE)
-            .map(HeaderValue::as_bytes);
-        let is_sse = content_type.is_some_and(|v| v.starts_with(b"text/event-stream"));
-        if !is_sse && !content_type.is_some_and(|v| v.starts_with(b"application/json")) {
-            // An app's documents share the gateway's origin with the consent
-            // and sign-in pages: run them in an opaque origin so their
-            // scripts can neither read the gateway's pages nor its cookies.
-            resp.append_header(header::CONTENT_SECURITY_POLICY, APP_DOCUMENT_CSP)?;
-            resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
-        }
-        if is_sse && !ctx.streaming {
-            ctx.streaming = true;
-            self.state.metrics.open_streams.inc();
-        }
-        Ok(())
+        self.filter_response(resp, ctx)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -400,17 +331,17 @@ impl ProxyHttp for Gateway {
         let app = ctx.app_label();
         let method = method_label(&session.req_header().method);
         let elapsed = ctx.started.elapsed();
-        m.requests
-            .with_label_values(&[app, method, status_class(status)])
-            .inc();
-        // Long-lived SSE streams would swamp request latency; they get their own histogram.
-        let hist = if ctx.streaming {
-            &m.stream_duration
-        } else {
-            &m.duration
+        let handles = match &ctx.route {
+            Some(r) => &r.hot.metrics,
+            None => m.unrouted(ctx.local),
         };
-        hist.with_label_values(&[app])
-            .observe(elapsed.as_secs_f64());
+        handles.finished(
+            m,
+            &session.req_header().method,
+            status,
+            ctx.streaming,
+            elapsed.as_secs_f64(),
+        );
         if let Some(kind) = ctx.upstream_error {
             m.upstream_errors
                 .with_label_values(&[app, kind.as_str()])
@@ -496,33 +427,4 @@ fn classify(e: &Error, ctx: &mut Ctx) -> (u16, ApiError) {
             _ => (500, ApiError::internal()),
         },
     }
-}
-
-/// Removes the gateway's own cookies (consent and sign-in pages) from the
-/// upstream request, keeping any others, across every `Cookie` header (a
-/// client, or HTTP/2, may send several).
-fn strip_own_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
-    let ours = req
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .any(|v| v.as_bytes().windows(4).any(|w| w == b"drio"));
-    if !ours {
-        return Ok(());
-    }
-    let mut kept: Vec<String> = Vec::new();
-    for value in req.headers.get_all(header::COOKIE) {
-        let text = String::from_utf8_lossy(value.as_bytes());
-        kept.extend(
-            text.split(';')
-                .map(str::trim)
-                .filter(|c| !c.is_empty() && !own_cookie(c))
-                .map(str::to_owned),
-        );
-    }
-    req.remove_header(&header::COOKIE);
-    if !kept.is_empty() {
-        req.insert_header(header::COOKIE, kept.join("; "))?;
-    }
-    Ok(())
 }

@@ -43,6 +43,7 @@ mod tests {
             allowed_origins: vec!["https://allowed.example".into()],
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            stream: Default::default(),
             required_scopes: vec![],
             identity_headers: Default::default(),
         }

@@ -9,12 +9,47 @@ use pingora::proxy::Session;
 use crate::errors::ApiError;
 use crate::web::LocalResponse;
 
+/// Most request body the gateway reads and discards to keep a connection
+/// open after answering without the body (a 401 to a `tools/call`). Past it
+/// the connection is closed instead: reading a large upload nobody wants
+/// would only cost time.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Reads and discards what is left of a small request body, so the response
+/// need not close the connection (Pingora closes it when a response goes out
+/// before the request body was read: the next request could not be found).
+/// A client waiting for `100 Continue` sends nothing until answered, so its
+/// body is not waited for.
+async fn drain_small_body(session: &mut Session) -> pingora::Result<()> {
+    if session.is_body_done()
+        || session
+            .req_header()
+            .headers
+            .contains_key(http::header::EXPECT)
+    {
+        return Ok(());
+    }
+    let mut read = 0;
+    while read <= DRAIN_LIMIT {
+        match session.read_request_body().await? {
+            Some(chunk) => read += chunk.len(),
+            None => break,
+        }
+    }
+    Ok(())
+}
+
 /// Writes a complete response. Returns the status written.
 pub async fn write(
     session: &mut Session,
     request_id: &str,
     resp: LocalResponse,
 ) -> pingora::Result<u16> {
+    // Only worth it while the connection is to be kept (HTTP/1.1, not
+    // draining, not after a proxy failure, which closes it anyway).
+    if session.response_written().is_none() && session.get_keepalive().is_some() {
+        drain_small_body(session).await?;
+    }
     let mut header = ResponseHeader::build(resp.status, Some(resp.headers.len() + 3))?;
     for (name, value) in resp.headers {
         header.append_header(name, value)?;

@@ -10,6 +10,9 @@
 //!   `stream`; other methods echo as JSON.
 //! - `GET /mcp`: a long-lived SSE stream, one event every 200 ms.
 //! - `DELETE /mcp`: forgets the session.
+//! - `GET /quiet?gap_ms=N[&split=1]`: an SSE stream whose events (`seq` 1, 2,
+//!   …) are `gap_ms` apart; with `split`, each event's second half is sent
+//!   `gap_ms / 2` after its first (an upstream slow mid-event).
 //! - `GET /big?bytes=N`, `POST /echo`, `GET /slow?ms=N`; anything else is 404.
 //!
 //! The server stops when the handle is dropped.
@@ -30,7 +33,7 @@ use tokio::task::JoinHandle;
 
 mod sse;
 
-use sse::{progress_events, sse, ticker};
+use sse::{progress_events, quiet, sse, ticker};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -159,6 +162,10 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
             reply(StatusCode::OK, "application/json", "{}")
         }
         (&Method::GET | &Method::DELETE, "/mcp") => no_session(Value::Null),
+        (&Method::GET, "/quiet") => {
+            let gap = Duration::from_millis(query_number(&req, "gap_ms").unwrap_or(1000));
+            sse(quiet(gap, query_number(&req, "split") == Some(1)))
+        }
         (&Method::GET, "/big") => {
             let n = query_number(&req, "bytes").unwrap_or(1024) as usize;
             reply(StatusCode::OK, "application/json", big_payload(n))

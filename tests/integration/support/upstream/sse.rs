@@ -61,6 +61,37 @@ pub(super) fn ticker() -> mpsc::Receiver<Bytes> {
     rx
 }
 
+/// The `GET /quiet` stream: event `seq` 1 at once, then one every `gap`;
+/// with `split`, each event leaves in two writes `gap / 2` apart.
+pub(super) fn quiet(gap: Duration, split: bool) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        for seq in 1u64.. {
+            if seq > 1 {
+                tokio::time::sleep(gap).await;
+            }
+            let note = json!({"jsonrpc": "2.0", "method": "notifications/message",
+                "params": {"level": "info", "data": {"seq": seq}}});
+            let whole = event(&note);
+            let parts = if split {
+                let (a, b) = whole.split_at(whole.len() / 2);
+                vec![Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)]
+            } else {
+                vec![whole]
+            };
+            for (i, part) in parts.into_iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(gap / 2).await;
+                }
+                if tx.send(part).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
 fn event(message: &Value) -> Bytes {
     Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }

@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# The gateway against the alternatives, on one machine, in one run: the same
+# wrk load (POST of a 100-byte JSON-RPC tools/call) sent to
+#   direct      the upstream (nginx answering a fixed JSON result)
+#   nginx       nginx as a plain reverse proxy (1 worker, upstream keepalive 64)
+#   haproxy     haproxy as a plain reverse proxy (nbthread 1, http-reuse always)
+#   floor       the smallest Pingora proxy (benches/floor_proxy.rs, 1 thread)
+#   gw-public   drio-gateway, a public app (threads = 1)
+#   gw-bearer   drio-gateway, a protected app: RS256 bearer (L1 cache hit)
+#               + an API key injected (the upstream refuses requests without it)
+# interleaved (each round runs every target once), ROUNDS rounds, printing
+# req/s, p50, p99 and the ratios vs direct, nginx and the floor of the same
+# round as a Markdown table. Exits non-zero when any request failed.
+#
+#   bash benches/compare.sh
+#   DURATION=8 ROUNDS=2 CONNECTIONS=32 bash benches/compare.sh
+#
+# Environment (all optional): DURATION (8 s), ROUNDS (2), CONNECTIONS (32),
+# WRK_THREADS (1), THREADS (1: every proxy's worker threads), WARMUP (2 s per
+# target and round), TARGETS (space-separated subset), GATEWAY_BIN and
+# FLOOR_BIN (skip the build), KEEP_TMP=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME=compare
+. benches/lib/common.sh
+. benches/lib/jwt.sh
+
+DURATION=${DURATION:-8}
+ROUNDS=${ROUNDS:-2}
+CONNECTIONS=${CONNECTIONS:-32}
+WRK_THREADS=${WRK_THREADS:-1}
+THREADS=${THREADS:-1}
+WARMUP=${WARMUP:-2}
+TARGETS=${TARGETS:-"direct nginx haproxy floor gw-public gw-bearer"}
+for v in DURATION ROUNDS CONNECTIONS WRK_THREADS THREADS WARMUP; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
+done
+
+need_tools wrk:wrk nginx:nginx haproxy:haproxy curl:curl openssl:openssl
+NGINX=$(tool nginx)
+HAPROXY=$(tool haproxy)
+
+if [ -n "${FLOOR_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then
+  [ -x "$FLOOR_BIN" ] || die "FLOOR_BIN=$FLOOR_BIN is not an executable"
+else
+  build_gateway --example floor_proxy
+  FLOOR_BIN=${FLOOR_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy"}
+fi
+
+free_port UP; free_port NGX; free_port HAP; free_port FLOOR
+free_port GW; free_port ADMIN
+PUBLIC_URL="http://127.0.0.1:$GW"
+ISSUER="https://bench-idp.invalid"
+API_KEY="bench-key-$RANDOM$RANDOM"
+BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"xxxxx"}}}'
+RESULT='{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"xxxxx"}]}}'
+jwt_init "$TMP/jwt"
+
+# --- upstream: fixed JSON; /k/mcp only with the injected key; the JWKS -------
+nginx_conf upstream "
+  server {
+    listen 127.0.0.1:$UP;
+    location = /mcp { default_type application/json; return 200 '$RESULT'; }
+    location = /k/mcp {
+      if (\$http_x_api_key != '$API_KEY') { return 401; }
+      default_type application/json; return 200 '$RESULT';
+    }
+    location = /jwks.json { default_type application/json; alias $TMP/jwt/jwks.json; }
+    location = /ready { return 200; }
+  }"
+start upstream TERM "$TMP/upstream/stdout.log" "$NGINX" -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream/nginx.conf"
+UP_PID=$LAST_PID
+wait_for upstream "$LAST_PID" "$UP" /ready "$TMP/upstream/error.log"
+
+# --- nginx plain proxy ---------------------------------------------------------
+nginx_conf proxy "
+  upstream up { server 127.0.0.1:$UP; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGX;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection '';
+    }
+    location = /ready { return 200; }
+  }"
+sed -i "s/^worker_processes 1;/worker_processes $THREADS;/" "$TMP/proxy/nginx.conf"
+start nginx TERM "$TMP/proxy/stdout.log" "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf"
+NGX_PID=$LAST_PID
+wait_for nginx "$LAST_PID" "$NGX" /ready "$TMP/proxy/error.log"
+
+# --- haproxy plain proxy -------------------------------------------------------
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+  nbthread $THREADS
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAP
+  default_backend be
+backend be
+  server up 127.0.0.1:$UP maxconn 1000
+EOF
+start haproxy USR1 "$TMP/haproxy.log" "$HAPROXY" -db -f "$TMP/haproxy.cfg"
+HAP_PID=$LAST_PID
+wait_for haproxy "$LAST_PID" "$HAP" /ready "$TMP/haproxy.log"
+
+# --- the floor -------------------------------------------------------------------
+start floor INT "$TMP/floor.log" "$FLOOR_BIN" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$THREADS"
+FLOOR_PID=$LAST_PID
+wait_for floor "$LAST_PID" "$FLOOR" /ready "$TMP/floor.log"
+
+# --- the gateway -------------------------------------------------------------------
+cat >"$TMP/gateway.toml" <<EOF
+public_url = "$PUBLIC_URL"
+
+[listen]
+proxy = "127.0.0.1:$GW"
+admin = "127.0.0.1:$ADMIN"
+
+[server]
+threads = $THREADS
+grace_period_seconds = 0
+graceful_shutdown_timeout_seconds = 1
+
+[storage]
+backend = "embedded"
+path = "$TMP/gateway.redb"
+
+[logging]
+level = "warn"
+
+[auth]
+issuer = "$ISSUER"
+jwks_uri = "http://127.0.0.1:$UP/jwks.json"
+
+[management]
+admins = ["bench-admin"]
+
+[security]
+allow_upstream_cidrs = ["127.0.0.0/8"]
+
+[[apps]]
+id = "app_public"
+slug = "public"
+upstream = "http://127.0.0.1:$UP"
+public = true
+
+[[apps]]
+id = "app_bearer"
+slug = "bearer"
+upstream = "http://127.0.0.1:$UP/k"
+EOF
+DRIO_SECRETS_KEY=$(openssl rand -base64 32)
+export DRIO_SECRETS_KEY
+start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
+GW_PID=$LAST_PID
+wait_for drio-gateway "$GW_PID" "$ADMIN" /healthz "$TMP/gateway.log"
+
+# The API key, as a user would add it (management API, admin token).
+MGMT=$(jwt_mint "$ISSUER" bench-admin "$PUBLIC_URL")
+status=$(curl -s -o "$TMP/auth.json" -w '%{http_code}' -m 10 -X POST \
+  -H "Authorization: Bearer $MGMT" -H 'Content-Type: application/json' \
+  -d "{\"name\":\"key\",\"config\":{\"type\":\"api_key\",\"headerName\":\"X-Api-Key\",\"apiKey\":\"$API_KEY\"}}" \
+  "$PUBLIC_URL/api/v1/apps/app_bearer/auth")
+[ "$status" = 201 ] || die "adding the API key answered $status: $(cat "$TMP/auth.json")"
+TOKEN=$(jwt_mint "$ISSUER" bench-user "$PUBLIC_URL/apps/bearer/mcp")
+
+# --- wrk -------------------------------------------------------------------------
+lua() { # lua FILE [AUTH]
+  local auth=""
+  [ -n "${2:-}" ] && auth="wrk.headers[\"Authorization\"] = \"Bearer $2\""
+  cat >"$1" <<EOF
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+$auth
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH_RESULT %d %d %d %d %d %d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+EOF
+}
+lua "$TMP/plain.lua"
+lua "$TMP/bearer.lua" "$TOKEN"
+
+url_of() {
+  case $1 in
+    direct) echo "http://127.0.0.1:$UP/mcp" ;;
+    nginx) echo "http://127.0.0.1:$NGX/mcp" ;;
+    haproxy) echo "http://127.0.0.1:$HAP/mcp" ;;
+    floor) echo "http://127.0.0.1:$FLOOR/mcp" ;;
+    gw-public) echo "$PUBLIC_URL/apps/public/mcp" ;;
+    gw-bearer) echo "$PUBLIC_URL/apps/bearer/mcp" ;;
+    *) die "unknown target $1" ;;
+  esac
+}
+# CPU time (clock ticks) of a process and its children (nginx's workers):
+# on a shared machine req/s follows the CPU share the proxy happens to get,
+# CPU time per request does not.
+cpu_ticks() {
+  local pid total=0 t
+  for pid in $1 $(pgrep -P "$1" 2>/dev/null); do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+pid_of() {
+  case $1 in
+    direct) echo "$UP_PID" ;; nginx) echo "$NGX_PID" ;; haproxy) echo "$HAP_PID" ;;
+    floor) echo "$FLOOR_PID" ;; *) echo "$GW_PID" ;;
+  esac
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+script_of() { [ "$1" = gw-bearer ] && echo "$TMP/bearer.lua" || echo "$TMP/plain.lua"; }
+
+# One request per target must answer 200 before any load.
+for t in $TARGETS; do
+  auth=()
+  [ "$t" = gw-bearer ] && auth=(-H "Authorization: Bearer $TOKEN")
+  s=$(curl -s -o "$TMP/check.txt" -w '%{http_code}' -m 5 -X POST "${auth[@]}" \
+    -H 'Content-Type: application/json' -d "$BODY" "$(url_of "$t")")
+  [ "$s" = 200 ] || die "$t answered $s, not 200: $(head -c 300 "$TMP/check.txt"); gateway log: $(tail -n 5 "$TMP/gateway.log")"
+done
+
+run_wrk() { # run_wrk TARGET SECONDS OUT
+  timeout --foreground $(($2 + 30)) wrk --latency --timeout 5s -t "$WRK_THREADS" -c "$CONNECTIONS" \
+    -d "${2}s" -s "$(script_of "$1")" "$(url_of "$1")" >"$3" 2>&1 ||
+    { cat "$3" >&2; die "wrk against $1 failed"; }
+}
+
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -srm)"
+echo "== wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, POST ${#BODY} bytes; proxies with $THREADS thread(s); $ROUNDS rounds"
+for r in $(seq 1 "$ROUNDS"); do
+  for t in $TARGETS; do
+    ((WARMUP > 0)) && run_wrk "$t" "$WARMUP" "$TMP/warm-$t.txt"
+    c0=$(cpu_ticks "$(pid_of "$t")")
+    run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
+    c1=$(cpu_ticks "$(pid_of "$t")")
+    grep -q '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" || { cat "$TMP/wrk-$r-$t.txt" >&2; die "no result from wrk ($t)"; }
+    grep '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" | sed "s/^BENCH_RESULT/$r $t/; s/\$/ $(((c1 - c0) * TICK_US))/" >>"$TMP/results.txt"
+    echo "   round $r: $t done"
+  done
+done
+echo "== gateway RSS (KiB) and open fds after the load: $(proc_stats "$GW_PID")"
+
+# --- report ----------------------------------------------------------------------
+echo
+awk '
+  # fields: round target requests duration_us p50_us p99_us socket_errors non_2xx cpu_us
+  { rps[$1, $2] = $3 / ($4 / 1e6); p50[$1, $2] = $5 / 1000; p99[$1, $2] = $6 / 1000
+    cpu[$1, $2] = $3 > 0 ? $9 / $3 : 0
+    err[$1, $2] = $7 + $8; order[++n] = $1 SUBSEP $2; errors += $7 + $8 }
+  function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "—" }
+  END {
+    print "| round | path | req/s | p50 ms | p99 ms | errors | vs direct | vs nginx | vs haproxy | vs floor | CPU µs/req | CPU vs floor |"
+    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    for (i = 1; i <= n; i++) {
+      split(order[i], k, SUBSEP); r = k[1]; t = k[2]
+      printf "| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s | %s | %s | %.1f | %s |\n", r, t, rps[r, t], p50[r, t], p99[r, t], err[r, t],
+        ratio(rps[r, t], rps[r, "direct"]), ratio(rps[r, t], rps[r, "nginx"]),
+        ratio(rps[r, t], rps[r, "haproxy"]), ratio(rps[r, t], rps[r, "floor"]),
+        cpu[r, t], ratio(cpu[r, t], cpu[r, "floor"])
+    }
+    exit(errors > 0)
+  }' "$TMP/results.txt" || die "some requests failed (errors column): the figures are invalid"

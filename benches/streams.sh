@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Many concurrent SSE streams through the gateway: for each N in COUNTS, N
+# clients hold a GET event stream (upstream: benches/sse_bench.rs, one event
+# per stream every EVERY_MS) for HOLD seconds; prints the gateway's RSS per
+# open stream (RSS with N open minus RSS before, over N), drio_open_streams,
+# events received and whether every stream got its events in order.
+#
+#   bash benches/streams.sh
+#   COUNTS="1000 5000 10000" HOLD=30 bash benches/streams.sh
+#
+# Environment (all optional): COUNTS ("1000 5000 10000"), HOLD (20 s),
+# EVERY_MS (1000), THREADS (2, the gateway's), RAMP (2000 new streams per
+# second), GATEWAY_BIN and SSE_BIN (skip the build), KEEP_TMP=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME=streams
+. benches/lib/common.sh
+
+COUNTS=${COUNTS:-"1000 5000 10000"}
+HOLD=${HOLD:-20}
+EVERY_MS=${EVERY_MS:-1000}
+THREADS=${THREADS:-2}
+RAMP=${RAMP:-2000}
+need_tools curl:curl
+
+# Each stream is one client socket, one gateway socket each side, one upstream socket.
+max=0; for n in $COUNTS; do ((n > max)) && max=$n; done
+want=$((max * 2 + 4096))
+ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+(($(ulimit -n) >= want)) || echo "== warning: ulimit -n is $(ulimit -n), $want wanted; raise the hard limit (e.g. /etc/security/limits.conf) for N=$max"
+
+if [ -n "${SSE_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then :; else
+  build_gateway --example sse_bench
+  SSE_BIN=${SSE_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/sse_bench"}
+fi
+
+free_port UP; free_port GW; free_port ADMIN
+start upstream INT "$TMP/upstream.log" "$SSE_BIN" upstream "127.0.0.1:$UP" "$EVERY_MS"
+wait_for sse-upstream "$LAST_PID" "$UP" /ready "$TMP/upstream.log"
+cat >"$TMP/gateway.toml" <<EOF
+public_url = "http://127.0.0.1:$GW"
+[listen]
+proxy = "127.0.0.1:$GW"
+admin = "127.0.0.1:$ADMIN"
+[server]
+threads = $THREADS
+grace_period_seconds = 0
+graceful_shutdown_timeout_seconds = 1
+[storage]
+backend = "embedded"
+path = "$TMP/gateway.redb"
+[logging]
+level = "warn"
+[[apps]]
+id = "app_sse"
+slug = "sse"
+upstream = "http://127.0.0.1:$UP"
+public = true
+EOF
+start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
+GW_PID=$LAST_PID
+wait_for drio-gateway "$GW_PID" "$ADMIN" /healthz "$TMP/gateway.log"
+URL="http://127.0.0.1:$GW/apps/sse/mcp"
+
+open_streams() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^drio_open_streams / {print $2}'; }
+
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; gateway threads $THREADS; an event every $EVERY_MS ms per stream; hold $HOLD s"
+echo "| streams | open (gateway) | RSS before MiB | RSS open MiB | KiB per stream | events | out of order | failed |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+for n in $COUNTS; do
+  read -r rss0 _ < <(proc_stats "$GW_PID")
+  "$SSE_BIN" clients "$URL" "$n" "$HOLD" "$RAMP" >"$TMP/clients-$n.txt" 2>&1 &
+  cpid=$!
+  # Sample once every stream had time to open (ramp), halfway through the rest.
+  ramp_s=$(( (n + RAMP - 1) / RAMP ))
+  sleep $(( ramp_s + (HOLD - ramp_s) / 2 ))
+  read -r rss1 fds < <(proc_stats "$GW_PID")
+  opened=$(open_streams)
+  wait "$cpid" || true
+  res=$(grep '^SSE_RESULT' "$TMP/clients-$n.txt" || echo "SSE_RESULT open=0 events=0 out_of_order=? failed=?")
+  eval "${res#SSE_RESULT }"
+  awk -v n="$n" -v o="$opened" -v a="$rss0" -v b="$rss1" -v ev="$events" -v ooo="$out_of_order" -v f="$failed" 'BEGIN {
+    printf "| %d | %s | %.1f | %.1f | %.1f | %s | %s | %s |\n", n, o, a / 1024, b / 1024, (o > 0 ? (b - a) / o : 0), ev, ooo, f }'
+  # Let the gateway notice the closed streams before the next size.
+  for _ in $(seq 1 100); do [ "$(open_streams)" = 0 ] && break; sleep 0.2; done
+done

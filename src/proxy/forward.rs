@@ -1,0 +1,174 @@
+//! The request and response rewriting shared by Pingora's proxy loop and
+//! [`super::stream`]: the upstream peer, the upstream request (path, `Host`,
+//! forwarding headers per RFC 7239's de-facto `X-Forwarded-*` predecessors,
+//! credentials; no token passthrough per the MCP authorization spec) and the
+//! response headers the client sees. This is the hot path: header names are
+//! constants and per-route values are prepared once (`Route::hot`), so a
+//! request allocates only the values that differ per request.
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use http::{header, HeaderName, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+
+use super::{authn, cors, Ctx, Gateway};
+use crate::credentials;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Cookies the gateway sets for its own pages; never forwarded upstream.
+/// The gateway's own cookies (`__Host-drio-*` over https, `drio-*` over http).
+fn own_cookie(c: &str) -> bool {
+    c.starts_with("__Host-drio") || c.starts_with("drio-")
+}
+
+/// The sandbox every non-JSON, non-SSE app response runs in (CSP 3 `sandbox`
+/// without `allow-same-origin`: an opaque origin).
+const APP_DOCUMENT_CSP: &str = "sandbox allow-scripts allow-forms allow-popups allow-downloads";
+
+impl Gateway {
+    /// The upstream request: path rewrite, `Host`, forwarding headers, and
+    /// removal of the client's credentials (no token passthrough). Shared by
+    /// Pingora's proxy loop and [`stream`].
+    pub(super) fn rewrite_upstream_request(
+        &self,
+        session: &Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let Some(route) = ctx.route.as_ref() else {
+            return Ok(());
+        };
+        if let Some(uri) = ctx.upstream_uri.take() {
+            upstream.set_uri(uri);
+        }
+        upstream.insert_header(header::HOST, route.hot.host.clone())?;
+        // The client's token is for the gateway, never for the upstream (MCP
+        // authorization spec, "Token Passthrough").
+        upstream.remove_header(&header::AUTHORIZATION);
+        strip_own_cookies(upstream)?;
+        authn::identity_headers(upstream, route, ctx.principal.as_deref())?;
+        if let Some(c) = &ctx.credential {
+            credentials::apply(c, upstream)?;
+        }
+        upstream.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            // A chain is kept only when a trusted proxy forwarded it; anyone
+            // else's `X-Forwarded-For` is replaced, not extended.
+            let trusted = &self.state.config.server.trusted_proxies;
+            let prev = upstream
+                .headers
+                .get(&X_FORWARDED_FOR)
+                .and_then(|v| v.to_str().ok())
+                .filter(|_| crate::web::client_addr::is_trusted(ip, trusted));
+            let xff = match prev {
+                Some(prev) => HeaderValue::try_from(format!("{prev}, {ip}")),
+                None => ip_header_value(ip),
+            }
+            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "x-forwarded-for", e))?;
+            upstream.insert_header(X_FORWARDED_FOR, xff)?;
+        }
+        let proto = if self.state.config.public_url.starts_with("https:") {
+            HeaderValue::from_static("https")
+        } else {
+            HeaderValue::from_static("http")
+        };
+        upstream.insert_header(X_FORWARDED_PROTO, proto)?;
+        Ok(())
+    }
+
+    /// The response headers the client sees: request id, CORS, the sandbox
+    /// for app documents, stream accounting. Shared with [`stream`].
+    pub(super) fn filter_response(
+        &self,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if let Some(origin) = &ctx.cors_origin {
+            // The gateway, not the upstream, decides which origins may read.
+            for (name, value) in cors::app_headers(origin) {
+                resp.insert_header(name, value)?;
+            }
+        }
+        let content_type = resp
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(HeaderValue::as_bytes);
+        let is_sse = content_type.is_some_and(|v| v.starts_with(b"text/event-stream"));
+        if !is_sse && !content_type.is_some_and(|v| v.starts_with(b"application/json")) {
+            // An app's documents share the gateway's origin with the consent
+            // and sign-in pages: run them in an opaque origin so their
+            // scripts can neither read the gateway's pages nor its cookies.
+            resp.append_header(header::CONTENT_SECURITY_POLICY, APP_DOCUMENT_CSP)?;
+            resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+        }
+        if is_sse && !ctx.streaming {
+            ctx.streaming = true;
+            self.state.metrics.open_streams.inc();
+        }
+        Ok(())
+    }
+}
+
+/// The upstream peer of a routed app, with its timeouts.
+pub(super) fn peer_for(route: &crate::catalog::route::Route) -> pingora::Result<HttpPeer> {
+    let app = &route.app;
+    let addr = route.addr.ok_or_else(|| {
+        Error::explain(ErrorType::ConnectNoRoute, "upstream host did not resolve")
+    })?;
+    let mut peer = HttpPeer::new(addr, app.upstream.tls, app.upstream.host.clone());
+    peer.options.connection_timeout = Some(app.connect_timeout);
+    peer.options.read_timeout = Some(app.read_timeout);
+    peer.options.write_timeout = Some(app.read_timeout);
+    Ok(peer)
+}
+
+/// An address as a header value, formatted on the stack (no `String`).
+fn ip_header_value(ip: IpAddr) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let mut buf = [0u8; 48]; // an IPv6 address is at most 45 characters
+    let mut cur = &mut buf[..];
+    // 48 bytes hold any address: the write cannot fail.
+    let _ = write!(cur, "{ip}");
+    let n = 48 - cur.len();
+    HeaderValue::from_bytes(&buf[..n])
+}
+
+/// Removes the gateway's own cookies (consent and sign-in pages) from the
+/// upstream request, keeping any others, across every `Cookie` header (a
+/// client, or HTTP/2, may send several).
+fn strip_own_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
+    let ours = req
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .any(|v| v.as_bytes().windows(4).any(|w| w == b"drio"));
+    if !ours {
+        return Ok(());
+    }
+    let mut kept: Vec<String> = Vec::new();
+    for value in req.headers.get_all(header::COOKIE) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        kept.extend(
+            text.split(';')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && !own_cookie(c))
+                .map(str::to_owned),
+        );
+    }
+    req.remove_header(&header::COOKIE);
+    if !kept.is_empty() {
+        req.insert_header(header::COOKIE, kept.join("; "))?;
+    }
+    Ok(())
+}
