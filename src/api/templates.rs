@@ -57,6 +57,7 @@ impl Template {
             identity_headers: Default::default(),
             disabled_tools: vec![],
             access: None,
+            tools: vec![],
         }
     }
 }

@@ -57,11 +57,16 @@ pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
             .get_json(&super::tools_key(&app.id))
             .await?
             .unwrap_or_default();
+        let app_id = app.id.clone();
+        let mut app = app.clone();
+        if !switches.tool_scopes.is_empty() {
+            app.tool_scopes = super::tool_policy::merged(&app.tool_scopes, &switches.tool_scopes);
+        }
         specs.push(
             spec(
                 state,
-                Arc::new(app.clone()),
-                conns.get(&app.id),
+                Arc::new(app),
+                conns.get(&app_id),
                 switches.disabled_tools,
                 true,
             )
@@ -204,6 +209,7 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
                 groups: h.groups.clone(),
             }),
             access: s.access.clone().map(Into::into),
+            tools: s.tools.clone(),
         },
         Some(&rec.owner),
     )

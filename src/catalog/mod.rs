@@ -14,6 +14,7 @@ pub mod live;
 pub(crate) mod reloader;
 pub mod route;
 pub mod secrets;
+pub mod tool_policy;
 
 pub const CHANGES_CHANNEL: &str = "drio:catalog-changes";
 
@@ -62,6 +63,9 @@ pub struct AppSettings {
     /// Who may use the app; absent means its owner only.
     #[serde(default)]
     pub access: Option<AccessSettings>,
+    /// Per-tool policy: the scopes each tool's `tools/call` needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<tool_policy::ToolPolicy>,
 }
 
 /// An app's access policy in the API's terms (see [`crate::config::access`]).
@@ -124,6 +128,9 @@ pub struct IdentityHeaderNames {
 #[serde(rename_all = "camelCase")]
 pub struct ToolSwitches {
     pub disabled_tools: Vec<String>,
+    /// Scopes added to the TOML tool policy through the commands API.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tool_scopes: tool_policy::ToolScopes,
 }
 
 /// An upstream auth connection, as stored (no secret values: see `secret_ref`).

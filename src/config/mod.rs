@@ -147,6 +147,9 @@ pub struct AppConfig {
     pub identity_headers: auth::IdentityHeaders,
     /// Who may use the app (and be issued a token for it).
     pub access: access::Access,
+    /// Scopes each tool's `tools/call` needs (step-up, see
+    /// [`crate::catalog::tool_policy`]).
+    pub tool_scopes: crate::catalog::tool_policy::ToolScopes,
 }
 
 impl Config {

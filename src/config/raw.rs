@@ -91,6 +91,9 @@ pub struct RawApp {
     pub required_scopes: Vec<String>,
     pub identity_headers: Option<super::auth::RawIdentityHeaders>,
     pub access: Option<super::access::RawAccess>,
+    /// Per-tool policy (`[[apps.tools]]`): scopes a `tools/call` needs.
+    #[serde(default)]
+    pub tools: Vec<crate::catalog::tool_policy::ToolPolicy>,
 }
 
 #[derive(Debug, Default, Deserialize)]

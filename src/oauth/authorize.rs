@@ -166,19 +166,6 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
             "code_challenge_method must be S256; plain is not accepted",
         );
     }
-    let supported = oauth.scopes_supported();
-    let scope = q
-        .get("scope")
-        .cloned()
-        .or_else(|| client.scope.clone())
-        .unwrap_or_else(|| "openid profile email".into());
-    if let Some(bad) = scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .find(|s| !supported.iter().any(|x| x == s))
-    {
-        return fail("invalid_scope", &format!("scope `{bad}` is not supported"));
-    }
     let resource = match q.get("resource") {
         Some(r) => match canonical_resource(state, r) {
             Some(c) => Some(c),
@@ -191,6 +178,19 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
         },
         None => None,
     };
+    let supported = oauth.scopes_for(state, resource.as_deref());
+    let scope = q
+        .get("scope")
+        .cloned()
+        .or_else(|| client.scope.clone())
+        .unwrap_or_else(|| "openid profile email".into());
+    if let Some(bad) = scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .find(|s| !supported.iter().any(|x| x == s))
+    {
+        return fail("invalid_scope", &format!("scope `{bad}` is not supported"));
+    }
     let (idp_state, nonce, idp_verifier) = match (random(24), random(16), random(32)) {
         (Ok(s), Ok(n), Ok(v)) => (s, n, v),
         _ => return fail("server_error", "the gateway cannot generate random values"),

@@ -72,22 +72,25 @@ fn cookie_name(state: &State) -> &'static str {
     }
 }
 
+/// The scopes this user already granted this client for this resource.
+async fn granted(state: &State, sub: &str, client_id: &str, resource: Option<&str>) -> Vec<String> {
+    state
+        .store
+        .get_json::<Vec<String>>(&remembered_key(state, sub, client_id, resource))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 pub async fn already_given(state: &State, oauth: &OAuthServer, sub: &str, p: &Pending) -> bool {
     if oauth.cfg.trusted_clients.contains(&p.client_id) {
         return true;
     }
-    let Ok(Some(scopes)) = state
-        .store
-        .get_json::<Vec<String>>(&remembered_key(
-            state,
-            sub,
-            &p.client_id,
-            p.resource.as_deref(),
-        ))
-        .await
-    else {
+    let scopes = granted(state, sub, &p.client_id, p.resource.as_deref()).await;
+    if scopes.is_empty() {
         return false;
-    };
+    }
     p.scope
         .split(' ')
         .filter(|s| !s.is_empty())
@@ -122,12 +125,22 @@ pub async fn show(
         .client_name
         .clone()
         .unwrap_or_else(|| "An unnamed application".into());
-    let scopes: Vec<String> = pending
+    // Incremental consent (MCP authorization 2025-11-25, step-up): the page
+    // asks only for what this user has not yet granted this client for this
+    // resource, and lists the rest as already granted.
+    let before = granted(
+        state,
+        &user.sub,
+        &pending.client_id,
+        pending.resource.as_deref(),
+    )
+    .await;
+    let (already, scopes): (Vec<String>, Vec<String>) = pending
         .scope
         .split(' ')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-        .collect();
+        .partition(|s| before.contains(s));
     let target = target_text(state, pending.resource.as_deref());
     let email = user.email.clone().unwrap_or_else(|| user.sub.clone());
     let upstream = match upstream
@@ -162,12 +175,26 @@ pub async fn show(
         .iter()
         .map(|s| format!("<li>{}</li>", esc(s)))
         .collect();
+    let granted_items = if already.is_empty() {
+        String::new()
+    } else {
+        let li: String = already
+            .iter()
+            .map(|s| format!("<li>{}</li>", esc(s)))
+            .collect();
+        format!("<p>Already granted:</p><ul id=\"granted-scopes\">{li}</ul>")
+    };
+    let asked_heading = if already.is_empty() {
+        "Scopes:"
+    } else {
+        "New scopes requested:"
+    };
     let html = format!(
         "<!doctype html><html><head><meta charset=utf-8><title>Allow access?</title></head>\
          <body style=\"font-family:sans-serif;max-width:36em;margin:4em auto\">\
          <h1>Allow {name} to access your MCP tools?</h1>\
          <p>Signed in as <strong>{email}</strong>. <strong>{name}</strong> will receive tokens at <strong>{host}</strong> to {target}.</p>{warning}\
-         <p>Scopes:</p><ul>{items}</ul>\
+         <p>{asked_heading}</p><ul id=\"requested-scopes\">{items}</ul>{granted_items}\
          <form id=\"consent\" method=\"post\" action=\"/api/v1/auth/consent\">\
          <input type=\"hidden\" name=\"consent_id\" value=\"{id}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
          <button name=\"decision\" value=\"approve\" type=\"submit\">Allow</button> \
@@ -233,7 +260,14 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
             "Your account is not allowed to use this app.",
         ),
         "approve" => {
-            let scopes: Vec<&str> = p.scope.split(' ').filter(|s| !s.is_empty()).collect();
+            // What was granted before stays granted (incremental consent).
+            let mut scopes =
+                granted(state, &asked.user.sub, &p.client_id, p.resource.as_deref()).await;
+            for s in p.scope.split(' ').filter(|s| !s.is_empty()) {
+                if !scopes.iter().any(|x| x == s) {
+                    scopes.push(s.to_string());
+                }
+            }
             let _ = state
                 .store
                 .put_json(

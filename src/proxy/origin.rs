@@ -44,6 +44,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             required_scopes: vec![],
             identity_headers: Default::default(),
+            tool_scopes: Default::default(),
         }
     }
 

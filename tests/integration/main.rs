@@ -14,6 +14,7 @@ mod oauth;
 mod proxy_core;
 mod races;
 mod sealing_and_hosts;
+mod step_up;
 mod store_conformance;
 mod support;
 mod tenancy;
