@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{store_err, templates, view, Caller};
-use crate::catalog::{self, live, tool_policy, AppRecord, AppSettings, ToolSwitches};
+use crate::catalog::{self, live, AppRecord, AppSettings, ToolSwitches};
+use crate::config::tool_policy;
 use crate::config::AppConfig;
 use crate::errors::ApiError;
 use crate::state::State;

@@ -59,6 +59,6 @@ pub fn configured_settings(app: &AppConfig, disabled_tools: Vec<String>) -> AppS
         },
         disabled_tools,
         access: Some(app.access.to_raw().into()),
-        tools: crate::catalog::tool_policy::to_policies(&app.tool_scopes),
+        tools: crate::config::tool_policy::to_policies(&app.tool_scopes),
     }
 }

@@ -60,7 +60,8 @@ pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
         let app_id = app.id.clone();
         let mut app = app.clone();
         if !switches.tool_scopes.is_empty() {
-            app.tool_scopes = super::tool_policy::merged(&app.tool_scopes, &switches.tool_scopes);
+            app.tool_scopes =
+                crate::config::tool_policy::merged(&app.tool_scopes, &switches.tool_scopes);
         }
         specs.push(
             spec(

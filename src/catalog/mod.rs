@@ -14,7 +14,6 @@ pub mod live;
 pub(crate) mod reloader;
 pub mod route;
 pub mod secrets;
-pub mod tool_policy;
 
 pub const CHANGES_CHANNEL: &str = "drio:catalog-changes";
 
@@ -65,7 +64,7 @@ pub struct AppSettings {
     pub access: Option<AccessSettings>,
     /// Per-tool policy: the scopes each tool's `tools/call` needs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<tool_policy::ToolPolicy>,
+    pub tools: Vec<crate::config::tool_policy::ToolPolicy>,
 }
 
 /// An app's access policy in the API's terms (see [`crate::config::access`]).
@@ -130,7 +129,7 @@ pub struct ToolSwitches {
     pub disabled_tools: Vec<String>,
     /// Scopes added to the TOML tool policy through the commands API.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub tool_scopes: tool_policy::ToolScopes,
+    pub tool_scopes: crate::config::tool_policy::ToolScopes,
 }
 
 /// An upstream auth connection, as stored (no secret values: see `secret_ref`).

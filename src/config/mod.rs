@@ -13,6 +13,7 @@ pub mod access;
 pub mod auth;
 pub mod oauth;
 pub mod raw;
+pub mod tool_policy;
 pub mod validate;
 
 pub use validate::{normalize_origin, parse_upstream};
@@ -148,8 +149,8 @@ pub struct AppConfig {
     /// Who may use the app (and be issued a token for it).
     pub access: access::Access,
     /// Scopes each tool's `tools/call` needs (step-up, see
-    /// [`crate::catalog::tool_policy`]).
-    pub tool_scopes: crate::catalog::tool_policy::ToolScopes,
+    /// [`crate::config::tool_policy`]).
+    pub tool_scopes: crate::config::tool_policy::ToolScopes,
 }
 
 impl Config {

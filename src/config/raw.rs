@@ -93,7 +93,7 @@ pub struct RawApp {
     pub access: Option<super::access::RawAccess>,
     /// Per-tool policy (`[[apps.tools]]`): scopes a `tools/call` needs.
     #[serde(default)]
-    pub tools: Vec<crate::catalog::tool_policy::ToolPolicy>,
+    pub tools: Vec<crate::config::tool_policy::ToolPolicy>,
 }
 
 #[derive(Debug, Default, Deserialize)]

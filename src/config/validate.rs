@@ -346,7 +346,7 @@ pub(crate) fn app(raw: RawApp, owner: Option<&str>) -> Result<AppConfig, FieldEr
         0 => Err((field.to_string(), "must be greater than 0".to_string())),
         n => Ok(Duration::from_millis(n)),
     };
-    let tool_scopes = crate::catalog::tool_policy::validate(&raw.tools)?;
+    let tool_scopes = crate::config::tool_policy::validate(&raw.tools)?;
     if raw.public && !tool_scopes.is_empty() {
         // A public app takes no token, so no scope could ever be checked.
         return Err((

@@ -178,7 +178,7 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
         },
         None => None,
     };
-    let supported = oauth.scopes_for(state, resource.as_deref());
+    let supported = scopes_for(state, oauth, resource.as_deref());
     let scope = q
         .get("scope")
         .cloned()
@@ -220,6 +220,25 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
         Ok(url) => LocalResponse::redirect(&url),
         Err(why) => fail("temporarily_unavailable", &why),
     }
+}
+
+/// Scopes an authorization request for `resource` may ask for: the
+/// server's own plus the app's required and per-tool scopes, so a client
+/// can step up to a tool's scope (MCP authorization 2025-11-25, "Scope
+/// Challenge Handling"). Another app's tool scopes are not accepted.
+fn scopes_for(state: &State, oauth: &OAuthServer, resource: Option<&str>) -> Vec<String> {
+    let mut s = oauth.scopes_supported();
+    if let Some(route) = resource.and_then(|r| state.routes.load().by_resource(r).cloned()) {
+        let extra = route.app.required_scopes.iter().cloned().chain(
+            crate::config::tool_policy::all_scopes(&route.app.tool_scopes),
+        );
+        for x in extra {
+            if !s.contains(&x) {
+                s.push(x);
+            }
+        }
+    }
+    s
 }
 
 async fn idp_url(

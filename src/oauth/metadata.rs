@@ -81,7 +81,7 @@ async fn jwks(state: &State) -> Option<LocalResponse> {
 fn as_scopes(state: &State, oauth: &crate::oauth::OAuthServer) -> Vec<String> {
     let mut s = oauth.scopes_supported();
     for app in &state.config.apps {
-        let tools = crate::catalog::tool_policy::all_scopes(&app.tool_scopes);
+        let tools = crate::config::tool_policy::all_scopes(&app.tool_scopes);
         for x in app.required_scopes.iter().chain(&tools) {
             if !s.contains(x) {
                 s.push(x.clone());
@@ -163,7 +163,7 @@ fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<
 /// `scopes_supported`: what may be requested for this resource).
 fn app_scopes(app: &crate::config::AppConfig) -> Vec<String> {
     let mut s = app.required_scopes.clone();
-    for x in crate::catalog::tool_policy::all_scopes(&app.tool_scopes) {
+    for x in crate::config::tool_policy::all_scopes(&app.tool_scopes) {
         if !s.contains(&x) {
             s.push(x);
         }

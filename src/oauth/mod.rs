@@ -53,29 +53,6 @@ impl OAuthServer {
         s.dedup();
         s
     }
-
-    /// Scopes an authorization request for `resource` may ask for: the
-    /// server's own plus the app's required and per-tool scopes, so a client
-    /// can step up to a tool's scope (MCP authorization 2025-11-25, "Scope
-    /// Challenge Handling"). Another app's tool scopes are not accepted.
-    pub(crate) fn scopes_for(
-        &self,
-        state: &crate::state::State,
-        resource: Option<&str>,
-    ) -> Vec<String> {
-        let mut s = self.scopes_supported();
-        if let Some(route) = resource.and_then(|r| state.routes.load().by_resource(r).cloned()) {
-            let extra = route.app.required_scopes.iter().cloned().chain(
-                crate::catalog::tool_policy::all_scopes(&route.app.tool_scopes),
-            );
-            for x in extra {
-                if !s.contains(&x) {
-                    s.push(x);
-                }
-            }
-        }
-        s
-    }
 }
 
 /// Form or JSON body parameters (token and refresh accept both).

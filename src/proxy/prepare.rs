@@ -28,10 +28,17 @@ pub async fn prepare_upstream(
     if let Some(refusal) = body.as_ref().and_then(|b| jsonrpc::check_tools(route, b)) {
         return Ok(Some(refusal));
     }
-    if let Some(refusal) = body
+    if let Some(mut refusal) = body
         .as_ref()
         .and_then(|b| step_up_refusal(route, ctx.principal.as_deref(), b))
     {
+        // A browser client on an allowed origin must be able to read the
+        // challenge (the proxied path adds these in `response_filter`).
+        if let Some(origin) = &ctx.cors_origin {
+            refusal
+                .headers
+                .extend(crate::proxy::cors::app_headers(origin));
+        }
         return Ok(Some(refusal));
     }
     let bearer = session
@@ -111,13 +118,13 @@ const INSUFFICIENT_SCOPE: i64 = -32003;
 
 /// A `tools/call` (or a batch holding one) whose token lacks a scope the
 /// tool requires: 403 with the step-up challenge naming every scope needed
-/// (see [`crate::catalog::tool_policy`]); the whole batch is refused.
+/// (see [`crate::config::tool_policy`]); the whole batch is refused.
 fn step_up_refusal(
     route: &Route,
     principal: Option<&crate::auth::Principal>,
     body: &serde_json::Value,
 ) -> Option<crate::web::LocalResponse> {
-    use crate::catalog::tool_policy;
+    use crate::config::tool_policy;
     let held = principal.map_or(&[][..], |p| p.scopes.as_slice());
     let needed = tool_policy::step_up(&route.app.tool_scopes, held, body)?;
     let challenge = tool_policy::challenge(&needed, &route.resource_metadata_url);

@@ -114,6 +114,24 @@ async fn a_tool_call_without_the_tools_scope_gets_the_step_up_challenge_and_pass
         body["error"]["data"]["reason"], "insufficient_scope",
         "{body}"
     );
+    // A browser client on an allowed origin can read the challenge.
+    let from_browser = gw
+        .client()
+        .post(gw.app_url("notes", "/mcp"))
+        .bearer_auth(&tokens.access_token)
+        .header("origin", gw.public_url())
+        .header("mcp-session-id", &sid)
+        .json(&call(12, "delete"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_browser.status(), 403);
+    assert_eq!(
+        header_str(&from_browser, "access-control-allow-origin"),
+        Some(gw.public_url())
+    );
+    assert!(header_str(&from_browser, "access-control-expose-headers")
+        .is_some_and(|h| h.contains("www-authenticate")));
     // A batch hiding the call is refused as a whole.
     let batch = post(
         gw,
