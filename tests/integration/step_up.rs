@@ -380,3 +380,59 @@ fn a_public_app_cannot_have_per_tool_scopes() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("tools") && err.contains("public"), "{err}");
 }
+
+#[tokio::test]
+async fn an_admin_adds_scopes_to_a_config_apps_policy_but_never_removes_the_tomls() {
+    let idp = TestIdp::start().await;
+    let up = TestUpstream::start().await;
+    let gw = gateway(&idp)
+        .app_with(AppSpec {
+            public: false,
+            ..AppSpec::new("ops", &up.url())
+        })
+        .app_toml("[[apps.tools]]\nname = \"echo\"\nrequired_scopes = [\"ops:echo\"]\n")
+        .start()
+        .await;
+    let path = "/api/v1/apps/app_ops/commands";
+    let ada = Api::as_user(&gw, &idp, "user_ada");
+    let (s, body) = ada
+        .send(
+            Method::PATCH,
+            path,
+            Some(json!({"name": "stream", "requiredScopes": ["ops:stream"]})),
+        )
+        .await;
+    assert_eq!(s, 403, "only admins change a config-file app: {body}");
+
+    let admin = Api::as_user(&gw, &idp, "user_admin");
+    let (s, body) = admin
+        .send(
+            Method::PATCH,
+            path,
+            Some(json!({"commands": [
+                {"name": "echo", "requiredScopes": []},
+                {"name": "stream", "requiredScopes": ["ops:stream"]}
+            ]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["requiredScopes"],
+        json!({"echo": ["ops:echo"], "stream": ["ops:stream"]}),
+        "the TOML's scope stays: {body}"
+    );
+    let resource = gw.app_url("ops", "/mcp");
+    let token = idp.mint_access_token("user_ada", &resource, "openid", 600);
+    let sid = session(&gw, "ops", &token).await;
+    for tool in ["echo", "stream"] {
+        let r = post(&gw, "ops", &token, &sid, call(1, tool)).await;
+        assert_eq!(r.status(), 403, "{tool}");
+    }
+    let both = idp.mint_access_token("user_ada", &resource, "openid ops:echo ops:stream", 600);
+    assert_eq!(
+        post(&gw, "ops", &both, &sid, call(2, "stream"))
+            .await
+            .status(),
+        200
+    );
+}
