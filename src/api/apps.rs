@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::{store_err, templates, view, Caller};
 use crate::catalog::{self, live, AppRecord, AppSettings, ToolSwitches};
+use crate::config::tool_policy;
 use crate::config::AppConfig;
 use crate::errors::ApiError;
 use crate::state::State;
@@ -268,7 +269,14 @@ pub async fn get_config(state: &State, user: &Caller, id: &str) -> Result<LocalR
             settings
         }
         AppRef::Config(a) => {
-            view::configured_settings(&a, tool_switches(state, &a.id).await?.disabled_tools)
+            let switches = tool_switches(state, &a.id).await?;
+            let mut settings = view::configured_settings(&a, switches.disabled_tools);
+            // The policy in force: the TOML's plus what the commands API added.
+            settings.tools = tool_policy::to_policies(&tool_policy::merged(
+                &a.tool_scopes,
+                &switches.tool_scopes,
+            ));
+            settings
         }
     };
     Ok(LocalResponse::json(200, &json!({ "config": settings })))

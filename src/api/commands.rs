@@ -12,6 +12,7 @@ use super::apps::{self, AppRef};
 use super::{store_err, Caller};
 use crate::catalog::route::Route;
 use crate::catalog::{self, ToolSwitches};
+use crate::config::tool_policy::{self, ToolScopes};
 use crate::credentials::{InjectError, Resolved};
 use crate::egress::OutboundFailure;
 use crate::errors::ApiError;
@@ -19,16 +20,27 @@ use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::LocalResponse;
 
-async fn disabled(state: &State, app: &AppRef) -> Result<Vec<String>, ApiError> {
+/// The app's disabled tools and per-tool scopes in force.
+async fn policy(state: &State, app: &AppRef) -> Result<(Vec<String>, ToolScopes), ApiError> {
     Ok(match app {
-        AppRef::Stored(r) => r.settings.disabled_tools.clone(),
-        AppRef::Config(a) => apps::tool_switches(state, &a.id).await?.disabled_tools,
+        AppRef::Stored(r) => (
+            r.settings.disabled_tools.clone(),
+            tool_policy::validate(&r.settings.tools).unwrap_or_default(),
+        ),
+        AppRef::Config(a) => {
+            let sw = apps::tool_switches(state, &a.id).await?;
+            (
+                sw.disabled_tools,
+                tool_policy::merged(&a.tool_scopes, &sw.tool_scopes),
+            )
+        }
     })
 }
 
 pub async fn list(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
     let app = apps::load(state, user, id).await?;
-    let off: HashSet<String> = disabled(state, &app).await?.into_iter().collect();
+    let (off, scopes) = policy(state, &app).await?;
+    let off: HashSet<String> = off.into_iter().collect();
     let slug = match &app {
         AppRef::Stored(r) => r.slug.clone(),
         AppRef::Config(a) => a.slug.clone(),
@@ -50,17 +62,23 @@ pub async fn list(state: &State, user: &Caller, id: &str) -> Result<LocalRespons
                 .unwrap_or_default()
                 .to_string();
             t["enabled"] = json!(!off.contains(&name));
+            t["requiredScopes"] = json!(scopes.get(&name).cloned().unwrap_or_default());
             t
         })
         .collect();
     Ok(LocalResponse::json(200, &json!({ "commands": commands })))
 }
 
+/// One tool's change: switched on or off, and/or its required scopes
+/// replaced (`[]` removes them).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Switch {
     name: String,
-    enabled: bool,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    required_scopes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -80,30 +98,64 @@ pub async fn patch(
         PatchCommands::One(s) => vec![s],
         PatchCommands::Many { commands } => commands,
     };
-    if switches
-        .iter()
-        .any(|s| s.name.is_empty() || s.name.len() > 256)
-    {
-        return Err(ApiError::validation(
-            "name",
-            "must be a tool name (1-256 characters)",
-        ));
+    let mut wanted = Vec::with_capacity(switches.len());
+    for s in &switches {
+        if s.name.is_empty() || s.name.len() > tool_policy::MAX_TOOL_NAME {
+            return Err(ApiError::validation(
+                "name",
+                "must be a tool name (1-256 characters)",
+            ));
+        }
+        if s.enabled.is_none() && s.required_scopes.is_none() {
+            return Err(ApiError::validation(
+                "enabled",
+                "send `enabled` and/or `requiredScopes`",
+            ));
+        }
+        let scopes = match &s.required_scopes {
+            Some(list) => Some(
+                tool_policy::check_scopes(list)
+                    .map_err(|m| ApiError::validation("requiredScopes", m))?,
+            ),
+            None => None,
+        };
+        wanted.push(scopes);
     }
-    let apply = |list: &mut Vec<String>| {
-        for s in &switches {
-            list.retain(|n| n != &s.name);
-            if !s.enabled {
-                list.push(s.name.clone());
+    let apply = |list: &mut Vec<String>, scopes: &mut ToolScopes| {
+        for (s, new_scopes) in switches.iter().zip(&wanted) {
+            if let Some(enabled) = s.enabled {
+                list.retain(|n| n != &s.name);
+                if !enabled {
+                    list.push(s.name.clone());
+                }
+            }
+            match new_scopes {
+                Some(v) if v.is_empty() => {
+                    scopes.remove(&s.name);
+                }
+                Some(v) => {
+                    scopes.insert(s.name.clone(), v.clone());
+                }
+                None => {}
             }
         }
         list.sort();
     };
-    let disabled = match apps::load(state, user, id).await? {
+    let (disabled, scopes) = match apps::load(state, user, id).await? {
         AppRef::Stored(mut r) => {
-            apply(&mut r.settings.disabled_tools);
+            let mut scopes = tool_policy::validate(&r.settings.tools)
+                .map_err(|(f, m)| ApiError::validation(&f, m))?;
+            apply(&mut r.settings.disabled_tools, &mut scopes);
+            if !scopes.is_empty() && r.settings.public {
+                return Err(ApiError::validation(
+                    "requiredScopes",
+                    "a public app takes no token: per-tool scopes need a non-public app",
+                ));
+            }
+            r.settings.tools = tool_policy::to_policies(&scopes);
             let d = r.settings.disabled_tools.clone();
             apps::save(state, r).await?;
-            d
+            (d, scopes)
         }
         AppRef::Config(a) if user.admin => {
             let key = catalog::tools_key(&a.id);
@@ -113,14 +165,22 @@ pub async fn patch(
                 .await
                 .map_err(store_err)?
                 .unwrap_or_default();
-            apply(&mut sw.disabled_tools);
+            apply(&mut sw.disabled_tools, &mut sw.tool_scopes);
+            if !sw.tool_scopes.is_empty() && a.public {
+                return Err(ApiError::validation(
+                    "requiredScopes",
+                    "a public app takes no token: per-tool scopes need a non-public app",
+                ));
+            }
             state
                 .store
                 .put_json(&key, &sw, None)
                 .await
                 .map_err(store_err)?;
             state.catalog_changed().await;
-            sw.disabled_tools
+            // The TOML's scopes stay in force whatever was stored.
+            let scopes = tool_policy::merged(&a.tool_scopes, &sw.tool_scopes);
+            (sw.disabled_tools, scopes)
         }
         AppRef::Config(_) => {
             return Err(ApiError::new(
@@ -132,7 +192,7 @@ pub async fn patch(
     };
     Ok(LocalResponse::json(
         200,
-        &json!({ "disabledTools": disabled }),
+        &json!({ "disabledTools": disabled, "requiredScopes": scopes }),
     ))
 }
 

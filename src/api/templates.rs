@@ -58,6 +58,7 @@ impl Template {
             disabled_tools: vec![],
             access: None,
             limits: None,
+            tools: vec![],
         }
     }
 }

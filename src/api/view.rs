@@ -64,5 +64,6 @@ pub fn configured_settings(app: &AppConfig, disabled_tools: Vec<String>) -> AppS
         disabled_tools,
         access: Some(app.access.to_raw().into()),
         limits: (!app.limits.is_empty()).then(|| app.limits.raw.clone()),
+        tools: crate::config::tool_policy::to_policies(&app.tool_scopes),
     }
 }

@@ -62,11 +62,17 @@ pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
             .get_json(&super::tools_key(&app.id))
             .await?
             .unwrap_or_default();
+        let app_id = app.id.clone();
+        let mut app = app.clone();
+        if !switches.tool_scopes.is_empty() {
+            app.tool_scopes =
+                crate::config::tool_policy::merged(&app.tool_scopes, &switches.tool_scopes);
+        }
         specs.push(
             spec(
                 state,
-                Arc::new(app.clone()),
-                conns.get(&app.id),
+                Arc::new(app),
+                conns.get(&app_id),
                 switches.disabled_tools,
                 true,
             )
@@ -216,6 +222,7 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
             limits: s.limits.clone(),
             // Branding is checked apart (api::apps), with the logo hosts.
             branding: None,
+            tools: s.tools.clone(),
         },
         Some(&rec.owner),
     )

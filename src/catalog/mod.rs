@@ -69,6 +69,9 @@ pub struct AppSettings {
     /// Rate limits (see [`crate::limits`]); absent: the gateway's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<crate::limits::config::RawLimits>,
+    /// Per-tool policy: the scopes each tool's `tools/call` needs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<crate::config::tool_policy::ToolPolicy>,
 }
 
 /// An app's access policy in the API's terms (see [`crate::config::access`]).
@@ -131,6 +134,9 @@ pub struct IdentityHeaderNames {
 #[serde(rename_all = "camelCase")]
 pub struct ToolSwitches {
     pub disabled_tools: Vec<String>,
+    /// Scopes added to the TOML tool policy through the commands API.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tool_scopes: crate::config::tool_policy::ToolScopes,
 }
 
 /// An upstream auth connection, as stored (no secret values: see `secret_ref`).

@@ -343,6 +343,7 @@ mod tests {
             stream: Default::default(),
             required_scopes: vec![],
             identity_headers: Default::default(),
+            tool_scopes: Default::default(),
             access: crate::config::access::Access::anyone(),
             limits: Default::default(),
         })

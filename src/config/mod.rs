@@ -13,6 +13,7 @@ pub mod access;
 pub mod auth;
 pub mod oauth;
 pub mod raw;
+pub mod tool_policy;
 pub mod validate;
 
 pub use validate::{normalize_origin, parse_upstream};
@@ -194,6 +195,9 @@ pub struct AppConfig {
     pub access: access::Access,
     /// The app's own rate limits (see [`crate::limits`]).
     pub limits: crate::limits::config::AppLimits,
+    /// Scopes each tool's `tools/call` needs (step-up, see
+    /// [`crate::config::tool_policy`]).
+    pub tool_scopes: crate::config::tool_policy::ToolScopes,
 }
 
 impl Config {

@@ -118,6 +118,9 @@ pub struct RawApp {
     pub limits: Option<crate::limits::config::RawLimits>,
     /// How the app looks on consent and connect pages.
     pub branding: Option<crate::web::pages::branding::Branding>,
+    /// Per-tool policy (`[[apps.tools]]`): scopes a `tools/call` needs.
+    #[serde(default)]
+    pub tools: Vec<crate::config::tool_policy::ToolPolicy>,
 }
 
 #[derive(Debug, Default, Deserialize)]

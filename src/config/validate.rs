@@ -383,7 +383,16 @@ pub(crate) fn app(raw: RawApp, owner: Option<&str>) -> Result<AppConfig, FieldEr
         0 => Err((field.to_string(), "must be greater than 0".to_string())),
         n => Ok(Duration::from_millis(n)),
     };
+    let tool_scopes = crate::config::tool_policy::validate(&raw.tools)?;
+    if raw.public && !tool_scopes.is_empty() {
+        // A public app takes no token, so no scope could ever be checked.
+        return Err((
+            "tools".into(),
+            "a public app takes no token: per-tool scopes need `public = false`".into(),
+        ));
+    }
     Ok(AppConfig {
+        tool_scopes,
         name: raw.name.unwrap_or_else(|| raw.slug.clone()),
         id: raw.id,
         slug: raw.slug,

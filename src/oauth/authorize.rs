@@ -181,19 +181,6 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
             "code_challenge_method must be S256; plain is not accepted",
         );
     }
-    let supported = oauth.scopes_supported();
-    let scope = q
-        .get("scope")
-        .cloned()
-        .or_else(|| client.scope.clone())
-        .unwrap_or_else(|| "openid profile email".into());
-    if let Some(bad) = scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .find(|s| !supported.iter().any(|x| x == s))
-    {
-        return fail("invalid_scope", &format!("scope `{bad}` is not supported"));
-    }
     let resource = match q.get("resource") {
         Some(r) => match canonical_resource(state, r) {
             Some(c) => Some(c),
@@ -206,6 +193,19 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
         },
         None => None,
     };
+    let supported = scopes_for(state, oauth, resource.as_deref());
+    let scope = q
+        .get("scope")
+        .cloned()
+        .or_else(|| client.scope.clone())
+        .unwrap_or_else(|| "openid profile email".into());
+    if let Some(bad) = scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .find(|s| !supported.iter().any(|x| x == s))
+    {
+        return fail("invalid_scope", &format!("scope `{bad}` is not supported"));
+    }
     let (idp_state, nonce, idp_verifier) = match (random(24), random(16), random(32)) {
         (Ok(s), Ok(n), Ok(v)) => (s, n, v),
         _ => return fail("server_error", "the gateway cannot generate random values"),
@@ -240,6 +240,25 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
         Ok(url) => LocalResponse::redirect(&url),
         Err(why) => fail("temporarily_unavailable", &why),
     }
+}
+
+/// Scopes an authorization request for `resource` may ask for: the
+/// server's own plus the app's required and per-tool scopes, so a client
+/// can step up to a tool's scope (MCP authorization 2025-11-25, "Scope
+/// Challenge Handling"). Another app's tool scopes are not accepted.
+fn scopes_for(state: &State, oauth: &OAuthServer, resource: Option<&str>) -> Vec<String> {
+    let mut s = oauth.scopes_supported();
+    if let Some(route) = resource.and_then(|r| state.routes.load().by_resource(r).cloned()) {
+        let extra = route.app.required_scopes.iter().cloned().chain(
+            crate::config::tool_policy::all_scopes(&route.app.tool_scopes),
+        );
+        for x in extra {
+            if !s.contains(&x) {
+                s.push(x);
+            }
+        }
+    }
+    s
 }
 
 async fn idp_url(

@@ -119,22 +119,25 @@ fn cookie_name(state: &State) -> &'static str {
     }
 }
 
+/// The scopes this user already granted this client for this resource.
+async fn granted(state: &State, sub: &str, client_id: &str, resource: Option<&str>) -> Vec<String> {
+    state
+        .store
+        .get_json::<Vec<String>>(&remembered_key(state, sub, client_id, resource))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 pub async fn already_given(state: &State, oauth: &OAuthServer, sub: &str, p: &Pending) -> bool {
     if oauth.cfg.trusted_clients.contains(&p.client_id) {
         return true;
     }
-    let Ok(Some(scopes)) = state
-        .store
-        .get_json::<Vec<String>>(&remembered_key(
-            state,
-            sub,
-            &p.client_id,
-            p.resource.as_deref(),
-        ))
-        .await
-    else {
+    let scopes = granted(state, sub, &p.client_id, p.resource.as_deref()).await;
+    if scopes.is_empty() {
         return false;
-    };
+    }
     p.scope
         .split(' ')
         .filter(|s| !s.is_empty())
@@ -312,7 +315,14 @@ pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> L
             "Your account is not allowed to use this app.",
         ),
         "approve" => {
-            let scopes: Vec<&str> = p.scope.split(' ').filter(|s| !s.is_empty()).collect();
+            // What was granted before stays granted (incremental consent).
+            let mut scopes =
+                granted(state, &asked.user.sub, &p.client_id, p.resource.as_deref()).await;
+            for s in p.scope.split(' ').filter(|s| !s.is_empty()) {
+                if !scopes.iter().any(|x| x == s) {
+                    scopes.push(s.to_string());
+                }
+            }
             let _ = state
                 .store
                 .put_json(

@@ -48,7 +48,7 @@ fn as_metadata(state: &State) -> Option<LocalResponse> {
         "token_endpoint": format!("{base}/api/v1/auth/token"),
         "registration_endpoint": format!("{base}/api/v1/auth/register"),
         "revocation_endpoint": format!("{base}/api/v1/auth/revoke"),
-        "scopes_supported": oauth.scopes_supported(),
+        "scopes_supported": as_scopes(state, oauth),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -75,17 +75,43 @@ async fn jwks(state: &State) -> Option<LocalResponse> {
     })
 }
 
+/// The server's scopes plus the config-file apps' required and per-tool
+/// scopes (the operator's, public anyway through each app's RFC 9728
+/// document; API-created apps' scopes stay in their own documents).
+fn as_scopes(state: &State, oauth: &crate::oauth::OAuthServer) -> Vec<String> {
+    let mut s = oauth.scopes_supported();
+    for app in &state.config.apps {
+        let tools = crate::config::tool_policy::all_scopes(&app.tool_scopes);
+        for x in app.required_scopes.iter().chain(&tools) {
+            if !s.contains(x) {
+                s.push(x.clone());
+            }
+        }
+    }
+    s
+}
+
+/// The scopes a client asks for first at an app whose 401 challenge would
+/// otherwise name none: the server's basic scopes (its RFC 9728 list minus
+/// `offline_access` and the per-tool scopes, which are stepped up to).
+pub(crate) fn base_scopes(state: &State) -> Vec<String> {
+    state
+        .oauth
+        .as_ref()
+        .map(|o| o.scopes_supported())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s != "offline_access")
+        .collect()
+}
+
 fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<LocalResponse> {
     let base = &state.config.public_url;
     let routes = state.routes.load();
     let host_route = req.header("host").and_then(|h| routes.by_host(h)).cloned();
     let (resource, name, scopes) = if suffix.is_empty() {
         match &host_route {
-            Some(r) => (
-                r.resource.clone(),
-                r.app.name.clone(),
-                r.app.required_scopes.clone(),
-            ),
+            Some(r) => (r.resource.clone(), r.app.name.clone(), app_scopes(&r.app)),
             None => (base.clone(), "drio gateway".to_string(), vec![]),
         }
     } else if let Some(r) = host_route.filter(|r| suffix == r.app.mcp_path) {
@@ -97,14 +123,14 @@ fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<
                 r.app.mcp_path
             ),
             r.app.name.clone(),
-            r.app.required_scopes.clone(),
+            app_scopes(&r.app),
         )
     } else {
         let sel = routes.by_path(suffix)?;
         (
             sel.route.resource.clone(),
             sel.route.app.name.clone(),
-            sel.route.app.required_scopes.clone(),
+            app_scopes(&sel.route.app),
         )
     };
     let authorization_server = match (&state.oauth, &state.config.auth.issuer) {
@@ -115,14 +141,7 @@ fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<
     // `offline_access` is the authorization server's business, not the
     // resource's: clients that ask for every advertised scope must not be
     // led to request it here (MCP authorization 2025-11-25, scope selection).
-    let mut scopes_supported: Vec<String> = state
-        .oauth
-        .as_ref()
-        .map(|o| o.scopes_supported())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|s| s != "offline_access")
-        .collect();
+    let mut scopes_supported = base_scopes(state);
     for s in scopes {
         if !scopes_supported.contains(&s) {
             scopes_supported.push(s);
@@ -138,4 +157,16 @@ fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<
             "bearer_methods_supported": ["header"],
         }),
     ))
+}
+
+/// An app's own scopes: required ones, then every per-tool scope (RFC 9728
+/// `scopes_supported`: what may be requested for this resource).
+fn app_scopes(app: &crate::config::AppConfig) -> Vec<String> {
+    let mut s = app.required_scopes.clone();
+    for x in crate::config::tool_policy::all_scopes(&app.tool_scopes) {
+        if !s.contains(&x) {
+            s.push(x);
+        }
+    }
+    s
 }

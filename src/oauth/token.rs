@@ -288,9 +288,20 @@ async fn refresh_grant(
     }
     if let Some(scope) = p.get("scope") {
         // Narrowing is allowed (RFC 6749 §6); widening is not, and is checked by the session.
+        // The session's resource is not known here: any app's scope passes
+        // this syntax check; the session never widens (sessions::refresh).
+        let routes = state.routes.load();
+        let known = |s: &str| {
+            oauth.scopes_supported().iter().any(|x| x == s)
+                || routes.apps().any(|a| {
+                    a.required_scopes.iter().any(|x| x == s)
+                        || a.tool_scopes.values().flatten().any(|x| x == s)
+                })
+        };
         if scope
             .split(' ')
-            .any(|s| !oauth.scopes_supported().iter().any(|x| x == s))
+            .filter(|s| !s.is_empty())
+            .any(|s| !known(s))
         {
             return Err(OAuthError::invalid_scope("scope is not supported"));
         }

@@ -45,7 +45,11 @@ pub fn may_use(route: &Route, p: &Principal) -> bool {
 }
 
 /// The envelope and challenge for a refused request.
-pub fn refusal(err: &TokenError, route: &Route) -> (ApiError, Option<(HeaderName, HeaderValue)>) {
+pub fn refusal(
+    err: &TokenError,
+    route: &Route,
+    state: &State,
+) -> (ApiError, Option<(HeaderName, HeaderValue)>) {
     let api = match err {
         TokenError::InsufficientScope { required } => ApiError::new(
             403,
@@ -75,13 +79,20 @@ pub fn refusal(err: &TokenError, route: &Route) -> (ApiError, Option<(HeaderName
             "The access token is not valid for this resource",
         ),
     };
-    let challenge = bearer::challenge(
-        err,
-        &route.resource_metadata_url,
-        &route.app.required_scopes,
-    )
-    .and_then(|c| HeaderValue::from_str(&c).ok())
-    .map(|v| (header::WWW_AUTHENTICATE, v));
+    // An app with per-tool scopes names its basic scopes in the 401, so a
+    // client does not ask for every tool's scope up front (RFC 9728
+    // `scopes_supported` lists them all) but steps up when a tool needs one
+    // (MCP authorization 2025-11-25, scope selection and step-up).
+    let base;
+    let scopes = if route.app.required_scopes.is_empty() && !route.app.tool_scopes.is_empty() {
+        base = crate::oauth::metadata::base_scopes(state);
+        &base
+    } else {
+        &route.app.required_scopes
+    };
+    let challenge = bearer::challenge(err, &route.resource_metadata_url, scopes)
+        .and_then(|c| HeaderValue::from_str(&c).ok())
+        .map(|v| (header::WWW_AUTHENTICATE, v));
     (api, challenge)
 }
 

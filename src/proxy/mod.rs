@@ -216,7 +216,7 @@ impl ProxyHttp for Gateway {
                 }
                 Ok(p) => ctx.principal = Some(p),
                 Err(e) => {
-                    let (err, challenge) = authn::refusal(&e, &route);
+                    let (err, challenge) = authn::refusal(&e, &route, &self.state);
                     ctx.route = Some(route.clone());
                     let cors = ctx
                         .cors_origin

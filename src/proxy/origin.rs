@@ -46,6 +46,7 @@ mod tests {
             stream: Default::default(),
             required_scopes: vec![],
             identity_headers: Default::default(),
+            tool_scopes: Default::default(),
         }
     }
 

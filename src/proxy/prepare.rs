@@ -21,15 +21,30 @@ pub async fn prepare_upstream(
     limiter: &Limiter,
 ) -> pingora::Result<Option<crate::web::LocalResponse>> {
     let per_user = route.injection.per_user();
-    // A tool limit, like a disabled tool, must not be dodged with a body
-    // the gateway cannot read: strict inspection.
-    let policy = !route.disabled_tools.is_empty() || !route.app.limits.tools.is_empty();
+    // A tool limit or a tool's scopes, like a disabled tool, must not be
+    // dodged with a body the gateway cannot read: strict inspection.
+    let policy = !route.disabled_tools.is_empty()
+        || !route.app.limits.tools.is_empty()
+        || !route.app.tool_scopes.is_empty();
     let body = match jsonrpc::inspect(session, per_user || policy, policy).await? {
         Ok(jsonrpc::Inspected::Body(b)) => b,
         Ok(jsonrpc::Inspected::Skipped) => None,
         Err(refusal) => return Ok(Some(refusal)),
     };
     if let Some(refusal) = body.as_ref().and_then(|b| jsonrpc::check_tools(route, b)) {
+        return Ok(Some(refusal));
+    }
+    if let Some(mut refusal) = body
+        .as_ref()
+        .and_then(|b| step_up_refusal(route, ctx.principal.as_deref(), b))
+    {
+        // A browser client on an allowed origin must be able to read the
+        // challenge (the proxied path adds these in `response_filter`).
+        if let Some(origin) = &ctx.cors_origin {
+            refusal
+                .headers
+                .extend(crate::proxy::cors::app_headers(origin));
+        }
         return Ok(Some(refusal));
     }
     if limiter.applies(route) {
@@ -116,4 +131,39 @@ pub async fn prepare_upstream(
             )))
         }
     }
+}
+
+/// JSON-RPC code of a step-up refusal (implementation-defined server error;
+/// the HTTP 403 and its challenge are what clients act on).
+const INSUFFICIENT_SCOPE: i64 = -32003;
+
+/// A `tools/call` (or a batch holding one) whose token lacks a scope the
+/// tool requires: 403 with the step-up challenge naming every scope needed
+/// (see [`crate::config::tool_policy`]); the whole batch is refused.
+fn step_up_refusal(
+    route: &Route,
+    principal: Option<&crate::auth::Principal>,
+    body: &serde_json::Value,
+) -> Option<crate::web::LocalResponse> {
+    use crate::config::tool_policy;
+    let held = principal.map_or(&[][..], |p| p.scopes.as_slice());
+    let needed = tool_policy::step_up(&route.app.tool_scopes, held, body)?;
+    let challenge = tool_policy::challenge(&needed, &route.resource_metadata_url);
+    let id = match body {
+        serde_json::Value::Array(_) => serde_json::Value::Null,
+        one => jsonrpc::request_id(Some(one)),
+    };
+    let resp = jsonrpc::error_response(
+        &id,
+        INSUFFICIENT_SCOPE,
+        "The access token lacks a scope this tool requires; authorize again with the scopes in WWW-Authenticate",
+        Some(serde_json::json!({ "reason": "insufficient_scope", "scope": needed.join(" ") })),
+        403,
+    );
+    Some(match http::HeaderValue::from_str(&challenge) {
+        Ok(v) => resp.with_header(http::header::WWW_AUTHENTICATE, v),
+        // Unreachable (scope tokens and our own URL are header-safe); the
+        // 403 still refuses.
+        Err(_) => resp,
+    })
 }

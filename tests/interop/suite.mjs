@@ -8,6 +8,7 @@ import { pythonSdk } from './cases/python-sdk.mjs';
 import { conformance } from './cases/conformance.mjs';
 import { twoUsers } from './cases/two-users.mjs';
 import { monitoring } from './cases/monitoring.mjs';
+import { stepUp } from './cases/step-up.mjs';
 
 const started = Date.now();
 const only = process.argv[2];
@@ -23,6 +24,7 @@ const cases = [
   ['6 conformance server scenarios, direct and through the gateway', conformance],
   ['7 two users: each manages and reaches only what the policy allows', twoUsers],
   ['8 Prometheus scrapes the admin listener: series, alert rules, dashboard queries', monitoring],
+  ["9 step-up: a tool's scope is authorized when the tool is first called", stepUp],
 ];
 for (const [name, fn] of cases) {
   if (!only || name.startsWith(only)) await runCase(name, fn);

@@ -90,22 +90,36 @@ pub(crate) fn page(v: View<'_>) -> LocalResponse {
     } else {
         ""
     };
-    let scopes: String = v
+    // Incremental consent (MCP authorization 2025-11-25, step-up): what is
+    // asked now and what this client already holds are two lists, so the
+    // person sees exactly what changes if they allow.
+    let item = |s: &Scope, chip: &str| {
+        format!(
+            "<li data-scope=\"{id}\">{d}{chip}<br><span class=\"id\">{id}</span></li>",
+            d = esc(&s.description),
+            id = esc(&s.id),
+        )
+    };
+    let asked: String = v
         .scopes
         .iter()
-        .map(|s| {
-            format!(
-                "<li>{d}{chip}<br><span class=\"id\">{id}</span></li>",
-                d = esc(&s.description),
-                chip = if s.granted {
-                    "<span class=\"chip\">already allowed</span>"
-                } else {
-                    ""
-                },
-                id = esc(&s.id),
-            )
-        })
+        .filter(|s| !s.granted)
+        .map(|s| item(s, ""))
         .collect();
+    let held: String = v
+        .scopes
+        .iter()
+        .filter(|s| s.granted)
+        .map(|s| item(s, "<span class=\"chip\">already allowed</span>"))
+        .collect();
+    let scopes = if held.is_empty() {
+        format!("<h2 id=\"scopes\">It will be able to</h2><ul class=\"scopes\" id=\"requested-scopes\" aria-labelledby=\"scopes\">{asked}</ul>")
+    } else {
+        format!(
+            "<h2 id=\"scopes\">It asks in addition to</h2><ul class=\"scopes\" id=\"requested-scopes\" aria-labelledby=\"scopes\">{asked}</ul>\
+             <h2 id=\"held\">You already allowed it to</h2><ul class=\"scopes\" id=\"granted-scopes\" aria-labelledby=\"held\">{held}</ul>"
+        )
+    };
     let body = format!(
         "{header}{about}\
          <h1>Allow {client} to access your MCP tools?</h1>\
@@ -115,7 +129,7 @@ pub(crate) fn page(v: View<'_>) -> LocalResponse {
          <li><span class=\"k\">Its tokens go to ({host_kind})</span><strong>{host}</strong></li>{meta}\
          <li><span class=\"k\">Signed in as</span><strong>{account}</strong> · <a href=\"{restart}\">Not you? Sign in again</a></li>\
          </ul>{warning}\
-         <h2 id=\"scopes\">It will be able to</h2><ul class=\"scopes\" aria-labelledby=\"scopes\">{scopes}</ul>\
+         {scopes}\
          <p class=\"muted\">Only allow applications you trust. You can be asked again after 90 days.</p>\
          <form id=\"consent\" method=\"post\" action=\"/api/v1/auth/consent\">\
          <input type=\"hidden\" name=\"consent_id\" value=\"{id}\"><input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
