@@ -117,7 +117,7 @@ pub(crate) fn page(v: View<'_>) -> LocalResponse {
     } else {
         format!(
             "<h2 id=\"scopes\">It asks in addition to</h2><ul class=\"scopes\" id=\"requested-scopes\" aria-labelledby=\"scopes\">{asked}</ul>\
-             <h2 id=\"held\">You already allowed it to</h2><ul class=\"scopes\" id=\"granted-scopes\" aria-labelledby=\"held\">{held}</ul>"
+             <h2 id=\"held\">It can already</h2><ul class=\"scopes\" id=\"granted-scopes\" aria-labelledby=\"held\">{held}</ul>"
         )
     };
     let body = format!(
