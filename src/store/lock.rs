@@ -132,8 +132,10 @@ mod tests {
         (dir, Arc::new(s))
     }
 
+    // Long enough that a renewal (a store write with fsync) cannot miss
+    // its window on a loaded machine: seen failing once at 150 ms.
     const SHORT: LeaseSettings = LeaseSettings {
-        ttl: Duration::from_millis(150),
+        ttl: Duration::from_millis(400),
         wait: Duration::from_millis(0),
     };
 
@@ -145,7 +147,7 @@ mod tests {
         let held = first.hold(async move {
             // Three lease lifetimes of work: without renewal another worker
             // would get in.
-            tokio::time::sleep(Duration::from_millis(450)).await;
+            tokio::time::sleep(Duration::from_millis(1200)).await;
             Lease::acquire(s2, "lock:x", SHORT).await.map(|_| ())
         });
         assert!(matches!(held.await, Err(LockError::Busy)));
@@ -157,7 +159,7 @@ mod tests {
     async fn a_holder_that_lost_its_lease_never_releases_anothers() {
         let (_dir, s) = store();
         let stale = Lease::acquire(s.clone(), "lock:y", SHORT).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await; // expired, not renewed
+        tokio::time::sleep(Duration::from_millis(550)).await; // expired, not renewed
         let current = Lease::acquire(s.clone(), "lock:y", SHORT).await.unwrap();
         assert!(
             !stale.renew().await.unwrap(),
