@@ -88,6 +88,8 @@ enum ConnectError {
         "This answer did not come from the page the gateway showed you. Nothing was connected."
     )]
     Forged,
+    #[error("This link was issued to another gateway account. Nothing was connected. Sign in as the account whose MCP client showed the link, and ask it for a new one.")]
+    OtherUser,
     #[error("This connection does not exist.")]
     NoConnection,
     #[error("{0}")]
@@ -104,6 +106,7 @@ impl ConnectError {
             Self::Expired => (400, "Link expired"),
             Self::OtherBrowser => (400, "Not connected"),
             Self::Forged => (403, "Request refused"),
+            Self::OtherUser => (403, "Not your link"),
             Self::NoConnection => (404, "Not found"),
             Self::Unusable(_) => (409, "Connection not usable"),
             Self::NoKey | Self::Store => (503, "Try again"),
@@ -130,7 +133,19 @@ pub async fn start(
 ) -> LocalResponse {
     let (subject, email) = match query(req, "ticket") {
         Some(t) => match state.store.take_json::<ConnectTicket>(&ticket_key(&t)).await {
-            Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => (tk.subject, tk.email),
+            Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => {
+                // The link is bound to the user it was issued to: a person
+                // signed in as someone else (a bearer of another subject)
+                // is refused, and the link is spent either way.
+                if req.headers.contains_key(http::header::AUTHORIZATION) {
+                    match super::caller(state, req).await {
+                        Ok(user) if user.subject() == tk.subject => {}
+                        Ok(_) => return ConnectError::OtherUser.page(),
+                        Err(resp) => return resp,
+                    }
+                }
+                (tk.subject, tk.email)
+            }
             Ok(_) => return page(400, "Link expired", "This connect link is unknown, used or expired. Ask your MCP client to try again for a new one."),
             Err(_) => return LocalResponse::store_down_page(),
         },

@@ -20,6 +20,7 @@ use crate::auth::Principal;
 use crate::catalog::{Connection, ConnectionSecrets};
 
 pub mod client_credentials;
+pub(crate) mod elicitation;
 pub mod oauth;
 pub mod per_user;
 pub mod token_exchange;

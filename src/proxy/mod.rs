@@ -83,6 +83,25 @@ impl Gateway {
         app_host(header) && app_host(uri)
     }
 
+    /// The `initialize` of this response declared URL-mode elicitation:
+    /// remember it under the session id the upstream chose. Awaited (once
+    /// per session): the client's next request may follow at once.
+    async fn remember_url_elicitation(&self, resp: &ResponseHeader, ctx: &Ctx) {
+        let sid = resp
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok());
+        if let (Some(sid), Some(route), Some(p)) = (sid, &ctx.route, &ctx.principal) {
+            credentials::elicitation::remember_session(
+                self.state.store.as_ref(),
+                &route.app.id,
+                &p.subject,
+                sid,
+            )
+            .await;
+        }
+    }
+
     async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         ctx.local = true;
         if !self.own_host(session.req_header()) {
@@ -249,7 +268,7 @@ impl ProxyHttp for Gateway {
                 .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
         );
         ctx.route = Some(route.clone());
-        if let Some(refusal) = prepare::prepare_upstream(session, ctx, &route).await? {
+        if let Some(refusal) = prepare::prepare_upstream(session, &self.state, ctx, &route).await? {
             respond::write(session, &ctx.request_id, refusal).await?;
             return Ok(true);
         }
@@ -350,6 +369,9 @@ impl ProxyHttp for Gateway {
             // scripts can neither read the gateway's pages nor its cookies.
             resp.append_header(header::CONTENT_SECURITY_POLICY, APP_DOCUMENT_CSP)?;
             resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
+        }
+        if ctx.url_elicitation_session {
+            self.remember_url_elicitation(resp, ctx).await;
         }
         if is_sse && !ctx.streaming {
             ctx.streaming = true;

@@ -6,15 +6,17 @@
 use pingora::proxy::Session;
 
 use crate::catalog::route::Route;
-use crate::credentials::{InjectError, Subject};
+use crate::credentials::{elicitation, InjectError, Subject};
 use crate::errors::ApiError;
 use crate::proxy::ctx::Ctx;
 use crate::proxy::jsonrpc;
+use crate::state::State;
 
 /// The app-specific steps that need the body or a credential: tool policy
 /// and upstream credentials. Returns a refusal to send instead.
 pub async fn prepare_upstream(
     session: &mut Session,
+    state: &State,
     ctx: &mut Ctx,
     route: &Route,
 ) -> pingora::Result<Option<crate::web::LocalResponse>> {
@@ -33,6 +35,13 @@ pub async fn prepare_upstream(
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| crate::auth::extract_bearer(Some(v.as_bytes())).ok());
+    if body
+        .as_ref()
+        .is_some_and(elicitation::initialize_declares_url_mode)
+    {
+        // Remembered once the upstream names the session (response_filter).
+        ctx.url_elicitation_session = true;
+    }
     let who = Subject {
         principal: ctx.principal.as_deref(),
         bearer,
@@ -43,19 +52,34 @@ pub async fn prepare_upstream(
             Ok(None)
         }
         Err(InjectError::NotConnected { connect_url }) => {
+            let url_mode = match &body {
+                Some(b) => wants_url_elicitation(session, state, ctx, route, b).await,
+                None => false,
+            };
             let message = format!("Connect your account for this app first: {connect_url}");
-            let data = serde_json::json!({ "connectUrl": connect_url });
             Ok(Some(match &body {
+                // MCP 2025-11-25 URL-mode elicitation: the client shows the
+                // link to its user itself and may retry after it completes.
+                Some(b) if url_mode => jsonrpc::error_response(
+                    &jsonrpc::request_id(Some(b)),
+                    elicitation::URL_ELICITATION_REQUIRED,
+                    "Connect your account for this app first",
+                    Some(elicitation::elicitation_data(
+                        &connect_url,
+                        &format!("Connect your account to use {}", route.app.name),
+                    )),
+                    200,
+                ),
                 Some(b) => jsonrpc::error_response(
                     &jsonrpc::request_id(Some(b)),
                     jsonrpc::AUTH_REQUIRED,
                     &message,
-                    Some(data),
+                    Some(serde_json::json!({ "connectUrl": connect_url })),
                     200,
                 ),
                 None => crate::web::LocalResponse::api_error(
                     &ApiError::new(403, "upstream_authorization_required", message)
-                        .with_details(data),
+                        .with_details(serde_json::json!({ "connectUrl": connect_url })),
                     &ctx.request_id,
                 ),
             }))
@@ -97,4 +121,30 @@ pub async fn prepare_upstream(
             )))
         }
     }
+}
+
+/// Whether the client declared URL-mode elicitation: in this body
+/// (`initialize`, or `_meta` when stateless), or in the `initialize` of the
+/// session it names (remembered per app and user).
+async fn wants_url_elicitation(
+    session: &Session,
+    state: &State,
+    ctx: &Ctx,
+    route: &Route,
+    body: &serde_json::Value,
+) -> bool {
+    if elicitation::declares_url_mode(body) {
+        return true;
+    }
+    let (Some(p), Some(sid)) = (
+        ctx.principal.as_deref(),
+        session
+            .req_header()
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    elicitation::session_declared(state.store.as_ref(), &route.app.id, &p.subject, sid).await
 }

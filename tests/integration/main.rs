@@ -5,6 +5,7 @@ mod admin_listener;
 mod bearer;
 mod config_cli;
 mod egress;
+mod elicitation;
 mod graceful;
 mod hardening;
 mod idp_selftest;
