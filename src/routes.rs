@@ -80,6 +80,7 @@ enum Handler {
     ConnectStart,
     ConnectCallback,
     ConnectConfirm,
+    ConnectDone,
     Healthz,
 }
 
@@ -395,6 +396,14 @@ pub static ROUTES: &[Route] = &[
     ),
     route(
         Method::GET,
+        "/api/v1/connections/done",
+        Browser,
+        SameOrigin,
+        Nothing,
+        H::ConnectDone,
+    ),
+    route(
+        Method::GET,
         "/healthz",
         Public,
         SameOrigin,
@@ -578,6 +587,7 @@ async fn open(
         (H::ConnectStart, _) => api::connect::start(state, req, id, auth).await,
         (H::ConnectCallback, _) => api::connect::callback(state, req).await,
         (H::ConnectConfirm, _) => api::connect::confirm(state, req).await,
+        (H::ConnectDone, _) => api::connect::done(),
         (H::Healthz, _) => LocalResponse::json(200, &serde_json::json!({"status": "ok"})),
         (H::Register, Some(o)) => register::register(state, o, req).await,
         (H::Authorize, Some(o)) => authorize::authorize(state, o, req).await,

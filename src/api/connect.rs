@@ -36,6 +36,7 @@ use crate::credentials::oauth::{user_token_request, ProviderSettings};
 use crate::credentials::per_user::{
     save_tokens, ticket_key, tokens_key, ConnectTicket, UserTokens,
 };
+use crate::credentials::workos_pipes::WorkosPipes;
 use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{escape_html, LocalRequest, LocalResponse};
@@ -131,7 +132,7 @@ pub async fn start(
     app_id: &str,
     auth_id: &str,
 ) -> LocalResponse {
-    let (subject, email) = match query(req, "ticket") {
+    let (subject, email, org_id) = match query(req, "ticket") {
         Some(t) => match state.store.take_json::<ConnectTicket>(&ticket_key(&t)).await {
             Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => {
                 // The link is bound to the user it was issued to: a person
@@ -144,14 +145,18 @@ pub async fn start(
                         Err(resp) => return resp,
                     }
                 }
-                (tk.subject, tk.email)
+                (tk.subject, tk.email, tk.org_id)
             }
             Ok(_) => return page(400, "Link expired", "This connect link is unknown, used or expired. Ask your MCP client to try again for a new one."),
             Err(_) => return LocalResponse::store_down_page(),
         },
         None => match super::caller(state, req).await {
             Ok(user) => match apps::load(state, &user, app_id).await {
-                Ok(_) => (user.subject().to_string(), user.principal.email.clone()),
+                Ok(_) => (
+                    user.subject().to_string(),
+                    user.principal.email.clone(),
+                    user.principal.org_id.clone(),
+                ),
                 Err(e) => return LocalResponse::api_error(&e, &req.request_id),
             },
             Err(resp) => return resp,
@@ -161,6 +166,9 @@ pub async fn start(
         Ok(c) => c,
         Err(e) => return e.page(),
     };
+    if conn.config.kind == "workos_pipes" {
+        return pipes_start(state, &conn, &subject, org_id.as_deref()).await;
+    }
     let settings = match provider(state, &conn).await {
         Ok(s) => s,
         Err(why) => return page(409, "Connection not usable", &why),
@@ -380,6 +388,52 @@ pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
         Err(e) => page(503, "Not connected", &format!("The tokens could not be stored: {e}")),
     };
     clear_cookie(resp, state)
+}
+
+/// WorkOS Pipes: WorkOS runs the provider's authorization and keeps the
+/// tokens; the gateway only asks it for this user's page and sends the
+/// person there (coming back to [`done`]).
+async fn pipes_start(
+    state: &State,
+    conn: &Connection,
+    subject: &str,
+    org_id: Option<&str>,
+) -> LocalResponse {
+    let secrets = match &conn.secret_ref {
+        Some(r) => {
+            match catalog::secrets::get(state.store.as_ref(), state.sbox.as_deref(), r).await {
+                Ok(s) => s,
+                Err(_) => return ConnectError::Store.page(),
+            }
+        }
+        None => Default::default(),
+    };
+    let ctx = live::oauth_context(&state.catalog());
+    let pipes = match WorkosPipes::new(conn, &secrets, ctx) {
+        Ok(p) => p,
+        Err(why) => return ConnectError::Unusable(why).page(),
+    };
+    let return_to = format!("{}/api/v1/connections/done", state.config.public_url);
+    match pipes.authorize_url(subject, org_id, &return_to).await {
+        Ok(url) => LocalResponse::redirect(&url),
+        Err(e) => {
+            tracing::warn!(connection = %conn.id, error = %e, "WorkOS Pipes authorize failed");
+            page(
+                502,
+                "Not connected",
+                "WorkOS could not start connecting this account. Try again from your MCP client.",
+            )
+        }
+    }
+}
+
+/// Where WorkOS Pipes sends the person back once the account is connected.
+pub fn done() -> LocalResponse {
+    page(
+        200,
+        "Connected",
+        "You can close this window and retry in your MCP client.",
+    )
 }
 
 async fn connection(

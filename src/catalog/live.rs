@@ -173,6 +173,7 @@ pub fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
         sbox: state.sbox.clone(),
         public_url: state.config.public_url.clone(),
         sessions: state.sessions.clone(),
+        workos_api: crate::credentials::workos_pipes::api_base(state.config),
     }
 }
 

@@ -29,6 +29,9 @@ pub struct OAuthContext {
     /// Gateway token mode: where a token exchange finds the user's IdP
     /// access token (their session). None: the client's bearer is it.
     pub sessions: Option<Arc<dyn super::token_exchange::SubjectTokens>>,
+    /// The WorkOS API base of a `workos_sso` sign-in (WorkOS Pipes); None
+    /// with any other identity provider.
+    pub workos_api: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -20,4 +20,5 @@ mod support;
 mod tenancy;
 mod tenancy_connect;
 mod token_exchange;
+mod workos_pipes;
 mod workos_sso;
