@@ -7,6 +7,7 @@ import { apiKeyInjection, disabledTool } from './cases/credentials.mjs';
 import { pythonSdk } from './cases/python-sdk.mjs';
 import { conformance } from './cases/conformance.mjs';
 import { twoUsers } from './cases/two-users.mjs';
+import { urlElicitation } from './cases/elicitation.mjs';
 
 const started = Date.now();
 const only = process.argv[2];
@@ -21,6 +22,7 @@ const cases = [
   ['5 the Python MCP SDK signs in and calls tools', pythonSdk],
   ['6 conformance server scenarios, direct and through the gateway', conformance],
   ['7 two users: each manages and reaches only what the policy allows', twoUsers],
+  ['8 connect your account: URL-mode elicitation with the TypeScript SDK', urlElicitation],
 ];
 for (const [name, fn] of cases) {
   if (!only || name.startsWith(only)) await runCase(name, fn);
