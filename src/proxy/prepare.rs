@@ -35,9 +35,11 @@ pub async fn prepare_upstream(
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| crate::auth::extract_bearer(Some(v.as_bytes())).ok());
-    if body
-        .as_ref()
-        .is_some_and(elicitation::initialize_declares_url_mode)
+    // Only where the answer can matter: an app with a per-user credential.
+    if per_user
+        && body
+            .as_ref()
+            .is_some_and(elicitation::initialize_declares_url_mode)
     {
         // Remembered once the upstream names the session (response_filter).
         ctx.url_elicitation_session = true;
