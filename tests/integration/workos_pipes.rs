@@ -49,12 +49,18 @@ async fn tokens(client: &OAuthClient, gw: &TestGateway, resource: Option<&str>) 
 /// whose credential is the `github` Pipe (`organizationScoped`), and Ada's
 /// token for it.
 async fn setup() -> Setup {
+    setup_with("organization = \"org_acme\"", true).await
+}
+
+/// As [`setup`], signing in through `target` (`[idp]` keys) with a Pipe that
+/// is `organization_scoped` or not.
+async fn setup_with(target: &str, organization_scoped: bool) -> Setup {
     let (w, up) = (TestWorkOs::start().await, TestUpstream::start().await);
     let gw = TestGateway::new()
         .env(KEY_ENV, workos::API_KEY)
         .raw_toml(&format!(
             "[oauth]\ntoken_mode = \"gateway\"\n\n[idp]\nkind = \"workos_sso\"\nissuer = \"{api}\"\n\
-             client_id = \"{id}\"\nclient_secret_env = \"{KEY_ENV}\"\norganization = \"org_acme\"\n\n\
+             client_id = \"{id}\"\nclient_secret_env = \"{KEY_ENV}\"\n{target}\n\n\
              [security]\nallow_upstream_cidrs = [\"127.0.0.0/8\", \"::1/128\"]\n",
             api = w.api(),
             id = workos::CLIENT_ID,
@@ -73,7 +79,7 @@ async fn setup() -> Setup {
         .post(
             &format!("/api/v1/apps/{id}/auth"),
             json!({"config": {"type": "workos_pipes", "provider": "github",
-                "organizationScoped": true, "apiKey": workos::API_KEY}}),
+                "organizationScoped": organization_scoped, "apiKey": workos::API_KEY}}),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -229,4 +235,27 @@ async fn another_identity_provider_cannot_use_workos_pipes() {
         .await;
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("config.provider"), "{body}");
+}
+
+#[tokio::test]
+async fn the_organization_is_sent_only_when_scoped_and_required_then() {
+    // Signed in through a provider (no organization in the profile).
+    let s = setup_with("provider = \"GoogleOAuth\"", true).await;
+    let refused = answer(&s, call(2, false)).await;
+    assert_eq!(refused["error"]["code"], -32001, "{refused}");
+    assert_eq!(
+        refused["error"]["data"]["reason"], "no_organization",
+        "{refused}"
+    );
+    assert!(
+        s.w.pipes_calls("token").is_empty(),
+        "WorkOS is not asked without one"
+    );
+
+    let s = setup_with("provider = \"GoogleOAuth\"", false).await;
+    s.w.pipes_answer(ADA, active("tok_personal", 3600, &[]));
+    let ok = answer(&s, initialize()).await;
+    assert!(ok.get("error").is_none(), "{ok}");
+    let (sent, _) = s.w.pipes_calls("token").pop().unwrap();
+    assert_eq!(sent, json!({"user_id": ADA, "organization_id": null}));
 }
