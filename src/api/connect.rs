@@ -31,15 +31,17 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::apps;
+
+mod pipes;
 use crate::catalog::{self, live, Connection};
 use crate::credentials::oauth::{user_token_request, ProviderSettings};
 use crate::credentials::per_user::{
     save_tokens, ticket_key, tokens_key, ConnectTicket, UserTokens,
 };
-use crate::credentials::workos_pipes::WorkosPipes;
 use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{escape_html, LocalRequest, LocalResponse};
+pub use pipes::done;
 
 /// How long a started flow waits for the provider's answer (`uconnect:`).
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -167,7 +169,7 @@ pub async fn start(
         Err(e) => return e.page(),
     };
     if conn.config.kind == "workos_pipes" {
-        return pipes_start(state, &conn, &subject, org_id.as_deref()).await;
+        return pipes::start(state, &conn, &subject, org_id.as_deref()).await;
     }
     let settings = match provider(state, &conn).await {
         Ok(s) => s,
@@ -388,52 +390,6 @@ pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
         Err(e) => page(503, "Not connected", &format!("The tokens could not be stored: {e}")),
     };
     clear_cookie(resp, state)
-}
-
-/// WorkOS Pipes: WorkOS runs the provider's authorization and keeps the
-/// tokens; the gateway only asks it for this user's page and sends the
-/// person there (coming back to [`done`]).
-async fn pipes_start(
-    state: &State,
-    conn: &Connection,
-    subject: &str,
-    org_id: Option<&str>,
-) -> LocalResponse {
-    let secrets = match &conn.secret_ref {
-        Some(r) => {
-            match catalog::secrets::get(state.store.as_ref(), state.sbox.as_deref(), r).await {
-                Ok(s) => s,
-                Err(_) => return ConnectError::Store.page(),
-            }
-        }
-        None => Default::default(),
-    };
-    let ctx = live::oauth_context(&state.catalog());
-    let pipes = match WorkosPipes::new(conn, &secrets, ctx) {
-        Ok(p) => p,
-        Err(why) => return ConnectError::Unusable(why).page(),
-    };
-    let return_to = format!("{}/api/v1/connections/done", state.config.public_url);
-    match pipes.authorize_url(subject, org_id, &return_to).await {
-        Ok(url) => LocalResponse::redirect(&url),
-        Err(e) => {
-            tracing::warn!(connection = %conn.id, error = %e, "WorkOS Pipes authorize failed");
-            page(
-                502,
-                "Not connected",
-                "WorkOS could not start connecting this account. Try again from your MCP client.",
-            )
-        }
-    }
-}
-
-/// Where WorkOS Pipes sends the person back once the account is connected.
-pub fn done() -> LocalResponse {
-    page(
-        200,
-        "Connected",
-        "You can close this window and retry in your MCP client.",
-    )
 }
 
 async fn connection(

@@ -83,25 +83,6 @@ impl Gateway {
         app_host(header) && app_host(uri)
     }
 
-    /// The `initialize` of this response declared URL-mode elicitation:
-    /// remember it under the session id the upstream chose. Awaited (once
-    /// per session): the client's next request may follow at once.
-    async fn remember_url_elicitation(&self, resp: &ResponseHeader, ctx: &Ctx) {
-        let sid = resp
-            .headers
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok());
-        if let (Some(sid), Some(route), Some(p)) = (sid, &ctx.route, &ctx.principal) {
-            credentials::elicitation::remember_session(
-                self.state.store.as_ref(),
-                &route.app.id,
-                &p.subject,
-                sid,
-            )
-            .await;
-        }
-    }
-
     async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         ctx.local = true;
         if !self.own_host(session.req_header()) {
@@ -371,7 +352,7 @@ impl ProxyHttp for Gateway {
             resp.insert_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")?;
         }
         if ctx.url_elicitation_session {
-            self.remember_url_elicitation(resp, ctx).await;
+            prepare::remember_url_elicitation(&self.state, resp, ctx).await;
         }
         if is_sse && !ctx.streaming {
             ctx.streaming = true;

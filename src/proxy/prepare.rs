@@ -150,3 +150,20 @@ async fn wants_url_elicitation(
     };
     elicitation::session_declared(state.store.as_ref(), &route.app.id, &p.subject, sid).await
 }
+
+/// The `initialize` of this response declared URL-mode elicitation:
+/// remember it under the session id the upstream chose. Awaited (once per
+/// session): the client's next request may follow at once.
+pub async fn remember_url_elicitation(
+    state: &State,
+    resp: &pingora::http::ResponseHeader,
+    ctx: &Ctx,
+) {
+    let sid = resp
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok());
+    if let (Some(sid), Some(route), Some(p)) = (sid, &ctx.route, &ctx.principal) {
+        elicitation::remember_session(state.store.as_ref(), &route.app.id, &p.subject, sid).await;
+    }
+}
