@@ -81,6 +81,7 @@ enum Handler {
     ConnectCallback,
     ConnectConfirm,
     ConnectDone,
+    ConnectPipes,
     Healthz,
 }
 
@@ -403,6 +404,14 @@ pub static ROUTES: &[Route] = &[
         H::ConnectDone,
     ),
     route(
+        Method::POST,
+        "/api/v1/connections/pipes",
+        Browser,
+        SameOrigin,
+        Nothing,
+        H::ConnectPipes,
+    ),
+    route(
         Method::GET,
         "/healthz",
         Public,
@@ -588,6 +597,7 @@ async fn open(
         (H::ConnectCallback, _) => api::connect::callback(state, req).await,
         (H::ConnectConfirm, _) => api::connect::confirm(state, req).await,
         (H::ConnectDone, _) => api::connect::done(),
+        (H::ConnectPipes, _) => api::connect::pipes_confirm(state, req).await,
         (H::Healthz, _) => LocalResponse::json(200, &serde_json::json!({"status": "ok"})),
         (H::Register, Some(o)) => register::register(state, o, req).await,
         (H::Authorize, Some(o)) => authorize::authorize(state, o, req).await,

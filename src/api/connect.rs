@@ -41,7 +41,7 @@ use crate::credentials::per_user::{
 use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{escape_html, LocalRequest, LocalResponse};
-pub use pipes::done;
+pub use pipes::{confirm as pipes_confirm, done};
 
 /// How long a started flow waits for the provider's answer (`uconnect:`).
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -169,7 +169,7 @@ pub async fn start(
         Err(e) => return e.page(),
     };
     if conn.config.kind == "workos_pipes" {
-        return pipes::start(state, &conn, &subject, org_id.as_deref()).await;
+        return pipes::start(state, &conn, &subject, email.as_deref(), org_id.as_deref()).await;
     }
     let settings = match provider(state, &conn).await {
         Ok(s) => s,

@@ -11,7 +11,9 @@ use crate::management::{initialize, mcp, Api};
 use crate::oauth::REDIRECT;
 use crate::support::gateway::TestGateway;
 use crate::support::idp::TestIdp;
-use crate::support::oauth_client::{ConsentPage, HtmlForm, OAuthClient, Tokens};
+use crate::support::oauth_client::{
+    browser::Page, Browser, ConsentPage, HtmlForm, OAuthClient, Tokens,
+};
 use crate::support::upstream::TestUpstream;
 use crate::support::workos::{self, TestWorkOs};
 use crate::support::workos_pipes::active;
@@ -99,6 +101,24 @@ async fn setup_with(target: &str, organization_scoped: bool) -> Setup {
     }
 }
 
+/// Submits a Pipes confirmation page with `decision` from `browser`.
+async fn submit(browser: &Browser, gw: &TestGateway, page: &Page, decision: &str) -> Page {
+    let form = HtmlForm::find(&page.body, "connect").expect("the confirmation form");
+    let mut fields: Vec<(String, String)> = form
+        .fields
+        .iter()
+        .filter(|(n, _)| n != "decision")
+        .cloned()
+        .collect();
+    fields.push(("decision".into(), decision.into()));
+    browser
+        .post_form(
+            &format!("{}{}", gw.url(), form.action.expect("action")),
+            &fields,
+        )
+        .await
+}
+
 fn call(id: u64, url_mode: bool) -> Value {
     let mut params = json!({"name": "echo", "arguments": {"text": "hi"}});
     if url_mode {
@@ -139,9 +159,21 @@ async fn a_user_without_the_pipe_connects_through_workos_and_then_gets_its_token
     assert_eq!(auth, format!("Bearer {}", workos::API_KEY));
     assert_eq!(s.up.count(), 0);
 
-    // The link: gateway → WorkOS's page (installs) → back to the gateway.
-    let browser = crate::support::oauth_client::Browser::new();
-    let to_workos = browser.get(&url).await;
+    // The link: a confirmation page naming the account, Confirm → WorkOS's
+    // page (installs) → back to the gateway.
+    let browser = Browser::new();
+    let confirm_page = browser.get(&url).await;
+    assert_eq!(confirm_page.status, 200, "{}", confirm_page.body);
+    assert!(
+        confirm_page.body.contains("ada@acme.com") && confirm_page.body.contains("github"),
+        "{}",
+        confirm_page.body
+    );
+    assert!(
+        s.w.pipes_calls("authorize").is_empty(),
+        "WorkOS is asked only after Confirm"
+    );
+    let to_workos = submit(&browser, &s.gw, &confirm_page, "confirm").await;
     assert_eq!(to_workos.status, 302, "{}", to_workos.body);
     let (sent, _) = s.w.pipes_calls("authorize").pop().unwrap();
     assert_eq!(sent["user_id"], ADA);
@@ -258,4 +290,27 @@ async fn the_organization_is_sent_only_when_scoped_and_required_then() {
     assert!(ok.get("error").is_none(), "{ok}");
     let (sent, _) = s.w.pipes_calls("token").pop().unwrap();
     assert_eq!(sent, json!({"user_id": ADA, "organization_id": null}));
+}
+
+#[tokio::test]
+async fn a_pipes_link_sent_to_someone_else_connects_nobody() {
+    let s = setup().await;
+    let url = connect_url(&answer(&s, call(2, false)).await);
+    // Mallory opened her link, and sends the page's form to Victor: his
+    // browser lacks the cookie bound to it, so WorkOS is never asked.
+    let page = Browser::new().get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let refused = submit(&Browser::new(), &s.gw, &page, "confirm").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // Cancel asks WorkOS nothing either; and each page is single use.
+    let url = connect_url(&answer(&s, call(3, false)).await);
+    let browser = Browser::new();
+    let page = browser.get(&url).await;
+    let cancelled = submit(&browser, &s.gw, &page, "cancel").await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(submit(&browser, &s.gw, &page, "confirm").await.status, 400);
+    assert!(
+        s.w.pipes_calls("authorize").is_empty(),
+        "WorkOS was never asked"
+    );
 }
