@@ -80,6 +80,8 @@ enum Handler {
     ConnectStart,
     ConnectCallback,
     ConnectConfirm,
+    ConnectDone,
+    ConnectPipes,
     Healthz,
 }
 
@@ -395,6 +397,22 @@ pub static ROUTES: &[Route] = &[
     ),
     route(
         Method::GET,
+        "/api/v1/connections/done",
+        Browser,
+        SameOrigin,
+        Nothing,
+        H::ConnectDone,
+    ),
+    route(
+        Method::POST,
+        "/api/v1/connections/pipes",
+        Browser,
+        SameOrigin,
+        Nothing,
+        H::ConnectPipes,
+    ),
+    route(
+        Method::GET,
         "/healthz",
         Public,
         SameOrigin,
@@ -582,6 +600,8 @@ async fn open(
         (H::ConnectStart, _) => api::connect::start(state, req, id, auth).await,
         (H::ConnectCallback, _) => api::connect::callback(state, req).await,
         (H::ConnectConfirm, _) => api::connect::confirm(state, req).await,
+        (H::ConnectDone, _) => api::connect::done(),
+        (H::ConnectPipes, _) => api::connect::pipes_confirm(state, req).await,
         (H::Healthz, _) => LocalResponse::json(200, &serde_json::json!({"status": "ok"})),
         (H::Register, Some(o)) => register::register(state, o, req).await,
         (H::Authorize, Some(o)) => authorize::authorize(state, o, req).await,

@@ -32,6 +32,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::apps;
+
+mod pipes;
 use crate::catalog::{self, live, Connection};
 use crate::credentials::oauth::{user_token_request, ProviderSettings};
 use crate::credentials::per_user::{
@@ -41,6 +43,7 @@ use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::pages::{self, Brand};
 use crate::web::{LocalRequest, LocalResponse};
+pub use pipes::{confirm as pipes_confirm, done};
 
 /// How long a started flow waits for the provider's answer (`uconnect:`).
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -90,6 +93,8 @@ enum ConnectError {
         "This answer did not come from the page the gateway showed you. Nothing was connected."
     )]
     Forged,
+    #[error("This link was issued to another gateway account. Nothing was connected. Sign in as the account whose MCP client showed the link, and ask it for a new one.")]
+    OtherUser,
     #[error("This connection does not exist.")]
     NoConnection,
     #[error("{0}")]
@@ -106,6 +111,7 @@ impl ConnectError {
             Self::Expired => (400, "Link expired"),
             Self::OtherBrowser => (400, "Not connected"),
             Self::Forged => (403, "Request refused"),
+            Self::OtherUser => (403, "Not your link"),
             Self::NoConnection => (404, "Not found"),
             Self::Unusable(_) => (409, "Connection not usable"),
             Self::NoKey | Self::Store => (503, "Try again"),
@@ -130,15 +136,31 @@ pub async fn start(
     app_id: &str,
     auth_id: &str,
 ) -> LocalResponse {
-    let (subject, email) = match query(req, "ticket") {
+    let (subject, email, org_id) = match query(req, "ticket") {
         Some(t) => match state.store.take_json::<ConnectTicket>(&ticket_key(&t)).await {
-            Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => (tk.subject, tk.email),
+            Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => {
+                // The link is bound to the user it was issued to: a person
+                // signed in as someone else (a bearer of another subject)
+                // is refused, and the link is spent either way.
+                if req.headers.contains_key(http::header::AUTHORIZATION) {
+                    match super::caller(state, req).await {
+                        Ok(user) if user.subject() == tk.subject => {}
+                        Ok(_) => return ConnectError::OtherUser.page(),
+                        Err(resp) => return resp,
+                    }
+                }
+                (tk.subject, tk.email, tk.org_id)
+            }
             Ok(_) => return page(400, "Link expired", "This connect link is unknown, used or expired. Ask your MCP client to try again for a new one."),
             Err(_) => return LocalResponse::store_down_page(),
         },
         None => match super::caller(state, req).await {
             Ok(user) => match apps::load(state, &user, app_id).await {
-                Ok(_) => (user.subject().to_string(), user.principal.email.clone()),
+                Ok(_) => (
+                    user.subject().to_string(),
+                    user.principal.email.clone(),
+                    user.principal.org_id.clone(),
+                ),
                 Err(e) => return LocalResponse::api_error(&e, &req.request_id),
             },
             Err(resp) => return resp,
@@ -148,6 +170,9 @@ pub async fn start(
         Ok(c) => c,
         Err(e) => return e.page(),
     };
+    if conn.config.kind == "workos_pipes" {
+        return pipes::start(state, &conn, &subject, email.as_deref(), org_id.as_deref()).await;
+    }
     let settings = match provider(state, &conn).await {
         Ok(s) => s,
         Err(why) => return page(409, "Connection not usable", &why),

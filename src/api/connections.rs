@@ -42,6 +42,8 @@ pub struct IncomingConfig {
     token_content_type: Option<String>,
     authorization_params: Option<std::collections::BTreeMap<String, String>>,
     pkce: Option<bool>,
+    provider: Option<String>,
+    organization_scoped: Option<bool>,
     enabled: Option<bool>,
     is_default: Option<bool>,
     #[serde(flatten)]
@@ -239,6 +241,7 @@ async fn save(
     mut secrets: ConnectionSecrets,
     created: bool,
 ) -> Result<(), ApiError> {
+    check::identity_provider(state, &conn.config)?;
     check::register_upstream(state, conn, &mut secrets).await?;
     check::status(state, conn, &secrets).await;
     if !secrets.is_empty() {
@@ -305,7 +308,9 @@ fn apply(
         client_auth_method,
         token_content_type,
         authorization_params,
-        pkce
+        pkce,
+        provider,
+        organization_scoped
     );
     if let Some(e) = i.enabled {
         c.enabled = e;

@@ -185,6 +185,7 @@ pub fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
         public_url: state.config.public_url.clone(),
         sessions: state.sessions.clone(),
         clock: state.clock.clone(),
+        workos_api: crate::credentials::workos_pipes::api_base(state.config),
     }
 }
 

@@ -210,6 +210,12 @@ pub struct ConnectionConfig {
     pub authorization_params: Option<std::collections::BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pkce: Option<bool>,
+    /// WorkOS Pipes: the provider slug (seed `003_*`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// WorkOS Pipes: send the user's organization with their user id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization_scoped: Option<bool>,
     pub enabled: bool,
     pub is_default: bool,
 }

@@ -101,6 +101,7 @@ impl std::fmt::Debug for Injection {
             Injection::ClientCredentials(_) => "ClientCredentials",
             Injection::PerUser(_) => "PerUser",
             Injection::TokenExchange(_) => "TokenExchange",
+            Injection::WorkosPipes(_) => "WorkosPipes",
         })
     }
 }

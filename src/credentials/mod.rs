@@ -9,7 +9,8 @@
 //! - [`client_credentials`]: RFC 6749 §4.4 tokens, cached until shortly
 //!   before expiry and refreshed by one request however many arrive;
 //! - [`per_user`]: each user's own delegated upstream tokens;
-//! - [`token_exchange`]: RFC 8693 tokens exchanged for the user's own.
+//! - [`token_exchange`]: RFC 8693 tokens exchanged for the user's own;
+//! - [`workos_pipes`]: the user's provider token held by WorkOS Pipes.
 
 use std::sync::Arc;
 
@@ -20,9 +21,11 @@ use crate::auth::Principal;
 use crate::catalog::{Connection, ConnectionSecrets};
 
 pub mod client_credentials;
+pub(crate) mod elicitation;
 pub mod oauth;
 pub mod per_user;
 pub mod token_exchange;
+pub mod workos_pipes;
 
 pub use token_exchange::Subject;
 
@@ -38,6 +41,7 @@ pub enum Injection {
     ClientCredentials(Arc<client_credentials::ClientCredentials>),
     PerUser(Arc<per_user::PerUser>),
     TokenExchange(Arc<token_exchange::TokenExchange>),
+    WorkosPipes(Arc<workos_pipes::WorkosPipes>),
 }
 
 /// What one request gets, resolved in `request_filter` (where a failure can
@@ -80,6 +84,12 @@ pub enum ConnectionError {
     /// A token exchange names no target for its token.
     #[error("set audience or resource")]
     AudienceOrResource,
+    /// WorkOS Pipes' `provider` is not a slug (it goes into a URL path).
+    #[error("provider is not a provider slug")]
+    BadProviderSlug,
+    /// WorkOS Pipes knows users by the WorkOS sign-in's subject.
+    #[error("WorkOS Pipes needs idp.kind = \"workos_sso\"")]
+    NeedsWorkosSso,
 }
 
 impl Injection {
@@ -155,6 +165,9 @@ impl Injection {
             "token_exchange" => Ok(Injection::TokenExchange(Arc::new(
                 token_exchange::TokenExchange::new(conn, secrets, ctx.clone())?,
             ))),
+            "workos_pipes" => Ok(Injection::WorkosPipes(Arc::new(
+                workos_pipes::WorkosPipes::new(conn, secrets, ctx.clone())?,
+            ))),
             other => Err(ConnectionError::UnknownKind(other.to_string())),
         }
     }
@@ -170,7 +183,10 @@ impl Injection {
     /// Whether resolving needs the caller (per-user kinds): the proxy then
     /// reads the JSON-RPC body, so a refusal can answer its request id.
     pub fn per_user(&self) -> bool {
-        matches!(self, Injection::PerUser(_) | Injection::TokenExchange(_))
+        matches!(
+            self,
+            Injection::PerUser(_) | Injection::TokenExchange(_) | Injection::WorkosPipes(_)
+        )
     }
 
     /// Like [`Self::resolve`], with the bearer the client presented (the
@@ -195,6 +211,10 @@ impl Injection {
             Injection::TokenExchange(te) => Ok(Resolved::Header(
                 http::header::AUTHORIZATION,
                 te.header(who).await?,
+            )),
+            Injection::WorkosPipes(wp) => Ok(Resolved::Header(
+                http::header::AUTHORIZATION,
+                wp.header(principal).await?,
             )),
         }
     }

@@ -32,6 +32,9 @@ pub struct OAuthContext {
     pub sessions: Option<Arc<dyn super::token_exchange::SubjectTokens>>,
     /// Upstream token expiry is judged by this clock.
     pub clock: crate::util::clock::Clock,
+    /// The WorkOS API base of a `workos_sso` sign-in (WorkOS Pipes); None
+    /// with any other identity provider.
+    pub workos_api: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -79,38 +79,14 @@ impl PerUser {
         }
     }
 
-    /// A link the user can open in a browser (no bearer there): it carries a
-    /// single-use ticket, valid 10 minutes, naming the user and connection.
     pub async fn connect_url(&self, principal: Option<&Principal>) -> String {
-        let base = format!(
-            "{}/api/v1/apps/{}/auth/{}/connect",
-            self.ctx.public_url, self.settings.app_id, self.settings.connection_id
-        );
-        let Some(p) = principal else { return base };
-        // Without randomness no ticket: the link then needs the user's bearer.
-        let Ok(ticket) = crate::catalog::new_id("ct") else {
-            return base;
-        };
-        let record = ConnectTicket {
-            subject: p.subject.clone(),
-            email: p.email.clone(),
-            app_id: self.settings.app_id.clone(),
-            auth_id: self.settings.connection_id.clone(),
-        };
-        let stored = match serde_json::to_vec(&record) {
-            Ok(b) => self
-                .ctx
-                .store
-                .put(&ticket_key(&ticket), &b, Some(Duration::from_secs(600)))
-                .await
-                .is_ok(),
-            Err(_) => false,
-        };
-        if stored {
-            format!("{base}?ticket={ticket}")
-        } else {
-            base
-        }
+        issue_connect_url(
+            &self.ctx,
+            &self.settings.app_id,
+            &self.settings.connection_id,
+            principal,
+        )
+        .await
     }
 
     pub async fn header(&self, principal: Option<&Principal>) -> Result<HeaderValue, InjectError> {
@@ -220,6 +196,45 @@ impl PerUser {
     }
 }
 
+/// A link the user can open in a browser (no bearer there): it carries a
+/// single-use ticket, valid 10 minutes, naming the user and connection.
+pub(crate) async fn issue_connect_url(
+    ctx: &OAuthContext,
+    app_id: &str,
+    auth_id: &str,
+    principal: Option<&Principal>,
+) -> String {
+    let base = format!(
+        "{}/api/v1/apps/{app_id}/auth/{auth_id}/connect",
+        ctx.public_url
+    );
+    let Some(p) = principal else { return base };
+    // Without randomness no ticket: the link then needs the user's bearer.
+    let Ok(ticket) = crate::catalog::new_id("ct") else {
+        return base;
+    };
+    let record = ConnectTicket {
+        subject: p.subject.clone(),
+        email: p.email.clone(),
+        org_id: p.org_id.clone(),
+        app_id: app_id.to_string(),
+        auth_id: auth_id.to_string(),
+    };
+    let stored = match serde_json::to_vec(&record) {
+        Ok(b) => ctx
+            .store
+            .put(&ticket_key(&ticket), &b, Some(Duration::from_secs(600)))
+            .await
+            .is_ok(),
+        Err(_) => false,
+    };
+    if stored {
+        format!("{base}?ticket={ticket}")
+    } else {
+        base
+    }
+}
+
 /// Who a connect link was issued to (`ctkt:{ticket}`).
 #[derive(Serialize, Deserialize)]
 pub struct ConnectTicket {
@@ -228,6 +243,9 @@ pub struct ConnectTicket {
     /// link sees whose account it is.
     #[serde(default)]
     pub email: Option<String>,
+    /// The organization of the user's sign-in (WorkOS Pipes needs it).
+    #[serde(default)]
+    pub org_id: Option<String>,
     pub app_id: String,
     pub auth_id: String,
 }

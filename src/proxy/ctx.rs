@@ -27,6 +27,9 @@ pub struct Ctx {
     pub credential: Option<Resolved>,
     /// The caller's `Origin`, already checked against the app's allowlist.
     pub cors_origin: Option<http::HeaderValue>,
+    /// An `initialize` that declared URL-mode elicitation: remember it under
+    /// the session id of the upstream's answer.
+    pub url_elicitation_session: bool,
 }
 
 impl Ctx {
@@ -42,6 +45,7 @@ impl Ctx {
             principal: None,
             cors_origin: None,
             credential: None,
+            url_elicitation_session: false,
         }
     }
 

@@ -248,8 +248,7 @@ impl ProxyHttp for Gateway {
                 .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
         );
         ctx.route = Some(route.clone());
-        let limiter = &self.state.limiter;
-        if let Some(refusal) = prepare::prepare_upstream(session, ctx, &route, limiter).await? {
+        if let Some(refusal) = prepare::prepare_upstream(session, &self.state, ctx, &route).await? {
             respond::write(session, &ctx.request_id, refusal).await?;
             return Ok(true);
         }
@@ -287,7 +286,11 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        self.filter_response(resp, ctx)
+        self.filter_response(resp, ctx)?;
+        if ctx.url_elicitation_session {
+            prepare::remember_url_elicitation(&self.state, resp, ctx).await;
+        }
+        Ok(())
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

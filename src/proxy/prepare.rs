@@ -6,20 +6,22 @@
 use pingora::proxy::Session;
 
 use crate::catalog::route::Route;
-use crate::credentials::{InjectError, Subject};
+use crate::credentials::{elicitation, InjectError, Subject};
 use crate::errors::ApiError;
 use crate::limits::{self, Limiter};
 use crate::proxy::ctx::Ctx;
 use crate::proxy::jsonrpc;
+use crate::state::State;
 
 /// The app-specific steps that need the body or a credential: tool policy
 /// and upstream credentials. Returns a refusal to send instead.
 pub async fn prepare_upstream(
     session: &mut Session,
+    state: &State,
     ctx: &mut Ctx,
     route: &Route,
-    limiter: &Limiter,
 ) -> pingora::Result<Option<crate::web::LocalResponse>> {
+    let limiter: &Limiter = &state.limiter;
     let per_user = route.injection.per_user();
     // A tool limit or a tool's scopes, like a disabled tool, must not be
     // dodged with a body the gateway cannot read: strict inspection.
@@ -67,6 +69,15 @@ pub async fn prepare_upstream(
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| crate::auth::extract_bearer(Some(v.as_bytes())).ok());
+    // Only where the answer can matter: an app with a per-user credential.
+    if per_user
+        && body
+            .as_ref()
+            .is_some_and(elicitation::initialize_declares_url_mode)
+    {
+        // Remembered once the upstream names the session (response_filter).
+        ctx.url_elicitation_session = true;
+    }
     let who = Subject {
         principal: ctx.principal.as_deref(),
         bearer,
@@ -77,19 +88,34 @@ pub async fn prepare_upstream(
             Ok(None)
         }
         Err(InjectError::NotConnected { connect_url }) => {
+            let url_mode = match &body {
+                Some(b) => wants_url_elicitation(session, state, ctx, route, b).await,
+                None => false,
+            };
             let message = format!("Connect your account for this app first: {connect_url}");
-            let data = serde_json::json!({ "connectUrl": connect_url });
             Ok(Some(match &body {
+                // MCP 2025-11-25 URL-mode elicitation: the client shows the
+                // link to its user itself and may retry after it completes.
+                Some(b) if url_mode => jsonrpc::error_response(
+                    &jsonrpc::request_id(Some(b)),
+                    elicitation::URL_ELICITATION_REQUIRED,
+                    "Connect your account for this app first",
+                    Some(elicitation::elicitation_data(
+                        &connect_url,
+                        &format!("Connect your account to use {}", route.app.name),
+                    )),
+                    200,
+                ),
                 Some(b) => jsonrpc::error_response(
                     &jsonrpc::request_id(Some(b)),
                     jsonrpc::AUTH_REQUIRED,
                     &message,
-                    Some(data),
+                    Some(serde_json::json!({ "connectUrl": connect_url })),
                     200,
                 ),
                 None => crate::web::LocalResponse::api_error(
                     &ApiError::new(403, "upstream_authorization_required", message)
-                        .with_details(data),
+                        .with_details(serde_json::json!({ "connectUrl": connect_url })),
                     &ctx.request_id,
                 ),
             }))
@@ -166,4 +192,47 @@ fn step_up_refusal(
         // 403 still refuses.
         Err(_) => resp,
     })
+}
+
+/// Whether the client declared URL-mode elicitation: in this body
+/// (`initialize`, or `_meta` when stateless), or in the `initialize` of the
+/// session it names (remembered per app and user).
+async fn wants_url_elicitation(
+    session: &Session,
+    state: &State,
+    ctx: &Ctx,
+    route: &Route,
+    body: &serde_json::Value,
+) -> bool {
+    if elicitation::declares_url_mode(body) {
+        return true;
+    }
+    let (Some(p), Some(sid)) = (
+        ctx.principal.as_deref(),
+        session
+            .req_header()
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    elicitation::session_declared(state.store.as_ref(), &route.app.id, &p.subject, sid).await
+}
+
+/// The `initialize` of this response declared URL-mode elicitation:
+/// remember it under the session id the upstream chose. Awaited (once per
+/// session): the client's next request may follow at once.
+pub async fn remember_url_elicitation(
+    state: &State,
+    resp: &pingora::http::ResponseHeader,
+    ctx: &Ctx,
+) {
+    let sid = resp
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok());
+    if let (Some(sid), Some(route), Some(p)) = (sid, &ctx.route, &ctx.principal) {
+        elicitation::remember_session(state.store.as_ref(), &route.app.id, &p.subject, sid).await;
+    }
 }

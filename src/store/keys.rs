@@ -25,6 +25,7 @@ pub(crate) const PREFIXES: &[&str] = &[
     "consented:",
     "ctkt:",
     "devcode:",
+    "elcap:",
     "host:",
     "lock:rt:",
     "lock:sess:",
@@ -198,6 +199,12 @@ pub fn limit_tool(app_id: &str, tool: &str) -> String {
     format!("rl:tool:{app_id}:{tool}")
 }
 
+/// A client's URL-mode elicitation capability, remembered for one MCP
+/// session of one user of one app (`user_session` is a digest).
+pub fn elicitation_capability(app_id: &str, user_session: &str) -> String {
+    format!("elcap:{app_id}:{user_session}")
+}
+
 // ---- per-user upstream credentials -----------------------------------------
 
 /// A user's upstream tokens for one connection, by the subject's SHA-256.
@@ -267,6 +274,7 @@ mod tests {
             limit_client("a", "c"),
             limit_app("a"),
             limit_tool("a", "t"),
+            elicitation_capability("a", "h"),
             host("h"),
             slug("s"),
             SIGNING_KEYS.to_string(),

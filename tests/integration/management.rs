@@ -456,7 +456,7 @@ async fn secrets_are_write_only_and_encrypted_at_rest() {
     }
     assert_eq!(
         list["providers"].as_array().map(Vec::len),
-        Some(5),
+        Some(6),
         "{list}"
     );
     assert_eq!(list["providers"][0]["ownership"], "customer_managed");

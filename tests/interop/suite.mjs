@@ -9,6 +9,7 @@ import { conformance } from './cases/conformance.mjs';
 import { twoUsers } from './cases/two-users.mjs';
 import { monitoring } from './cases/monitoring.mjs';
 import { stepUp } from './cases/step-up.mjs';
+import { urlElicitation } from './cases/elicitation.mjs';
 
 const started = Date.now();
 const only = process.argv[2];
@@ -25,6 +26,7 @@ const cases = [
   ['7 two users: each manages and reaches only what the policy allows', twoUsers],
   ['8 Prometheus scrapes the admin listener: series, alert rules, dashboard queries', monitoring],
   ["9 step-up: a tool's scope is authorized when the tool is first called", stepUp],
+  ['10 connect your account: URL-mode elicitation with the TypeScript SDK', urlElicitation],
 ];
 for (const [name, fn] of cases) {
   if (!only || name.startsWith(only)) await runCase(name, fn);

@@ -138,11 +138,39 @@ pub fn shape(c: &ConnectionConfig, s: &ConnectionSecrets) -> Result<(), ApiError
             )
         }
         "token_exchange" => token_exchange_shape(c),
+        "workos_pipes" => {
+            need(
+                c.provider
+                    .as_deref()
+                    .is_some_and(crate::credentials::workos_pipes::valid_provider_slug),
+                "config.provider",
+                "is required: the WorkOS Pipes provider slug (letters, digits, - and _)",
+            )?;
+            need(
+                s.api_key.as_deref().is_some_and(|k| !k.is_empty()),
+                "config.apiKey",
+                "is required: the WorkOS API key",
+            )
+        }
         other => Err(ApiError::validation(
             "config.type",
             format!("unknown type `{other}`"),
         )),
     }
+}
+
+/// WorkOS Pipes knows users by their WorkOS id: only a gateway signing
+/// users in with WorkOS SSO (`idp.kind = "workos_sso"`) has it as subject.
+pub fn identity_provider(state: &State, c: &ConnectionConfig) -> Result<(), ApiError> {
+    if c.kind == "workos_pipes"
+        && crate::credentials::workos_pipes::api_base(&state.config).is_none()
+    {
+        return Err(ApiError::validation(
+            "config.type",
+            "workos_pipes needs the gateway to sign users in with WorkOS (idp.kind = \"workos_sso\")",
+        ));
+    }
+    Ok(())
 }
 
 /// RFC 8693 §2.1: a token endpoint, a target (`audience` and/or an
@@ -333,6 +361,7 @@ async fn exchange_reachable(
         public_url: state.config.public_url.clone(),
         sessions: None,
         clock: state.clock.clone(),
+        workos_api: None,
     };
     let te = TokenExchange::new(conn, s, ctx).map_err(|e| e.to_string())?;
     match te.request("drio-connection-check".into()).await {

@@ -49,6 +49,13 @@ pub const PROVIDERS: &[Provider] = &[
         kind: "token_exchange",
         docs_url: "https://www.rfc-editor.org/rfc/rfc8693",
     },
+    Provider {
+        id: "provider_workos_pipes",
+        key: "workos-pipes",
+        name: "WorkOS Pipes",
+        kind: "workos_pipes",
+        docs_url: "https://workos.com/docs/pipes",
+    },
 ];
 
 /// The provider named by `providerKey`, or implied by `config.type`.
@@ -71,7 +78,7 @@ pub fn resolve(
         (None, Some(k)) => PROVIDERS.iter().find(|p| p.kind == k).ok_or_else(|| {
             ApiError::validation(
                 "config.type",
-                format!("must be oauth, api_key, bearer, basic or token_exchange, not `{k}`"),
+                format!("must be oauth, api_key, bearer, basic, token_exchange or workos_pipes, not `{k}`"),
             )
         }),
         (None, None) => Err(ApiError::validation(
@@ -95,6 +102,7 @@ pub fn list() -> Vec<Value> {
                 "token_exchange" => json!({"requiresTokenEndpoint": true,
                                   "fields": ["tokenEndpoint", "audience", "resource", "scopes", "requestedTokenType", "clientId",
                                              "clientSecret", "clientAuthMethod", "scopeSeparator", "tokenContentType"]}),
+                "workos_pipes" => json!({"fields": ["provider", "organizationScoped", "apiKey"]}),
                 _ => json!({"fields": ["username", "password"]}),
             };
             json!({"id": p.id, "key": p.key, "name": p.name, "kind": p.kind, "ownership": "customer_managed",

@@ -14,3 +14,4 @@ pub mod redis;
 pub mod sts;
 pub mod upstream;
 pub mod workos;
+pub mod workos_pipes;

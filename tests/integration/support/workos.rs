@@ -53,6 +53,8 @@ struct State {
     issued: u32,
     authorizes: Vec<HashMap<String, String>>,
     token_forms: Vec<HashMap<String, String>>,
+    pipes: super::workos_pipes::PipesState,
+    base: String,
 }
 
 pub struct TestWorkOs {
@@ -66,9 +68,19 @@ impl TestWorkOs {
         let shared = state.clone();
         let server = FakeServer::start(move |r| {
             let s = shared.clone();
-            async move { handle(&s, r) }
+            async move {
+                let delay = s.lock().unwrap().pipes.delay_ms;
+                if delay > 0
+                    && r.path.ends_with("/token")
+                    && r.path.starts_with("/data-integrations/")
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                }
+                handle(&s, r)
+            }
         })
         .await;
+        state.lock().unwrap().base = server.url("");
         let me = TestWorkOs { server, state };
         me.set_person(Person::new("prof_01ADA", "ada@acme.com"));
         me
@@ -94,10 +106,39 @@ impl TestWorkOs {
     pub fn token_forms(&self) -> Vec<HashMap<String, String>> {
         self.state.lock().unwrap().token_forms.clone()
     }
+
+    /// Pipes: what `POST …/token` answers for WorkOS user `user`.
+    pub fn pipes_answer(&self, user: &str, answer: serde_json::Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .pipes
+            .answers
+            .insert(user.into(), answer);
+    }
+
+    /// Pipes: the bodies and Authorization headers of calls to `action`.
+    pub fn pipes_calls(&self, action: &str) -> Vec<(serde_json::Value, String)> {
+        let s = self.state.lock().unwrap();
+        s.pipes
+            .calls
+            .iter()
+            .filter(|c| c.0 == action)
+            .map(|c| (c.1.clone(), c.2.clone()))
+            .collect()
+    }
+
+    pub fn pipes_delay_ms(&self, ms: u64) {
+        self.state.lock().unwrap().pipes.delay_ms = ms;
+    }
 }
 
 fn handle(state: &Mutex<State>, r: FakeRequest) -> Reply {
     let mut s = state.lock().unwrap();
+    let base = s.base.clone();
+    if let Some(reply) = super::workos_pipes::handle(&mut s.pipes, &base, &r) {
+        return reply;
+    }
     match (r.method.as_str(), r.path.as_str()) {
         ("GET", "/sso/authorize") => {
             let q = r.query.clone();

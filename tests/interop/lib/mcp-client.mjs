@@ -65,11 +65,12 @@ export class MemoryOAuthProvider {
 /**
  * Connects to `mcpUrl`, signing in first if the gateway asks. Returns the
  * connected client and what the client's redirect URI received.
+ * `clientOptions` (e.g. `{ capabilities }`) go to the SDK's Client.
  */
-export async function connectWithSignIn(mcpUrl, provider, issuer) {
+export async function connectWithSignIn(mcpUrl, provider, issuer, clientOptions) {
   const transport = () => new StreamableHTTPClientTransport(new URL(mcpUrl), { authProvider: provider });
   const first = transport();
-  const client = new Client({ name: 'drio-interop', version: '1.0.0' });
+  const client = new Client({ name: 'drio-interop', version: '1.0.0' }, clientOptions);
   try {
     await client.connect(first);
     return { client, redirect: null };
@@ -82,7 +83,7 @@ export async function connectWithSignIn(mcpUrl, provider, issuer) {
   if (redirect.state !== provider.lastState) throw new Error(`state mismatch: ${redirect.state} vs ${provider.lastState}`);
   if (redirect.iss !== issuer) throw new Error(`RFC 9207 iss is ${redirect.iss}, expected ${issuer}`);
   await first.finishAuth(redirect.code);
-  const signedIn = new Client({ name: 'drio-interop', version: '1.0.0' });
+  const signedIn = new Client({ name: 'drio-interop', version: '1.0.0' }, clientOptions);
   await signedIn.connect(transport());
   return { client: signedIn, redirect };
 }
