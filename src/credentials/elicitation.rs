@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn session_keys_name_app_user_and_session() {
         let k = session_key("app_1", "user_a", "s1");
-        assert!(k.starts_with("elcap:app_1:"));
+        assert!(k.starts_with(&crate::store::keys::elicitation_capability("app_1", "")));
         assert_ne!(k, session_key("app_1", "user_b", "s1"));
         assert_ne!(k, session_key("app_2", "user_a", "s1"));
         assert_ne!(session_key("a", "b\0c", "d"), session_key("a", "b", "c\0d"));
