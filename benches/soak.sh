@@ -10,8 +10,13 @@
 #   bash benches/soak.sh
 #   SECONDS_TOTAL=1800 bash benches/soak.sh        # the issue's 30-minute run
 #
+#   STORE=redis bash benches/soak.sh                # the Redis store instead
+#
 # Environment (all optional): SECONDS_TOTAL (180), WARMUP (60), STREAMS (200),
-# THREADS (2), GATEWAY_BIN and SSE_BIN (skip the build), KEEP_TMP=1.
+# THREADS (2), STORE (embedded, or redis: a redis-server on a free port),
+# CACHE_MIB (the embedded store's [storage] cache_size_mib; unset: the
+# gateway's default), L1_TTL ([auth.cache] max_ttl_seconds; unset: the
+# default 300 s, so the token cache keeps filling for the first 5 minutes), GATEWAY_BIN and SSE_BIN (skip the build), KEEP_TMP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=soak
@@ -22,8 +27,10 @@ TOTAL=${SECONDS_TOTAL:-180}
 WARMUP=${WARMUP:-60}
 STREAMS=${STREAMS:-200}
 THREADS=${THREADS:-2}
+STORE=${STORE:-embedded}
 ((TOTAL > WARMUP + 20)) || die "SECONDS_TOTAL must exceed WARMUP + 20"
 need_tools wrk:wrk nginx:nginx curl:curl openssl:openssl
+[ "$STORE" = redis ] && need_tools redis-server:redis-server
 NGINX=$(tool nginx)
 ulimit -n $((STREAMS * 4 + 4096)) 2>/dev/null || true
 
@@ -55,6 +62,19 @@ wait_for upstream "$LAST_PID" "$UP" /ready "$TMP/upstream/error.log"
 start sse-upstream INT "$TMP/sse.log" "$SSE_BIN" upstream "127.0.0.1:$SSE" 500
 wait_for sse-upstream "$LAST_PID" "$SSE" /ready "$TMP/sse.log"
 
+case $STORE in
+  embedded) STORAGE="backend = \"embedded\"
+path = \"$TMP/gateway.redb\"${CACHE_MIB:+
+cache_size_mib = $CACHE_MIB}" ;;
+  redis)
+    free_port REDIS
+    start redis INT "$TMP/redis.log" redis-server --port "$REDIS" --bind 127.0.0.1 --save '' --appendonly no
+    for _ in $(seq 1 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    STORAGE="backend = \"redis\"
+url = \"redis://127.0.0.1:$REDIS\"" ;;
+  *) die "STORE must be embedded or redis" ;;
+esac
+
 cat >"$TMP/gateway.toml" <<EOF
 public_url = "$PUBLIC_URL"
 [listen]
@@ -65,13 +85,14 @@ threads = $THREADS
 grace_period_seconds = 0
 graceful_shutdown_timeout_seconds = 1
 [storage]
-backend = "embedded"
-path = "$TMP/gateway.redb"
+$STORAGE
 [logging]
 level = "warn"
 [auth]
 issuer = "$ISSUER"
 jwks_uri = "http://127.0.0.1:$UP/jwks.json"
+${L1_TTL:+[auth.cache]
+max_ttl_seconds = $L1_TTL}
 [management]
 admins = ["bench-admin"]
 [security]
@@ -114,7 +135,7 @@ $([ $f = bearer ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\"")
 EOF
 done
 
-echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; ${TOTAL} s soak, slope after ${WARMUP} s; $STREAMS churning SSE clients"
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; ${TOTAL} s soak, slope after ${WARMUP} s; $STREAMS churning SSE clients; store $STORE${CACHE_MIB:+, cache_size_mib = $CACHE_MIB}${L1_TTL:+, L1 max_ttl_seconds = $L1_TTL}"
 start streams INT "$TMP/clients.txt" "$SSE_BIN" clients "$PUBLIC_URL/apps/sse/mcp" "$STREAMS" "$TOTAL" 200 --churn
 start wrk-public INT "$TMP/wrk-public.txt" wrk -t1 -c4 -d"${TOTAL}s" -s "$TMP/public.lua" "$PUBLIC_URL/apps/public/mcp"
 start wrk-bearer INT "$TMP/wrk-bearer.txt" wrk -t1 -c4 -d"${TOTAL}s" -s "$TMP/bearer.lua" "$AUD"

@@ -354,8 +354,8 @@ async fn secret_box(
 
 async fn open_store(cfg: &StorageConfig) -> Result<Arc<dyn Store>, StartError> {
     match cfg {
-        StorageConfig::Embedded { path } => {
-            store::open::open_embedded(path)
+        StorageConfig::Embedded { path, cache_bytes } => {
+            store::open::open_embedded_with_cache(path, *cache_bytes)
                 .await
                 .map_err(|source| StartError::Store {
                     backend: "embedded",

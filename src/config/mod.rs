@@ -129,6 +129,8 @@ impl StreamOverrides {
 pub enum StorageConfig {
     Embedded {
         path: PathBuf,
+        /// redb's page cache in bytes (`cache_size_mib`).
+        cache_bytes: usize,
     },
     Redis {
         url: String,

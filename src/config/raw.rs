@@ -80,6 +80,8 @@ pub struct RawStorage {
     pub url_env: Option<String>,
     pub key_prefix: Option<String>,
     pub timeout_ms: Option<u64>,
+    /// Embedded store: redb's page cache in MiB (default 32).
+    pub cache_size_mib: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -286,11 +286,29 @@ fn storage(path: &Path, raw: &RawConfig) -> Result<StorageConfig, ConfigError> {
                 return Err(err("storage.url", "only valid with backend = \"redis\""));
             }
             let p = s.path.clone().unwrap_or_else(|| "data/gateway.redb".into());
+            // Bounded: redb's own default (1 GiB) fills as the file grows.
+            let cache_bytes = match s.cache_size_mib {
+                None => crate::store::embedded::DEFAULT_CACHE_BYTES,
+                Some(mib @ 1..=65_536) => (mib as usize) << 20,
+                Some(_) => {
+                    return Err(err(
+                        "storage.cache_size_mib",
+                        "must be between 1 and 65536 (MiB)",
+                    ))
+                }
+            };
             Ok(StorageConfig::Embedded {
                 path: PathBuf::from(p),
+                cache_bytes,
             })
         }
         "redis" => {
+            if s.cache_size_mib.is_some() {
+                return Err(err(
+                    "storage.cache_size_mib",
+                    "only valid with backend = \"embedded\"",
+                ));
+            }
             if s.path.is_some() {
                 return Err(err(
                     "storage.path",
@@ -547,6 +565,34 @@ admin = "127.0.0.1:9090"
         assert_eq!(c.public_url, "https://gw.example.com");
         assert_eq!(c.public_origin, "https://gw.example.com");
         assert!(matches!(c.storage, StorageConfig::Embedded { .. }));
+    }
+
+    #[test]
+    fn the_embedded_page_cache_is_bounded_by_default_and_configurable() {
+        // redb's own default is 1 GiB, filled as the file grows: never left to it.
+        let cache = |c: Config| match c.storage {
+            StorageConfig::Embedded { cache_bytes, .. } => cache_bytes,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            cache(load("").unwrap()),
+            crate::store::embedded::DEFAULT_CACHE_BYTES
+        );
+        assert!(crate::store::embedded::DEFAULT_CACHE_BYTES <= 64 << 20);
+        assert_eq!(
+            cache(load("[storage]\ncache_size_mib = 8\n").unwrap()),
+            8 << 20
+        );
+        assert!(load("[storage]\ncache_size_mib = -1\n").is_err());
+        for bad in ["0", "65537"] {
+            let e = load(&format!("[storage]\ncache_size_mib = {bad}\n")).unwrap_err();
+            assert_eq!(e.key, "storage.cache_size_mib", "{bad}: {e}");
+        }
+        let e = load(
+            "[storage]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1\"\ncache_size_mib = 8\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "storage.cache_size_mib", "{e}");
     }
 
     #[test]

@@ -28,6 +28,15 @@ const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// Bytes of expiry header in front of every stored value.
 const HEADER: usize = 8;
 
+/// redb's page cache when the configuration says nothing
+/// (`[storage] cache_size_mib`). redb's own default is 1 GiB, which the
+/// process fills as the file grows (every new token verdict and session is
+/// written and its pages stay cached): the soak showed RSS climbing by
+/// hundreds of MiB per hour. The working set is small (hot sessions and
+/// token verdicts, which L1 caches in front anyway); the OS page cache still
+/// holds the rest of the file.
+pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+
 /// Per-channel broadcast buffer; a subscriber that falls this far behind
 /// loses the oldest messages rather than slowing publishers down.
 const CHANNEL_CAPACITY: usize = 256;
@@ -41,15 +50,24 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the database file at `path`, creating parent
-    /// directories. Blocking: call it at startup or from `spawn_blocking`.
+    /// Opens (or creates) the database file at `path` with the default page
+    /// cache ([`DEFAULT_CACHE_BYTES`]). Blocking, like [`Self::open_with_cache`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the database file at `path`, creating parent
+    /// directories, with redb's page cache bounded to `cache_bytes`.
+    /// Blocking: call it at startup or from `spawn_blocking`.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Unavailable(format!("creating {}: {e}", parent.display()))
             })?;
         }
-        let db = Database::create(path)
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
             .map_err(|e| StoreError::Unavailable(format!("opening {}: {e}", path.display())))?;
         // Create the table up front so readers never meet "table does not exist".
         let txn = db.begin_write().map_err(backend)?;

@@ -15,14 +15,24 @@ use super::{Store, StoreError};
 /// never see expired entries regardless; this only bounds file growth.
 const EMBEDDED_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
-/// Opens (creating if needed) the embedded store at `path` and starts its
-/// sweeper. Must be called inside a tokio runtime.
+/// Opens (creating if needed) the embedded store at `path` with the default
+/// page cache and starts its sweeper. Must be called inside a tokio runtime.
 pub async fn open_embedded(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
+    open_embedded_with_cache(path, super::embedded::DEFAULT_CACHE_BYTES).await
+}
+
+/// [`open_embedded`] with redb's page cache bounded to `cache_bytes`
+/// (`[storage] cache_size_mib`).
+pub async fn open_embedded_with_cache(
+    path: &Path,
+    cache_bytes: usize,
+) -> Result<Arc<dyn Store>, StoreError> {
     let path = path.to_owned();
     // Opening may replay or repair the file: blocking work, off the runtime.
-    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&path))
-        .await
-        .map_err(|e| StoreError::Backend(format!("opening embedded store: {e}")))??;
+    let store =
+        tokio::task::spawn_blocking(move || EmbeddedStore::open_with_cache(&path, cache_bytes))
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening embedded store: {e}")))??;
     let store = Arc::new(store);
     store.spawn_sweeper(EMBEDDED_SWEEP_EVERY);
     Ok(store)
