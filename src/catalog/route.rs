@@ -314,6 +314,7 @@ mod tests {
             identity_headers: Default::default(),
             access: crate::config::access::Access::anyone(),
             limits: Default::default(),
+            audit: Default::default(),
         })
     }
 

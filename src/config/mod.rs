@@ -67,6 +67,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// `[limits]`: defaults for every app and the store-failure policy.
     pub limits: crate::limits::config::GatewayLimits,
+    /// `[audit]`: where audit events of MCP calls go.
+    pub audit: crate::audit::config::AuditConfig,
     /// `[pages]` and the config-file apps' branding.
     pub pages: PagesConfig,
 }
@@ -162,6 +164,8 @@ pub struct AppConfig {
     pub access: access::Access,
     /// The app's own rate limits (see [`crate::limits`]).
     pub limits: crate::limits::config::AppLimits,
+    /// Whether the app's audit events carry arguments (see [`crate::audit`]).
+    pub audit: crate::audit::config::AppAudit,
 }
 
 impl Config {

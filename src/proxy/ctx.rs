@@ -27,6 +27,8 @@ pub struct Ctx {
     pub credential: Option<Resolved>,
     /// The caller's `Origin`, already checked against the app's allowlist.
     pub cors_origin: Option<http::HeaderValue>,
+    /// What the audit event of this request will say (see [`crate::audit`]).
+    pub audit: crate::audit::Collected,
 }
 
 impl Ctx {
@@ -42,6 +44,7 @@ impl Ctx {
             principal: None,
             cors_origin: None,
             credential: None,
+            audit: Default::default(),
         }
     }
 

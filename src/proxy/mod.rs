@@ -249,8 +249,10 @@ impl ProxyHttp for Gateway {
                 .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
         );
         ctx.route = Some(route.clone());
-        let limiter = &self.state.limiter;
-        if let Some(refusal) = prepare::prepare_upstream(session, ctx, &route, limiter).await? {
+        let (limiter, audit) = (&self.state.limiter, &self.state.audit);
+        if let Some(refusal) =
+            prepare::prepare_upstream(session, ctx, &route, limiter, audit).await?
+        {
             respond::write(session, &ctx.request_id, refusal).await?;
             return Ok(true);
         }
@@ -416,6 +418,7 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[app, kind.as_str()])
                 .inc();
         }
+        self.state.audit.record(session, ctx, status);
         tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
