@@ -102,7 +102,7 @@ impl State {
                 .map_err(|e| StartError::Other(e.to_string()))?,
         );
         let audit = Arc::new(
-            crate::audit::Auditor::start(&config.audit, &metrics.registry)
+            crate::audit::Auditor::start(&config.audit, &metrics.registry, &store)
                 .map_err(|e| StartError::Other(e.to_string()))?,
         );
         let http = reqwest::Client::builder()

@@ -15,6 +15,8 @@ pub struct RawAudit {
     /// JSON lines on standard output (default false: the access log is there).
     pub stdout: Option<bool>,
     pub file: Option<RawFileSink>,
+    /// The store as a capped stream per app, read by `GET /api/v1/apps/{id}/audit`.
+    pub store: Option<RawStoreSink>,
     /// Events buffered for the writer before new ones are dropped (default 4096).
     pub queue: Option<usize>,
 }
@@ -27,6 +29,13 @@ pub struct RawFileSink {
     pub max_bytes: Option<u64>,
     /// Rotated files kept as `path.1` … `path.{keep}` (default 5).
     pub keep: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStoreSink {
+    /// Entries kept per app (default 10000).
+    pub max_entries: Option<usize>,
 }
 
 /// An app's opt-in (`audit = { include_arguments = true, redact = ["/password"] }`).
@@ -45,6 +54,8 @@ pub struct AuditConfig {
     pub enabled: bool,
     pub stdout: bool,
     pub file: Option<FileSink>,
+    /// Entries kept per app in the store; None: not stored.
+    pub store_max_entries: Option<usize>,
     pub queue: usize,
 }
 
@@ -61,6 +72,7 @@ impl Default for AuditConfig {
             enabled: true,
             stdout: false,
             file: None,
+            store_max_entries: None,
             queue: 4096,
         }
     }
@@ -69,7 +81,7 @@ impl Default for AuditConfig {
 impl AuditConfig {
     /// Whether any event is written anywhere: only then is a body read for it.
     pub fn active(&self) -> bool {
-        self.enabled && (self.stdout || self.file.is_some())
+        self.enabled && (self.stdout || self.file.is_some() || self.store_max_entries.is_some())
     }
 }
 
@@ -100,6 +112,13 @@ pub fn audit(raw: &RawAudit) -> Result<AuditConfig, (String, String)> {
             })
         }
     };
+    let store_max_entries = match &raw.store {
+        None => None,
+        Some(s) => match s.max_entries.unwrap_or(10_000) {
+            0 => return Err(("store.max_entries".into(), "must be greater than 0".into())),
+            n => Some(n),
+        },
+    };
     let queue = raw.queue.unwrap_or(d.queue);
     if queue == 0 {
         return Err(("queue".into(), "must be greater than 0".into()));
@@ -108,6 +127,7 @@ pub fn audit(raw: &RawAudit) -> Result<AuditConfig, (String, String)> {
         enabled: raw.enabled.unwrap_or(d.enabled),
         stdout: raw.stdout.unwrap_or(d.stdout),
         file,
+        store_max_entries,
         queue,
     })
 }

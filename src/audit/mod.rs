@@ -6,8 +6,9 @@
 //! and §6).
 //!
 //! Owns: what an event says ([`event`]), the `[audit]` and per-app
-//! configuration ([`config`]), and the writer ([`sink`]). The proxy collects
-//! into [`Collected`] (in `Ctx`) while it handles the request and calls
+//! configuration ([`config`]), the writer ([`sink`]) and the management
+//! route that pages through the store's copy ([`api`]). The proxy collects
+//! into [`Collected`] (in its `Ctx`) while it handles the request and calls
 //! [`Auditor::record`] once from its `logging` phase. Events go to a bounded
 //! queue drained by a writer thread: when the queue is full the event is
 //! dropped and counted in `drio_audit_events_dropped_total`, never waited
@@ -17,15 +18,19 @@
 //! (`include_arguments`), and then only after its JSON Pointer (RFC 6901)
 //! redactions are applied. Results are never recorded.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use pingora::proxy::Session;
 use prometheus::{IntCounter, Registry};
 use tokio::sync::mpsc;
 
+use crate::auth::Principal;
+use crate::catalog::route::Route;
 use crate::metrics::status_class;
-use crate::proxy::Ctx;
+use crate::store::Store;
 
+pub mod api;
 pub mod config;
 pub mod event;
 pub(crate) mod sink;
@@ -49,17 +54,24 @@ pub enum AuditError {
     Metric(#[from] prometheus::Error),
     #[error("cannot start the audit writer: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the audit store sink needs a Tokio runtime")]
+    NoRuntime,
 }
 
 /// The handle the proxy records through.
 pub struct Auditor {
-    tx: Option<mpsc::Sender<Vec<u8>>>,
+    tx: Option<mpsc::Sender<sink::Queued>>,
     dropped: IntCounter,
 }
 
 impl Auditor {
-    /// Starts the writer when a sink is configured.
-    pub fn start(cfg: &config::AuditConfig, registry: &Registry) -> Result<Self, AuditError> {
+    /// Starts the writer when a sink is configured. The store sink writes
+    /// through the current Tokio runtime (the gateway's background one).
+    pub fn start(
+        cfg: &config::AuditConfig,
+        registry: &Registry,
+        store: &Arc<dyn Store>,
+    ) -> Result<Self, AuditError> {
         let dropped = IntCounter::new(
             "drio_audit_events_dropped_total",
             "Audit events dropped because the audit writer's queue was full",
@@ -67,7 +79,16 @@ impl Auditor {
         registry.register(Box::new(dropped.clone()))?;
         let tx = if cfg.active() {
             let (tx, rx) = mpsc::channel(cfg.queue);
-            sink::spawn(cfg, rx)?;
+            let store = match cfg.store_max_entries {
+                Some(max_entries) => Some(sink::StoreSink {
+                    store: Arc::clone(store),
+                    runtime: tokio::runtime::Handle::try_current()
+                        .map_err(|_| AuditError::NoRuntime)?,
+                    max_entries,
+                }),
+                None => None,
+            };
+            sink::spawn(cfg, store, rx)?;
             Some(tx)
         } else {
             None
@@ -80,13 +101,21 @@ impl Auditor {
         self.tx.is_some()
     }
 
-    /// Queues the events of one finished request through an app.
-    pub fn record(&self, session: &Session, ctx: &Ctx, status: u16) {
-        let (Some(tx), Some(route)) = (&self.tx, &ctx.route) else {
+    /// Queues the events of one finished request through an app (`route`
+    /// None: not an app's request, nothing to audit).
+    pub fn record(
+        &self,
+        session: &Session,
+        route: Option<&Route>,
+        principal: Option<&Principal>,
+        request_id: &str,
+        collected: &Collected,
+        status: u16,
+    ) {
+        let (Some(tx), Some(route)) = (&self.tx, route) else {
             return;
         };
         let head = session.req_header();
-        let principal = ctx.principal.as_deref();
         let request_bytes = head
             .headers
             .get(http::header::CONTENT_LENGTH)
@@ -95,7 +124,7 @@ impl Auditor {
         let base = Event {
             kind: "audit",
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            request_id: ctx.request_id.clone(),
+            request_id: request_id.to_owned(),
             trace_id: event::trace_id(head.headers.get("traceparent").map(|v| v.as_bytes())),
             app_id: route.app.id.clone(),
             app: route.app.slug.clone(),
@@ -109,16 +138,15 @@ impl Auditor {
             batch_size: None,
             status,
             status_class: status_class(status),
-            jsonrpc_error: ctx.audit.refusal_code,
-            upstream_ms: ctx
-                .audit
+            jsonrpc_error: collected.refusal_code,
+            upstream_ms: collected
                 .upstream_started
                 .map(|t| t.elapsed().as_secs_f64() * 1000.0),
             request_bytes,
             response_bytes: session.body_bytes_sent() as u64,
             arguments: None,
         };
-        let msgs = &ctx.audit.messages;
+        let msgs = &collected.messages;
         let events: Vec<Event> = if msgs.is_empty() {
             vec![base]
         } else {
@@ -141,7 +169,11 @@ impl Auditor {
                 continue;
             };
             line.push(b'\n');
-            if tx.try_send(line).is_err() {
+            let queued = sink::Queued {
+                app_id: route.app.id.clone(),
+                line,
+            };
+            if tx.try_send(queued).is_err() {
                 self.dropped.inc();
             }
         }

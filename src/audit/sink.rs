@@ -7,10 +7,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::config::{AuditConfig, FileSink};
+use crate::store::{keys, Store};
 
 /// A file that is rotated by size: `path` → `path.1` → … → `path.{keep}`.
 pub(crate) struct RotatingFile {
@@ -85,23 +87,52 @@ fn open_append(path: &Path) -> io::Result<File> {
     o.open(path)
 }
 
+/// One queued event: its app (the store stream's key) and its line.
+pub(crate) struct Queued {
+    pub app_id: String,
+    pub line: Vec<u8>,
+}
+
+/// The store sink: one capped stream per app, written from the writer
+/// thread through the gateway's runtime.
+pub(crate) struct StoreSink {
+    pub store: Arc<dyn Store>,
+    pub runtime: tokio::runtime::Handle,
+    pub max_entries: usize,
+}
+
 /// Starts the writer thread; it ends when every sender is gone.
-pub(crate) fn spawn(cfg: &AuditConfig, mut rx: mpsc::Receiver<Vec<u8>>) -> io::Result<()> {
+pub(crate) fn spawn(
+    cfg: &AuditConfig,
+    store: Option<StoreSink>,
+    mut rx: mpsc::Receiver<Queued>,
+) -> io::Result<()> {
     let mut file = cfg.file.as_ref().map(RotatingFile::open).transpose()?;
     let stdout = cfg.stdout;
     std::thread::Builder::new()
         .name("drio-audit".into())
         .spawn(move || {
-            while let Some(line) = rx.blocking_recv() {
+            while let Some(Queued { app_id, line }) = rx.blocking_recv() {
+                if let Some(s) = &store {
+                    // The stored entry is the event without its newline.
+                    let entry = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let key = keys::audit_stream(&app_id);
+                    let written =
+                        s.runtime
+                            .block_on(s.store.stream_append(&key, entry, s.max_entries));
+                    if let Err(e) = written {
+                        tracing::warn!(error = %e, "cannot write an audit event to the store");
+                    }
+                }
                 if stdout {
                     let mut out = io::stdout().lock();
                     if let Err(e) = out.write_all(&line).and_then(|()| out.flush()) {
-                        tracing::warn!(error = %e, "audit: cannot write to stdout");
+                        tracing::warn!(error = %e, "cannot write an audit event to stdout");
                     }
                 }
                 if let Some(f) = file.as_mut() {
                     if let Err(e) = f.write_line(&line) {
-                        tracing::warn!(error = %e, "audit: cannot write the audit file");
+                        tracing::warn!(error = %e, "cannot write an audit event to the audit file");
                     }
                 }
             }

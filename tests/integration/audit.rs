@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::management::gateway;
+use crate::management::{gateway, Api};
 use crate::support::gateway::{send, Mcp, TestGateway};
 use crate::support::idp::TestIdp;
+use crate::support::redis::RedisServer;
 use crate::support::upstream::TestUpstream;
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -263,4 +264,104 @@ async fn the_audit_file_rotates_by_size() {
         .collect();
     assert_eq!(ids.last(), Some(&21), "{ids:?}");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}
+
+/// The store sink and its API: the owner pages through the app's events,
+/// newest first; another user gets 404 as on every app route; a cursor or
+/// limit that is not one this endpoint hands out is refused.
+async fn pages_through_the_stored_events(gw: TestGateway, idp: &TestIdp, up: &TestUpstream) {
+    let ada = Api::as_user(&gw, idp, "user_ada");
+    let (id, slug) = ada
+        .create_app("Audited", json!({"upstreamUrl": up.url()}))
+        .await;
+    let token = idp.mint_access_token("user_ada", &gw.app_url(&slug, "/mcp"), "", 600);
+    for n in 1..=5 {
+        let call = json!({"jsonrpc": "2.0", "id": n, "method": "tools/call",
+            "params": {"name": format!("tool{n}"), "arguments": {}}});
+        send(
+            gw.client()
+                .post(gw.app_url(&slug, "/mcp"))
+                .bearer_auth(&token)
+                .header("accept", "application/json, text/event-stream")
+                .json(&call),
+        )
+        .await;
+    }
+    let path = format!("/api/v1/apps/{id}/audit");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = ada.get(&format!("{path}?limit=200")).await;
+        assert_eq!(status, 200, "{body}");
+        if body["events"].as_array().unwrap().len() == 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "stored events: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, first) = ada.get(&format!("{path}?limit=2")).await;
+    let names = |b: &Value| {
+        b["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&first), ["tool5", "tool4"], "{first}");
+    assert!(first["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["user"] == "user_ada" && e["app_id"] == id.as_str()));
+    let cursor = first["nextCursor"].as_str().expect("nextCursor").to_owned();
+    let (_, second) = ada.get(&format!("{path}?limit=2&cursor={cursor}")).await;
+    assert_eq!(names(&second), ["tool3", "tool2"]);
+    let cursor = second["nextCursor"].as_str().unwrap().to_owned();
+    let (_, last) = ada.get(&format!("{path}?limit=2&cursor={cursor}")).await;
+    assert_eq!(names(&last), ["tool1"]);
+    assert_eq!(last["nextCursor"], Value::Null);
+
+    for bad in [
+        "?cursor=%2B",
+        "?cursor=(0-0",
+        "?limit=0",
+        "?limit=100000",
+        "?limit=x",
+    ] {
+        let (status, body) = ada.get(&format!("{path}{bad}")).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "validation_error");
+    }
+
+    let bob = Api::as_user(&gw, idp, "user_bob");
+    let (status, body) = bob.get(&path).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, _) = bob.get(&format!("{path}?cursor={cursor}")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_pages_through_stored_events_on_the_embedded_store() {
+    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
+    let gw = gateway(&idp)
+        .raw_toml("[audit]\nstore = { max_entries = 100 }\n")
+        .start()
+        .await;
+    pages_through_the_stored_events(gw, &idp, &up).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_pages_through_stored_events_on_redis() {
+    let (idp, up, redis) = (
+        TestIdp::start().await,
+        TestUpstream::start().await,
+        RedisServer::start(),
+    );
+    let gw = gateway(&idp)
+        .redis(&redis)
+        .raw_toml("[audit]\nstore = { max_entries = 100 }\n")
+        .start()
+        .await;
+    pages_through_the_stored_events(gw, &idp, &up).await;
 }
