@@ -173,9 +173,36 @@ impl Auditor {
                 app_id: route.app.id.clone(),
                 line,
             };
-            if tx.try_send(queued).is_err() {
-                self.dropped.inc();
-            }
+            self.enqueue(tx, queued);
         }
+    }
+
+    /// Never waits: a full (or closed) queue drops the event and counts it.
+    fn enqueue(&self, tx: &mpsc::Sender<sink::Queued>, queued: sink::Queued) {
+        if tx.try_send(queued).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (tx, _rx) = mpsc::channel(2);
+        let auditor = Auditor {
+            tx: Some(tx.clone()),
+            dropped: IntCounter::new("t", "t").unwrap(),
+        };
+        let q = || sink::Queued {
+            app_id: "a".into(),
+            line: b"{}\n".to_vec(),
+        };
+        for _ in 0..5 {
+            auditor.enqueue(&tx, q());
+        }
+        assert_eq!(auditor.dropped.get(), 3);
     }
 }

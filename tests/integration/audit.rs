@@ -264,6 +264,11 @@ async fn the_audit_file_rotates_by_size() {
         .collect();
     assert_eq!(ids.last(), Some(&21), "{ids:?}");
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    let metrics = gw.metrics_text().await;
+    assert!(
+        metrics.contains("drio_audit_events_dropped_total 0"),
+        "{metrics}"
+    );
 }
 
 /// The store sink and its API: the owner pages through the app's events,
