@@ -29,6 +29,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// Rate limits on app traffic (see [`crate::limits`]).
     pub limiter: Arc<crate::limits::Limiter>,
+    /// The audit log of MCP calls (see [`crate::audit`]).
+    pub audit: Arc<crate::audit::Auditor>,
     /// Outbound client for the operator's endpoints (identity provider, JWKS,
     /// introspection, config-file apps).
     pub http: reqwest::Client,
@@ -99,6 +101,10 @@ impl State {
             crate::limits::Limiter::new(&config, &metrics.registry)
                 .map_err(|e| StartError::Other(e.to_string()))?,
         );
+        let audit = Arc::new(
+            crate::audit::Auditor::start(&config.audit, &metrics.registry, &store)
+                .map_err(|e| StartError::Other(e.to_string()))?,
+        );
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
@@ -148,6 +154,7 @@ impl State {
             store,
             metrics,
             limiter,
+            audit,
             http,
             egress,
             auth,

@@ -221,6 +221,8 @@ pub fn to_app_config(rec: &AppRecord) -> Result<AppConfig, validate::FieldError>
             }),
             access: s.access.clone().map(Into::into),
             limits: s.limits.clone(),
+            // API-created apps never record arguments (config-file opt-in only).
+            audit: None,
             // Branding is checked apart (api::apps), with the logo hosts.
             branding: None,
             tools: s.tools.clone(),

@@ -347,6 +347,7 @@ mod tests {
             tool_scopes: Default::default(),
             access: crate::config::access::Access::anyone(),
             limits: Default::default(),
+            audit: Default::default(),
         })
     }
 

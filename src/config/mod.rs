@@ -68,6 +68,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     /// `[limits]`: defaults for every app and the store-failure policy.
     pub limits: crate::limits::config::GatewayLimits,
+    /// `[audit]`: where audit events of MCP calls go.
+    pub audit: crate::audit::config::AuditConfig,
     /// `[pages]` and the config-file apps' branding.
     pub pages: PagesConfig,
 }
@@ -200,6 +202,8 @@ pub struct AppConfig {
     /// Scopes each tool's `tools/call` needs (step-up, see
     /// [`crate::config::tool_policy`]).
     pub tool_scopes: crate::config::tool_policy::ToolScopes,
+    /// Whether the app's audit events carry arguments (see [`crate::audit`]).
+    pub audit: crate::audit::config::AppAudit,
 }
 
 impl Config {

@@ -33,6 +33,9 @@ pub struct RawConfig {
     /// Rate-limit defaults and the store-failure policy (`[limits]`).
     #[serde(default)]
     pub limits: crate::limits::config::RawGatewayLimits,
+    /// The audit log of MCP calls (`[audit]`).
+    #[serde(default)]
+    pub audit: crate::audit::config::RawAudit,
 }
 
 /// `[pages]`: what the pages people see may load.
@@ -118,6 +121,9 @@ pub struct RawApp {
     /// Rate limits of this app (`limits = { user = {…}, tools = {…} }`).
     #[serde(default)]
     pub limits: Option<crate::limits::config::RawLimits>,
+    /// Whether audit events carry arguments (`audit = { include_arguments = true }`).
+    #[serde(default)]
+    pub audit: Option<crate::audit::config::RawAppAudit>,
     /// How the app looks on consent and connect pages.
     pub branding: Option<crate::web::pages::branding::Branding>,
     /// Per-tool policy (`[[apps.tools]]`): scopes a `tools/call` needs.

@@ -164,6 +164,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     let public_authority = authority(&public);
     let limits = crate::limits::config::gateway_limits(&raw.limits)
         .map_err(|(k, m)| err(&format!("limits.{k}"), m))?;
+    let audit =
+        crate::audit::config::audit(&raw.audit).map_err(|(k, m)| err(&format!("audit.{k}"), m))?;
     let mut pages = super::PagesConfig {
         logo_hosts: raw
             .pages
@@ -263,6 +265,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         allow_upstream_cidrs,
         apps,
         limits,
+        audit,
         pages,
     })
 }
@@ -432,6 +435,7 @@ pub(crate) fn app(raw: RawApp, owner: Option<&str>) -> Result<AppConfig, FieldEr
         identity_headers: super::auth::identity_headers(raw.identity_headers)?,
         access: super::access::access(raw.access, owner)?,
         limits: crate::limits::config::app_limits(raw.limits)?,
+        audit: crate::audit::config::app_audit(raw.audit)?,
     })
 }
 

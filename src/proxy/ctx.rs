@@ -30,6 +30,8 @@ pub struct Ctx {
     /// An `initialize` that declared URL-mode elicitation: remember it under
     /// the session id of the upstream's answer.
     pub url_elicitation_session: bool,
+    /// What the audit event of this request will say (see [`crate::audit`]).
+    pub audit: crate::audit::Collected,
 }
 
 impl Ctx {
@@ -46,6 +48,7 @@ impl Ctx {
             cors_origin: None,
             credential: None,
             url_elicitation_session: false,
+            audit: Default::default(),
         }
     }
 

@@ -350,6 +350,16 @@ impl ProxyHttp for Gateway {
                 .with_label_values(&[app, kind.as_str()])
                 .inc();
         }
+        let (route, principal) = (ctx.route.as_deref(), ctx.principal.as_deref());
+        let audit = &self.state.audit;
+        audit.record(
+            session,
+            route,
+            principal,
+            &ctx.request_id,
+            &ctx.audit,
+            status,
+        );
         tracing::info!(
             target: "access",
             request_id = %ctx.request_id,

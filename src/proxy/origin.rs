@@ -40,6 +40,7 @@ mod tests {
             public: true,
             access: crate::config::access::Access::anyone(),
             limits: Default::default(),
+            audit: Default::default(),
             allowed_origins: vec!["https://allowed.example".into()],
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),

@@ -15,11 +15,51 @@ use crate::state::State;
 
 /// The app-specific steps that need the body or a credential: tool policy
 /// and upstream credentials. Returns a refusal to send instead.
+///
+/// Also gathers the audit event's facts: the body's messages, the JSON-RPC
+/// code of a refusal, and when the upstream's part begins.
 pub async fn prepare_upstream(
     session: &mut Session,
     state: &State,
     ctx: &mut Ctx,
     route: &Route,
+) -> pingora::Result<Option<crate::web::LocalResponse>> {
+    let auditing = state.audit.active();
+    let refusal = prepare(session, state, ctx, route, auditing).await?;
+    match &refusal {
+        Some(r) => ctx.audit.refusal_code = audit_refusal_code(r),
+        None => ctx.audit.upstream_started = Some(std::time::Instant::now()),
+    }
+    Ok(refusal)
+}
+
+/// The `error.code` of a JSON-RPC error the gateway answers itself (drio
+/// envelopes have a string code and give None).
+fn audit_refusal_code(r: &crate::web::LocalResponse) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    v.get("jsonrpc")?;
+    v.pointer("/error/code")?.as_i64()
+}
+
+/// Auditing alone reads a body only when it is declared small enough to be
+/// replayed (`Content-Length` ≤ 64 KiB): it must never refuse or stall a
+/// request the app would otherwise get. A chunked or larger body is
+/// audited without its method.
+fn audit_wants_body(session: &Session) -> bool {
+    session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|n| n <= jsonrpc::MAX_INSPECTED_BODY)
+}
+
+async fn prepare(
+    session: &mut Session,
+    state: &State,
+    ctx: &mut Ctx,
+    route: &Route,
+    auditing: bool,
 ) -> pingora::Result<Option<crate::web::LocalResponse>> {
     let limiter: &Limiter = &state.limiter;
     let per_user = route.injection.per_user();
@@ -28,11 +68,17 @@ pub async fn prepare_upstream(
     let policy = !route.disabled_tools.is_empty()
         || !route.app.limits.tools.is_empty()
         || !route.app.tool_scopes.is_empty();
-    let body = match jsonrpc::inspect(session, per_user || policy, policy).await? {
+    let audit = auditing && audit_wants_body(session);
+    let body = match jsonrpc::inspect(session, per_user || policy || audit, policy).await? {
         Ok(jsonrpc::Inspected::Body(b)) => b,
         Ok(jsonrpc::Inspected::Skipped) => None,
         Err(refusal) => return Ok(Some(refusal)),
     };
+    if auditing {
+        if let Some(b) = &body {
+            ctx.audit.messages = crate::audit::event::messages(b, &route.app.audit);
+        }
+    }
     if let Some(refusal) = body.as_ref().and_then(|b| jsonrpc::check_tools(route, b)) {
         return Ok(Some(refusal));
     }

@@ -47,6 +47,15 @@ type KvTable<'t> = Table<'t, &'static str, &'static [u8]>;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     channels: Mutex<HashMap<String, broadcast::Sender<Vec<u8>>>>,
+    /// Capped streams (the audit log), kept in process: bounded by their
+    /// `max_len`, lost on restart like the process's other in-memory state.
+    streams: Mutex<Streams>,
+}
+
+#[derive(Default)]
+struct Streams {
+    next: u64,
+    by_key: HashMap<String, std::collections::VecDeque<(u64, Vec<u8>)>>,
 }
 
 impl EmbeddedStore {
@@ -76,6 +85,7 @@ impl EmbeddedStore {
         Ok(Self {
             db: Arc::new(db),
             channels: Mutex::new(HashMap::new()),
+            streams: Mutex::new(Streams::default()),
         })
     }
 
@@ -165,6 +175,54 @@ impl EmbeddedStore {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    async fn stream_append(
+        &self,
+        key: &str,
+        entry: &[u8],
+        max_len: usize,
+    ) -> Result<String, StoreError> {
+        let mut st = self
+            .streams
+            .lock()
+            .map_err(|_| StoreError::Backend("stream lock poisoned".into()))?;
+        st.next += 1;
+        let id = st.next;
+        let list = st.by_key.entry(key.to_owned()).or_default();
+        list.push_back((id, entry.to_vec()));
+        while list.len() > max_len.max(1) {
+            list.pop_front();
+        }
+        Ok(format!("{id}-0"))
+    }
+
+    async fn stream_page(
+        &self,
+        key: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let before = match before {
+            None => u64::MAX,
+            Some(c) => c
+                .split_once('-')
+                .and_then(|(n, _)| n.parse().ok())
+                .ok_or_else(|| StoreError::Backend("not a stream id".into()))?,
+        };
+        let st = self
+            .streams
+            .lock()
+            .map_err(|_| StoreError::Backend("stream lock poisoned".into()))?;
+        Ok(st
+            .by_key
+            .get(key)
+            .into_iter()
+            .flat_map(|l| l.iter().rev())
+            .filter(|(id, _)| *id < before)
+            .take(limit)
+            .map(|(id, e)| (format!("{id}-0"), e.clone()))
+            .collect())
+    }
+
     fn backend(&self) -> &'static str {
         "embedded"
     }

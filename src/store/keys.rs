@@ -18,6 +18,7 @@
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const PREFIXES: &[&str] = &[
     "app:",
+    "audit:",
     "client:",
     "code:",
     "conn:",
@@ -70,6 +71,11 @@ pub fn app_connections(app_id: &str) -> String {
 
 pub fn connection(app_id: &str, auth_id: &str) -> String {
     format!("{CONNECTIONS}{app_id}:{auth_id}")
+}
+
+/// An app's capped stream of audit events (see `crate::audit`).
+pub fn audit_stream(app_id: &str) -> String {
+    format!("audit:{app_id}")
 }
 
 pub fn tools(app_id: &str) -> String {
@@ -269,6 +275,7 @@ mod tests {
             app_connections("a"),
             connection("a", "b"),
             tools("a"),
+            audit_stream("a"),
             secret("r"),
             limit_user("a", "sub:s"),
             limit_client("a", "c"),

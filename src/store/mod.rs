@@ -98,6 +98,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// Cheap liveness check for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Appends to a capped stream that keeps at least the newest `max_len`
+    /// entries (Redis trims approximately, `XADD MAXLEN ~`: a few more may
+    /// stay). Returns the entry's id, a [`is_stream_id`] string.
+    async fn stream_append(
+        &self,
+        key: &str,
+        entry: &[u8],
+        max_len: usize,
+    ) -> Result<String, StoreError>;
+
+    /// Up to `limit` entries, newest first, strictly older than `before`
+    /// (an id this stream returned; `None`: from the newest).
+    async fn stream_page(
+        &self,
+        key: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
+/// A stream entry id as both backends write it: `{digits}-{digits}` (the
+/// Redis stream id form). Callers check client-supplied cursors with it
+/// before handing them to a backend.
+pub fn is_stream_id(s: &str) -> bool {
+    let part = |p: &str| (1..=20).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+    s.split_once('-')
+        .is_some_and(|(ms, seq)| part(ms) && part(seq))
 }
 
 /// Typed helpers over the byte-oriented [`Store`].

@@ -127,6 +127,58 @@ impl RedisStore {
 
 #[async_trait]
 impl Store for RedisStore {
+    async fn stream_append(
+        &self,
+        key: &str,
+        entry: &[u8],
+        max_len: usize,
+    ) -> Result<String, StoreError> {
+        let k = self.key(key);
+        self.timed("stream_append", key, |mut c| async move {
+            redis::cmd("XADD")
+                .arg(&k)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(max_len.max(1))
+                .arg("*")
+                .arg("e")
+                .arg(entry)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn stream_page(
+        &self,
+        key: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if before.is_some_and(|b| !super::is_stream_id(b)) {
+            return Err(StoreError::Backend("not a stream id".into()));
+        }
+        let k = self.key(key);
+        // `(id`: exclusive range (Redis 6.2+).
+        let end = before.map_or_else(|| "+".to_owned(), |b| format!("({b}"));
+        let rows: Vec<(String, Vec<Vec<u8>>)> = self
+            .timed("stream_page", key, |mut c| async move {
+                redis::cmd("XREVRANGE")
+                    .arg(&k)
+                    .arg(&end)
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, mut fields)| (id, fields.pop().unwrap_or_default()))
+            .collect())
+    }
+
     fn backend(&self) -> &'static str {
         "redis"
     }

@@ -2,6 +2,7 @@
 //! gateway binary against real upstreams and stores (see `support`).
 
 mod admin_listener;
+mod audit;
 mod bearer;
 mod config_cli;
 mod egress;

@@ -1,0 +1,152 @@
+//! `[audit]` and an app's `audit = { … }`: where audit events go and whether
+//! an app's events may carry the call's arguments (with JSON Pointer
+//! redactions, RFC 6901).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `[audit]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Default true: auditing costs nothing until a sink is configured.
+    pub enabled: Option<bool>,
+    /// JSON lines on standard output (default false: the access log is there).
+    pub stdout: Option<bool>,
+    pub file: Option<RawFileSink>,
+    /// The store as a capped stream per app, read by `GET /api/v1/apps/{id}/audit`.
+    pub store: Option<RawStoreSink>,
+    /// Events buffered for the writer before new ones are dropped (default 4096).
+    pub queue: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileSink {
+    pub path: String,
+    /// Size at which the file is rotated (default 100 MiB).
+    pub max_bytes: Option<u64>,
+    /// Rotated files kept as `path.1` … `path.{keep}` (default 5).
+    pub keep: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStoreSink {
+    /// Entries kept per app (default 10000).
+    pub max_entries: Option<usize>,
+}
+
+/// An app's opt-in (`audit = { include_arguments = true, redact = ["/password"] }`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppAudit {
+    #[serde(default)]
+    pub include_arguments: bool,
+    /// JSON Pointers into the arguments whose values are replaced.
+    #[serde(default)]
+    pub redact: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    pub enabled: bool,
+    pub stdout: bool,
+    pub file: Option<FileSink>,
+    /// Entries kept per app in the store; None: not stored.
+    pub store_max_entries: Option<usize>,
+    pub queue: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSink {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub keep: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            stdout: false,
+            file: None,
+            store_max_entries: None,
+            queue: 4096,
+        }
+    }
+}
+
+impl AuditConfig {
+    /// Whether any event is written anywhere: only then is a body read for it.
+    pub fn active(&self) -> bool {
+        self.enabled && (self.stdout || self.file.is_some() || self.store_max_entries.is_some())
+    }
+}
+
+/// What an app's events may carry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppAudit {
+    pub include_arguments: bool,
+    pub redact: Vec<String>,
+}
+
+/// Validates `[audit]`; errors name the key below `audit.`.
+pub fn audit(raw: &RawAudit) -> Result<AuditConfig, (String, String)> {
+    let d = AuditConfig::default();
+    let file = match &raw.file {
+        None => None,
+        Some(f) => {
+            if f.path.trim().is_empty() {
+                return Err(("file.path".into(), "must not be empty".into()));
+            }
+            let max_bytes = f.max_bytes.unwrap_or(100 * 1024 * 1024);
+            if max_bytes < 1024 {
+                return Err(("file.max_bytes".into(), "must be at least 1024".into()));
+            }
+            Some(FileSink {
+                path: PathBuf::from(&f.path),
+                max_bytes,
+                keep: f.keep.unwrap_or(5),
+            })
+        }
+    };
+    let store_max_entries = match &raw.store {
+        None => None,
+        Some(s) => match s.max_entries.unwrap_or(10_000) {
+            0 => return Err(("store.max_entries".into(), "must be greater than 0".into())),
+            n => Some(n),
+        },
+    };
+    let queue = raw.queue.unwrap_or(d.queue);
+    if queue == 0 {
+        return Err(("queue".into(), "must be greater than 0".into()));
+    }
+    Ok(AuditConfig {
+        enabled: raw.enabled.unwrap_or(d.enabled),
+        stdout: raw.stdout.unwrap_or(d.stdout),
+        file,
+        store_max_entries,
+        queue,
+    })
+}
+
+/// Validates an app's `audit`: every redaction is a JSON Pointer.
+pub fn app_audit(raw: Option<RawAppAudit>) -> Result<AppAudit, (String, String)> {
+    let raw = raw.unwrap_or_default();
+    if let Some(i) = raw
+        .redact
+        .iter()
+        .position(|p| !p.starts_with('/') || p.len() < 2)
+    {
+        return Err((
+            format!("audit.redact[{i}]"),
+            "must be a JSON Pointer into the arguments, like /password".into(),
+        ));
+    }
+    Ok(AppAudit {
+        include_arguments: raw.include_arguments,
+        redact: raw.redact,
+    })
+}
