@@ -37,7 +37,7 @@ mod pipes;
 use crate::catalog::{self, live, Connection};
 use crate::credentials::oauth::{user_token_request, ProviderSettings};
 use crate::credentials::per_user::{
-    save_tokens, ticket_key, tokens_key, ConnectTicket, UserTokens,
+    save_tokens, ticket_key, tokens_key, ConnectTicket, LinkProof, UserTokens,
 };
 use crate::state::State;
 use crate::store::StoreExt;
@@ -136,20 +136,43 @@ pub async fn start(
     app_id: &str,
     auth_id: &str,
 ) -> LocalResponse {
-    let (subject, email, org_id) = match query(req, "ticket") {
+    let ticket = query(req, "ticket");
+    let bearer = req.headers.contains_key(http::header::AUTHORIZATION);
+    if let (Some(t), false) = (&ticket, bearer) {
+        // A browser: it proves who it is at the identity provider first
+        // (`oauth::proof`), which sends it back here with a proof.
+        match query(req, "proof") {
+            Some(p) => match proven(state, &p, t).await {
+                Ok(()) => {}
+                Err(resp) => return resp,
+            },
+            None if state.oauth.is_some() => {
+                return LocalResponse::redirect(&format!(
+                    "{}/api/v1/auth/prove?ticket={}",
+                    state.config.public_url,
+                    url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
+                ))
+            }
+            // Without a sign-in of its own (`[auth]` only) the gateway
+            // cannot ask who the browser is: the confirmation page names
+            // the account instead.
+            None => {}
+        }
+    }
+    let (subject, email, org_id, session_id) = match ticket {
         Some(t) => match state.store.take_json::<ConnectTicket>(&ticket_key(&t)).await {
             Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => {
                 // The link is bound to the user it was issued to: a person
                 // signed in as someone else (a bearer of another subject)
                 // is refused, and the link is spent either way.
-                if req.headers.contains_key(http::header::AUTHORIZATION) {
+                if bearer {
                     match super::caller(state, req).await {
                         Ok(user) if user.subject() == tk.subject => {}
                         Ok(_) => return ConnectError::OtherUser.page(),
                         Err(resp) => return resp,
                     }
                 }
-                (tk.subject, tk.email, tk.org_id)
+                (tk.subject, tk.email, tk.org_id, tk.session_id)
             }
             Ok(_) => return page(400, "Link expired", "This connect link is unknown, used or expired. Ask your MCP client to try again for a new one."),
             Err(_) => return LocalResponse::store_down_page(),
@@ -160,6 +183,7 @@ pub async fn start(
                     user.subject().to_string(),
                     user.principal.email.clone(),
                     user.principal.org_id.clone(),
+                    None,
                 ),
                 Err(e) => return LocalResponse::api_error(&e, &req.request_id),
             },
@@ -170,6 +194,15 @@ pub async fn start(
         Ok(c) => c,
         Err(e) => return e.page(),
     };
+    if session_id.is_some() {
+        // A sign-in-again link (`interaction_required`): the proof's
+        // sign-in already replaced the session's IdP tokens.
+        return page(
+            200,
+            "Signed in again",
+            "Your sign-in was renewed. Return to your MCP client and try again.",
+        );
+    }
     if conn.config.kind == "workos_pipes" {
         return pipes::start(state, &conn, &subject, email.as_deref(), org_id.as_deref()).await;
     }
@@ -245,6 +278,23 @@ pub async fn start(
         &binding,
         PENDING_TTL,
     )
+}
+
+/// Spends a link's proof (`oauth::proof`); it must be for this ticket.
+async fn proven(state: &State, proof: &str, ticket: &str) -> Result<(), LocalResponse> {
+    match state
+        .store
+        .take_json::<LinkProof>(&keys::link_proof(proof))
+        .await
+    {
+        Ok(Some(p)) if bool::from(p.ticket.as_bytes().ct_eq(ticket.as_bytes())) => Ok(()),
+        Ok(_) => Err(page(
+            400,
+            "Link expired",
+            "This sign-in is unknown, used or expired. Open the link from your MCP client again.",
+        )),
+        Err(_) => Err(LocalResponse::store_down_page()),
+    }
 }
 
 pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {

@@ -582,7 +582,7 @@ admin = "127.0.0.1:9090"
             cache(load("").unwrap()),
             crate::store::embedded::DEFAULT_CACHE_BYTES
         );
-        assert!(crate::store::embedded::DEFAULT_CACHE_BYTES <= 64 << 20);
+        const _: () = assert!(crate::store::embedded::DEFAULT_CACHE_BYTES <= 64 << 20);
         assert_eq!(
             cache(load("[storage]\ncache_size_mib = 8\n").unwrap()),
             8 << 20

@@ -204,6 +204,29 @@ pub(crate) async fn issue_connect_url(
     auth_id: &str,
     principal: Option<&Principal>,
 ) -> String {
+    issue_link(ctx, app_id, auth_id, principal, None).await
+}
+
+/// A link that has the user sign in again at the identity provider (with
+/// `prompt=consent`), replacing the IdP tokens of their gateway session:
+/// what a token service's `interaction_required` asks for.
+pub(crate) async fn issue_sign_in_again_url(
+    ctx: &OAuthContext,
+    app_id: &str,
+    auth_id: &str,
+    principal: &Principal,
+) -> String {
+    let sid = principal.session_id.as_deref();
+    issue_link(ctx, app_id, auth_id, Some(principal), sid).await
+}
+
+async fn issue_link(
+    ctx: &OAuthContext,
+    app_id: &str,
+    auth_id: &str,
+    principal: Option<&Principal>,
+    session_id: Option<&str>,
+) -> String {
     let base = format!(
         "{}/api/v1/apps/{app_id}/auth/{auth_id}/connect",
         ctx.public_url
@@ -219,6 +242,7 @@ pub(crate) async fn issue_connect_url(
         org_id: p.org_id.clone(),
         app_id: app_id.to_string(),
         auth_id: auth_id.to_string(),
+        session_id: session_id.map(str::to_string),
     };
     let stored = match serde_json::to_vec(&record) {
         Ok(b) => ctx
@@ -248,6 +272,17 @@ pub struct ConnectTicket {
     pub org_id: Option<String>,
     pub app_id: String,
     pub auth_id: String,
+    /// A token exchange the STS refused with `interaction_required`: the
+    /// gateway session whose IdP tokens a fresh sign-in replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+/// A connect link proven to be opened by its user (`lproof:{token}`, single
+/// use; written by `oauth::proof`, spent by the link).
+#[derive(Serialize, Deserialize)]
+pub struct LinkProof {
+    pub ticket: String,
 }
 
 pub fn ticket_key(ticket: &str) -> String {

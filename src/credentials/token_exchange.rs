@@ -104,12 +104,33 @@ impl TokenExchange {
             }
             self.local.invalidate(&key).await;
         }
-        let got = self
+        match self
             .local
             .try_get_with(key, self.exchange(p, who.bearer))
             .await
-            .map_err(|e| (*e).clone())?;
-        Ok(got.header.clone())
+        {
+            Ok(got) => Ok(got.header.clone()),
+            // OIDC Core §3.1.2.6: the user must act at the identity
+            // provider (consent, MFA). In gateway token mode a fresh sign-in
+            // replaces the session's IdP token, the subject of the next
+            // exchange; the link for it is delivered like a connect link.
+            Err(e) => match (&*e, &self.ctx.sessions, &p.session_id) {
+                (InjectError::Refused { reason }, Some(_), Some(_))
+                    if *reason == "interaction_required" =>
+                {
+                    Err(InjectError::NotConnected {
+                        connect_url: super::per_user::issue_sign_in_again_url(
+                            &self.ctx,
+                            &self.settings.app_id,
+                            &self.settings.connection_id,
+                            p,
+                        )
+                        .await,
+                    })
+                }
+                _ => Err((*e).clone()),
+            },
+        }
     }
 
     /// The subject token for this request (see the module docs).

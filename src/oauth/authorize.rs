@@ -33,6 +33,10 @@ pub struct Pending {
     pub resource: Option<String>,
     pub nonce: String,
     pub idp_verifier: String,
+    /// Set when this sign-in only proves who opened a connect link
+    /// ([`super::proof`]): no client, no code, no consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<super::proof::ProofRequest>,
 }
 
 pub fn pending_key(state: &str) -> String {
@@ -219,6 +223,7 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
         resource,
         nonce,
         idp_verifier,
+        proof: None,
     };
     if state
         .store
@@ -236,7 +241,8 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
     let fresh_login = q
         .get("prompt")
         .is_some_and(|p| p.split(' ').any(|v| v == "login"));
-    match idp_url(state, oauth, &idp_state, &pending, fresh_login).await {
+    let prompt = fresh_login.then_some("login");
+    match idp_url(state, oauth, &idp_state, &pending, prompt).await {
         Ok(url) => LocalResponse::redirect(&url),
         Err(why) => fail("temporarily_unavailable", &why),
     }
@@ -261,12 +267,12 @@ fn scopes_for(state: &State, oauth: &OAuthServer, resource: Option<&str>) -> Vec
     s
 }
 
-async fn idp_url(
+pub(super) async fn idp_url(
     state: &State,
     oauth: &OAuthServer,
     idp_state: &str,
     p: &Pending,
-    fresh_login: bool,
+    prompt: Option<&str>,
 ) -> Result<String, String> {
     let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
     if oauth.idp.is_workos_sso() {
@@ -292,8 +298,8 @@ async fn idp_url(
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
     ];
-    if fresh_login {
-        params.push(("prompt", "login"));
+    if let Some(prompt) = prompt {
+        params.push(("prompt", prompt));
     }
     // Upstream token mode: the IdP's token is the client's, so it must be for the resource.
     if oauth.cfg.token_mode == crate::config::oauth::TokenMode::Upstream {

@@ -47,6 +47,9 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
         Ok(None) => return page(400, "Sign-in expired", "This sign-in is unknown, already completed or expired. Start again from your application."),
         Err(_) => return LocalResponse::store_down_page(),
     };
+    if let Some(proof) = pending.proof.clone() {
+        return super::proof::callback(state, oauth, &pending, proof, &q).await;
+    }
     // Before sign-in completes no user is known: only a trusted client's
     // errors are redirected (see `authorize::redirects_errors`).
     let redirect = super::authorize::redirects_errors(oauth, &pending.client_id);
@@ -145,7 +148,7 @@ pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) ->
     consent::show(state, oauth, pending, user, upstream).await
 }
 
-async fn sign_in(
+pub(super) async fn sign_in(
     state: &State,
     oauth: &OAuthServer,
     p: &Pending,

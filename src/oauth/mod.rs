@@ -27,6 +27,7 @@ pub mod dev;
 pub mod idp;
 pub mod me;
 pub mod metadata;
+pub mod proof;
 pub mod register;
 pub mod revoke;
 pub mod session_tokens;

@@ -235,6 +235,44 @@ pub async fn refresh(
     .await
 }
 
+/// Replaces the IdP tokens of `subject`'s session `sid` after they signed
+/// in again ([`super::proof`]): the next token exchange uses the new access
+/// token as its subject token (RFC 8693 §2.1).
+pub async fn replace_upstream(
+    state: &State,
+    oauth: &OAuthServer,
+    sid: &str,
+    subject: &str,
+    fresh: &IdpTokens,
+) -> Result<(), SessionError> {
+    let work = async {
+        let Some(before) = state.store.get(&key(sid)).await.map_err(store_err)? else {
+            return Err(SessionError::InvalidGrant);
+        };
+        let mut s: Session =
+            serde_json::from_slice(&before).map_err(|_| SessionError::InvalidGrant)?;
+        if s.user.sub != subject {
+            return Err(SessionError::InvalidGrant);
+        }
+        let now = oauth.clock.now_secs();
+        s.upstream_expires_at = fresh.expires_in.map_or(0, |e| now + e);
+        s.upstream = Some(seal(state, &key(sid), fresh)?);
+        let after = serde_json::to_vec(&s).map_err(|_| SessionError::Internal("encode".into()))?;
+        let ttl = Duration::from_secs(s.expires_at.saturating_sub(now).max(1));
+        let swapped = state
+            .store
+            .compare_and_swap(&key(sid), Some(&before), Some(&after), Some(ttl))
+            .await
+            .map_err(store_err)?;
+        if swapped {
+            Ok(())
+        } else {
+            Err(SessionError::Changed)
+        }
+    };
+    locked(state, &keys::session_lock(sid), work).await
+}
+
 /// Runs `work` holding a store lease (every instance sees it), waiting up
 /// to five seconds for it. The lease is renewed while the work runs (an IdP
 /// call may outlast it) and released only by its holder; it expires by

@@ -28,6 +28,7 @@ pub(crate) const PREFIXES: &[&str] = &[
     "devcode:",
     "elcap:",
     "host:",
+    "lproof:",
     "lock:rt:",
     "lock:sess:",
     "oauth:keys",
@@ -223,6 +224,12 @@ pub fn connect_ticket(ticket: &str) -> String {
     format!("ctkt:{ticket}")
 }
 
+/// Proof that the browser holding a connect link signed in as the user it
+/// was issued to (`oauth::proof`), by its one-time token.
+pub fn link_proof(token: &str) -> String {
+    format!("lproof:{token}")
+}
+
 /// A user-connect flow in progress, by its `state`.
 pub fn user_connect(state: &str) -> String {
     format!("uconnect:{state}")
@@ -283,6 +290,7 @@ mod tests {
             limit_tool("a", "t"),
             elicitation_capability("a", "h"),
             host("h"),
+            link_proof("p"),
             slug("s"),
             SIGNING_KEYS.to_string(),
             signing_key("k"),

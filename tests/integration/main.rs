@@ -14,6 +14,7 @@ mod keepalive;
 mod kubernetes;
 mod layering;
 mod limits;
+mod link_proof;
 mod management;
 mod monitoring;
 mod oauth;

@@ -31,7 +31,7 @@ pub(crate) async fn connect_in_browser(
 
 /// Connect link → provider → callback: the confirmation page.
 async fn to_confirmation(browser: &Browser, connect_url: &str) -> Page {
-    let to_provider = browser.get(connect_url).await;
+    let to_provider = browser.open_link(connect_url).await;
     assert_eq!(to_provider.status, 302, "{}", to_provider.body);
     let back = browser.follow(&to_provider).await;
     assert_eq!(back.status, 302, "the provider answers: {}", back.body);

@@ -162,7 +162,7 @@ async fn a_user_without_the_pipe_connects_through_workos_and_then_gets_its_token
     // The link: a confirmation page naming the account, Confirm → WorkOS's
     // page (installs) → back to the gateway.
     let browser = Browser::new();
-    let confirm_page = browser.get(&url).await;
+    let confirm_page = browser.open_link(&url).await;
     assert_eq!(confirm_page.status, 200, "{}", confirm_page.body);
     assert!(
         confirm_page.body.contains("ada@acme.com") && confirm_page.body.contains("github"),
@@ -187,7 +187,7 @@ async fn a_user_without_the_pipe_connects_through_workos_and_then_gets_its_token
     let done = browser.follow(&back).await;
     assert_eq!(done.status, 200, "{}", done.body);
     // Single use.
-    assert_eq!(browser.get(&url).await.status, 400);
+    assert_eq!(browser.open_link(&url).await.status, 400);
 
     // Now the call reaches the upstream with Ada's provider token, and the
     // next one reuses it (cached until expires_at minus the margin).
@@ -298,14 +298,14 @@ async fn a_pipes_link_sent_to_someone_else_connects_nobody() {
     let url = connect_url(&answer(&s, call(2, false)).await);
     // Mallory opened her link, and sends the page's form to Victor: his
     // browser lacks the cookie bound to it, so WorkOS is never asked.
-    let page = Browser::new().get(&url).await;
+    let page = Browser::new().open_link(&url).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let refused = submit(&Browser::new(), &s.gw, &page, "confirm").await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     // Cancel asks WorkOS nothing either; and each page is single use.
     let url = connect_url(&answer(&s, call(3, false)).await);
     let browser = Browser::new();
-    let page = browser.get(&url).await;
+    let page = browser.open_link(&url).await;
     let cancelled = submit(&browser, &s.gw, &page, "cancel").await;
     assert_eq!(cancelled.status, 200, "{}", cancelled.body);
     assert_eq!(submit(&browser, &s.gw, &page, "confirm").await.status, 400);

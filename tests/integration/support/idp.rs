@@ -79,6 +79,8 @@ pub struct AuthorizeRecord {
     pub nonce: Option<String>,
     pub code_challenge: String,
     pub code_challenge_method: String,
+    /// OIDC Core §3.1.2.1 `prompt`, when sent.
+    pub prompt: Option<String>,
 }
 
 /// A running test identity provider.

@@ -117,6 +117,7 @@ fn authorize(state: &mut IdpState, issuer: &str, p: &Params) -> Reply {
         nonce: p.get("nonce").cloned(),
         code_challenge: get("code_challenge"),
         code_challenge_method: get("code_challenge_method"),
+        prompt: p.get("prompt").cloned(),
     };
     state.authorizations.push(record.clone());
     let back = |pairs: &[(&str, &str)]| {

@@ -116,6 +116,33 @@ impl Browser {
         self.get(next.as_str()).await
     }
 
+    /// Opens a link the gateway handed to an MCP client, as its user does:
+    /// when the gateway first asks who the browser is
+    /// (`/api/v1/auth/prove`), the sign-in at the identity provider is
+    /// followed back to the link. Returns the link's own answer then (or the
+    /// page the sign-in stopped at); without that step, the first answer.
+    pub async fn open_link(&self, url: &str) -> Page {
+        let mut page = self.get(url).await;
+        let proving = |p: &Page| {
+            p.location()
+                .is_some_and(|l| l.path() == "/api/v1/auth/prove")
+        };
+        if !proving(&page) {
+            return page;
+        }
+        for _ in 0..8 {
+            let Some(next) = page.location() else {
+                return page;
+            };
+            let back = next.query_pairs().any(|(k, _)| k == "proof");
+            page = self.get(next.as_str()).await;
+            if back {
+                return page;
+            }
+        }
+        panic!("no way back to the link from {}: {}", page.url, page.status)
+    }
+
     /// A cookie the browser holds for the host of `url`.
     pub fn cookie(&self, url: &str, name: &str) -> Option<String> {
         let host = host_of(url);
