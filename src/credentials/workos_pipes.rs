@@ -274,6 +274,18 @@ impl WorkosPipes {
         }))
     }
 
+    /// Whether WorkOS accepts the API key, for the connection's `status`:
+    /// a token question about a user that does not exist. WorkOS then says
+    /// nothing is installed (or refuses the made-up user); only 401/403
+    /// mean the key is wrong.
+    pub(crate) async fn check(&self) -> Result<(), PipesError> {
+        let body = json!({ "user_id": "drio-connection-check" });
+        match self.call("token", &body).await {
+            Ok(_) | Err(PipesError::Status(400 | 404 | 422)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// WorkOS's page where the user installs or re-authorizes the
     /// provider; the person comes back to `return_to`.
     pub(crate) async fn authorize_url(

@@ -29,7 +29,24 @@ struct Setup {
     slug: String,
     /// Ada's token for the app.
     token: String,
+    /// Ada's management token and the app's id.
+    mgmt: String,
+    app_id: String,
 }
+
+impl Setup {
+    /// WorkOS Pipes calls about users (not the connection's own check).
+    fn user_calls(&self, action: &str) -> Vec<(Value, String)> {
+        self.w
+            .pipes_calls(action)
+            .into_iter()
+            .filter(|(body, _)| body["user_id"] != CHECK_USER)
+            .collect()
+    }
+}
+
+/// The made-up user the gateway asks about to check the API key.
+const CHECK_USER: &str = "drio-connection-check";
 
 async fn tokens(client: &OAuthClient, gw: &TestGateway, resource: Option<&str>) -> Tokens {
     let request = match resource {
@@ -89,15 +106,19 @@ async fn setup_with(target: &str, organization_scoped: bool) -> Setup {
         body.to_string().find(workos::API_KEY).is_none(),
         "write-only: {body}"
     );
+    assert_eq!(body["auth"]["status"], "valid", "{body}");
     let token = tokens(&client, &gw, Some(&gw.app_url(&slug, "/mcp")))
         .await
         .access_token;
+    let mgmt = api.token.clone();
     Setup {
         w,
         up,
         gw,
         slug,
         token,
+        mgmt,
+        app_id: id,
     }
 }
 
@@ -154,7 +175,7 @@ async fn a_user_without_the_pipe_connects_through_workos_and_then_gets_its_token
         .unwrap();
     assert!(url.contains("/connect?ticket="), "{url}");
     let url = connect_url(&answer(&s, call(3, false)).await);
-    let (sent, auth) = s.w.pipes_calls("token").pop().unwrap();
+    let (sent, auth) = s.user_calls("token").pop().unwrap();
     assert_eq!(sent, json!({"user_id": ADA, "organization_id": "org_acme"}));
     assert_eq!(auth, format!("Bearer {}", workos::API_KEY));
     assert_eq!(s.up.count(), 0);
@@ -170,12 +191,12 @@ async fn a_user_without_the_pipe_connects_through_workos_and_then_gets_its_token
         confirm_page.body
     );
     assert!(
-        s.w.pipes_calls("authorize").is_empty(),
+        s.user_calls("authorize").is_empty(),
         "WorkOS is asked only after Confirm"
     );
     let to_workos = submit(&browser, &s.gw, &confirm_page, "confirm").await;
     assert_eq!(to_workos.status, 302, "{}", to_workos.body);
-    let (sent, _) = s.w.pipes_calls("authorize").pop().unwrap();
+    let (sent, _) = s.user_calls("authorize").pop().unwrap();
     assert_eq!(sent["user_id"], ADA);
     assert_eq!(sent["organization_id"], "org_acme");
     assert_eq!(
@@ -191,7 +212,7 @@ async fn a_user_without_the_pipe_connects_through_workos_and_then_gets_its_token
 
     // Now the call reaches the upstream with Ada's provider token, and the
     // next one reuses it (cached until expires_at minus the margin).
-    let calls = s.w.pipes_calls("token").len();
+    let calls = s.user_calls("token").len();
     let ok = answer(&s, initialize()).await;
     assert!(ok.get("error").is_none(), "{ok}");
     let auth =
@@ -202,7 +223,7 @@ async fn a_user_without_the_pipe_connects_through_workos_and_then_gets_its_token
             .to_string();
     assert_eq!(auth, format!("Bearer pipes_at_{ADA}_1"));
     answer(&s, initialize()).await;
-    assert_eq!(s.w.pipes_calls("token").len(), calls + 1, "one WorkOS call");
+    assert_eq!(s.user_calls("token").len(), calls + 1, "one WorkOS call");
 }
 
 #[tokio::test]
@@ -240,7 +261,7 @@ async fn concurrent_requests_share_one_workos_call() {
     for r in all {
         assert_eq!(r.status(), 200);
     }
-    assert_eq!(s.w.pipes_calls("token").len(), 1, "single flight");
+    assert_eq!(s.user_calls("token").len(), 1, "single flight");
 }
 
 #[tokio::test]
@@ -280,7 +301,7 @@ async fn the_organization_is_sent_only_when_scoped_and_required_then() {
         "{refused}"
     );
     assert!(
-        s.w.pipes_calls("token").is_empty(),
+        s.user_calls("token").is_empty(),
         "WorkOS is not asked without one"
     );
 
@@ -288,7 +309,7 @@ async fn the_organization_is_sent_only_when_scoped_and_required_then() {
     s.w.pipes_answer(ADA, active("tok_personal", 3600, &[]));
     let ok = answer(&s, initialize()).await;
     assert!(ok.get("error").is_none(), "{ok}");
-    let (sent, _) = s.w.pipes_calls("token").pop().unwrap();
+    let (sent, _) = s.user_calls("token").pop().unwrap();
     assert_eq!(sent, json!({"user_id": ADA, "organization_id": null}));
 }
 
@@ -310,7 +331,33 @@ async fn a_pipes_link_sent_to_someone_else_connects_nobody() {
     assert_eq!(cancelled.status, 200, "{}", cancelled.body);
     assert_eq!(submit(&browser, &s.gw, &page, "confirm").await.status, 400);
     assert!(
-        s.w.pipes_calls("authorize").is_empty(),
+        s.user_calls("authorize").is_empty(),
         "WorkOS was never asked"
     );
+}
+
+#[tokio::test]
+async fn a_wrong_api_key_is_reported_on_the_connection_not_echoed() {
+    let s = setup().await;
+    let api = Api {
+        gw: &s.gw,
+        token: s.mgmt.clone(),
+    };
+    let wrong = "sk_test_not_the_key_9876";
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/apps/{}/auth", s.app_id),
+            json!({"name": "Wrong key", "config": {"type": "workos_pipes", "provider": "github",
+                "apiKey": wrong}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["auth"]["status"], "invalid", "{body}");
+    assert_eq!(
+        body["auth"]["lastError"], "WorkOS refused the API key",
+        "{body}"
+    );
+    assert!(!body.to_string().contains(wrong), "write-only: {body}");
+    let (_, auth) = s.w.pipes_calls("token").pop().unwrap();
+    assert_eq!(auth, format!("Bearer {wrong}"), "the key was really tried");
 }

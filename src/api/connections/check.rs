@@ -319,6 +319,8 @@ pub async fn register_upstream(
 pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets) {
     let result: Result<(), String> = if conn.config.kind == "token_exchange" {
         exchange_reachable(state, conn, s).await
+    } else if conn.config.kind == "workos_pipes" {
+        pipes_reachable(state, conn, s).await
     } else if conn.config.kind != "oauth" {
         Ok(())
     } else {
@@ -370,6 +372,31 @@ async fn exchange_reachable(
         Err(TokenCallError::Refused { .. }) => Ok(()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// WorkOS Pipes: whether WorkOS answers and accepts the API key.
+async fn pipes_reachable(
+    state: &State,
+    conn: &Connection,
+    s: &ConnectionSecrets,
+) -> Result<(), String> {
+    let ctx = crate::credentials::oauth::OAuthContext {
+        egress: state.egress.clone(),
+        store: state.store.clone(),
+        vault: state.vault.clone(),
+        public_url: state.config.public_url.clone(),
+        sessions: None,
+        clock: state.clock.clone(),
+        workos_api: crate::credentials::workos_pipes::api_base(&state.config),
+    };
+    let pipes = crate::credentials::workos_pipes::WorkosPipes::new(conn, s, ctx)
+        .map_err(|e| e.to_string())?;
+    pipes.check().await.map_err(|e| match e {
+        crate::credentials::workos_pipes::PipesError::Status(401 | 403) => {
+            "WorkOS refused the API key".to_string()
+        }
+        other => other.to_string(),
+    })
 }
 
 /// For per-user OAuth there is no code to exchange yet: a deliberately
