@@ -126,6 +126,10 @@ fn query(req: &LocalRequest, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+fn link_expired() -> LocalResponse {
+    page(400, "Link expired", "This connect link is unknown, used or expired. Ask your MCP client to try again for a new one.")
+}
+
 fn page(status: u16, title: &str, text: &str) -> LocalResponse {
     LocalResponse::message_page(status, title, text)
 }
@@ -147,11 +151,17 @@ pub async fn start(
                 Err(resp) => return resp,
             },
             None if state.oauth.is_some() => {
+                // A used or expired link says so at once, not after a sign-in.
+                match state.store.get(&ticket_key(t)).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return link_expired(),
+                    Err(_) => return LocalResponse::store_down_page(),
+                }
                 return LocalResponse::redirect(&format!(
                     "{}/api/v1/auth/prove?ticket={}",
                     state.config.public_url,
                     url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
-                ))
+                ));
             }
             // Without a sign-in of its own (`[auth]` only) the gateway
             // cannot ask who the browser is: the confirmation page names
@@ -160,7 +170,11 @@ pub async fn start(
         }
     }
     let (subject, email, org_id, session_id) = match ticket {
-        Some(t) => match state.store.take_json::<ConnectTicket>(&ticket_key(&t)).await {
+        Some(t) => match state
+            .store
+            .take_json::<ConnectTicket>(&ticket_key(&t))
+            .await
+        {
             Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => {
                 // The link is bound to the user it was issued to: a person
                 // signed in as someone else (a bearer of another subject)
@@ -174,7 +188,7 @@ pub async fn start(
                 }
                 (tk.subject, tk.email, tk.org_id, tk.session_id)
             }
-            Ok(_) => return page(400, "Link expired", "This connect link is unknown, used or expired. Ask your MCP client to try again for a new one."),
+            Ok(_) => return link_expired(),
             Err(_) => return LocalResponse::store_down_page(),
         },
         None => match super::caller(state, req).await {

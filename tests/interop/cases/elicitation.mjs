@@ -53,12 +53,14 @@ async function api(gw, token, method, path, body) {
   return { status: res.status, body: await res.json() };
 }
 
-/** Opens a connect link in a browser and answers the confirmation page with Confirm. */
+/** Opens a connect link in a browser (signing in at the IdP as the link's user) and answers the confirmation page with Confirm. */
 async function openAndConfirm(url) {
   const browser = new Browser();
   let next = url;
   let page;
-  for (let i = 0; i < 10; i++) {
+  // The link first has the browser sign in at the IdP (the gateway checks
+  // it is the link's user), then goes on to the provider: about ten hops.
+  for (let i = 0; i < 20; i++) {
     page = await browser.request(next);
     if (page.res.status < 300 || page.res.status >= 400) break;
     next = new URL(page.res.headers.get('location'), next).toString();
