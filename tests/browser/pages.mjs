@@ -331,6 +331,15 @@ async function connectPages(browser, gw, sink, upstream, width, scheme) {
   // A provider that approves at once and hands out tokens.
   const provider = await server((req, res) => {
     const u = new URL(req.url, 'http://x');
+    if (u.pathname === '/authorize' && u.searchParams.get('client_id') === 'refusing-client') {
+      // The person said no at the provider.
+      const back = new URL(u.searchParams.get('redirect_uri'));
+      back.searchParams.set('error', 'access_denied');
+      back.searchParams.set('error_description', 'Injected <b>provider</b> words');
+      back.searchParams.set('state', u.searchParams.get('state'));
+      res.writeHead(302, { location: back.toString() });
+      return res.end();
+    }
     if (u.pathname === '/authorize') {
       const back = new URL(u.searchParams.get('redirect_uri'));
       back.searchParams.set('code', 'provider-code');
@@ -360,6 +369,41 @@ async function connectPages(browser, gw, sink, upstream, width, scheme) {
   });
   if (conn.status !== 201) throw new Error(`create connection: ${JSON.stringify(conn.body)}`);
   const authId = conn.body.auth.id;
+
+  // The link the gateway hands out (here through the commands API) opened
+  // by someone else: the browser signs in first, as Mallory, and is told.
+  const commands = await api('GET', `/api/v1/apps/${appId}/commands`);
+  const link = commands.body.error?.details?.connectUrl;
+  check(commands.status === 409 && link?.includes('ticket='), `${variant}: a connect link (${commands.status})`);
+  {
+    const { ctx, page } = await context(browser, width, scheme);
+    await page.goto(link);
+    check(page.url().startsWith(`${gw.url}/api/v1/auth/dev/login`), `${variant}: the link asks who opens it (${page.url()})`);
+    await page.type('#email', 'mallory@example.com');
+    await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+    await inspect(page, 'connect-not-yours', variant);
+    const text = await page.evaluate(() => document.body.innerText);
+    check(text.includes('Not your link') && text.includes('What you can do'), `${variant}: "Not your link"`);
+    await ctx.close();
+  }
+
+  // A provider that refuses: the error page names the code, not its words.
+  const refusing = await api('POST', `/api/v1/apps/${appId}/auth`, {
+    name: 'Refusing account',
+    config: { type: 'oauth', authorizationEndpoint: `${provider.url}/authorize`, tokenEndpoint: `${provider.url}/token`, clientId: 'refusing-client', clientSecret: 'wiki-secret' },
+  });
+  if (refusing.status !== 201) throw new Error(`create connection: ${JSON.stringify(refusing.body)}`);
+  {
+    const { ctx, page } = await context(browser, width, scheme);
+    await page.setExtraHTTPHeaders({ authorization: `Bearer ${token}` });
+    await page.goto(`${gw.url}/api/v1/apps/${appId}/auth/${refusing.body.auth.id}/connect`);
+    await page.setExtraHTTPHeaders({});
+    await inspect(page, 'connect-refused', variant);
+    const text = await page.evaluate(() => document.body.innerText);
+    check(text.includes('access_denied') && !text.includes('Injected'), `${variant}: the refusal names its code only`);
+    await ctx.close();
+  }
+
   const { ctx, page } = await context(browser, width, scheme);
   await page.setExtraHTTPHeaders({ authorization: `Bearer ${token}` });
   await page.goto(`${gw.url}/api/v1/apps/${appId}/auth/${authId}/connect`);
