@@ -16,7 +16,10 @@
 # THREADS (2), STORE (embedded, or redis: a redis-server on a free port),
 # CACHE_MIB (the embedded store's [storage] cache_size_mib; unset: the
 # gateway's default), L1_TTL ([auth.cache] max_ttl_seconds; unset: the
-# default 300 s, so the token cache keeps filling for the first 5 minutes), GATEWAY_BIN and SSE_BIN (skip the build), KEEP_TMP=1.
+# default 300 s, so the token cache keeps filling for the first 5 minutes),
+# READ_TIMEOUT_MS (every app's read_timeout_ms; unset: the default 300000,
+# so Pingora's timer wheel keeps filling for 5 minutes: see benches/README),
+# GATEWAY_BIN and SSE_BIN (skip the build), KEEP_TMP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=soak
@@ -100,16 +103,19 @@ allow_upstream_cidrs = ["127.0.0.0/8"]
 [[apps]]
 id = "app_public"
 slug = "public"
-upstream = "http://127.0.0.1:$UP"
+${READ_TIMEOUT_MS:+read_timeout_ms = $READ_TIMEOUT_MS
+}upstream = "http://127.0.0.1:$UP"
 public = true
 [[apps]]
 id = "app_bearer"
 slug = "bearer"
-upstream = "http://127.0.0.1:$UP/k"
+${READ_TIMEOUT_MS:+read_timeout_ms = $READ_TIMEOUT_MS
+}upstream = "http://127.0.0.1:$UP/k"
 [[apps]]
 id = "app_sse"
 slug = "sse"
-upstream = "http://127.0.0.1:$SSE"
+${READ_TIMEOUT_MS:+read_timeout_ms = $READ_TIMEOUT_MS
+}upstream = "http://127.0.0.1:$SSE"
 public = true
 EOF
 DRIO_SECRETS_KEY=$(openssl rand -base64 32)

@@ -101,7 +101,7 @@ struct StaticKeys(JwkSet);
 
 #[async_trait]
 impl KeySource for StaticKeys {
-    async fn fetch(&self) -> Result<JwkSet, String> {
+    async fn fetch(&self) -> Result<JwkSet, drio_gateway::auth::jwks::KeyFetchError> {
         Ok(self.0.clone())
     }
 }

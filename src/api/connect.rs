@@ -222,7 +222,7 @@ pub async fn start(
     }
     let settings = match provider(state, &conn).await {
         Ok(s) => s,
-        Err(why) => return page(409, "Connection not usable", &why),
+        Err(e) => return e.page(),
     };
     let Some(authorize) = settings.authorization_endpoint.clone() else {
         return page(
@@ -442,7 +442,7 @@ pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
     };
     let settings = match provider(state, &conn).await {
         Ok(s) => s,
-        Err(why) => return ConnectError::Unusable(why).page(),
+        Err(e) => return e.page(),
     };
     let mut params = vec![
         ("grant_type", "authorization_code".to_string()),
@@ -496,14 +496,15 @@ async fn connection(
     }
 }
 
-async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, String> {
+async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, ConnectError> {
+    let unusable = |e: &dyn std::fmt::Display| ConnectError::Unusable(e.to_string());
     let secrets = match &conn.secret_ref {
         Some(r) => catalog::secrets::get(state.store.as_ref(), state.vault.as_deref(), r)
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| unusable(&e))?,
         None => Default::default(),
     };
-    ProviderSettings::from_connection(conn, &secrets).map_err(|e| e.to_string())
+    ProviderSettings::from_connection(conn, &secrets).map_err(|e| unusable(&e))
 }
 
 /// The e-mail of the stored profile (`user:{sub}`, written at sign-in).

@@ -22,10 +22,28 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use super::metrics::AuthMetrics;
 use super::TokenError;
 
+/// Why a key set could not be fetched. The text goes to the log and, when
+/// nothing was ever fetched, into the `Unavailable` token error.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeyFetchError {
+    /// The JWKS URL did not answer, or answered with something else than a
+    /// JWK set.
+    #[error("GET {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("GET {url}: status {status}")]
+    Status { url: String, status: u16 },
+    /// The identity provider's discovery failed or names no `jwks_uri`.
+    #[error("{0}")]
+    Discovery(String),
+    /// The gateway's own keyring could not be read.
+    #[error("{0}")]
+    Keyring(String),
+}
+
 /// Where signing keys come from.
 #[async_trait]
 pub trait KeySource: Send + Sync + 'static {
-    async fn fetch(&self) -> Result<JwkSet, String>;
+    async fn fetch(&self) -> Result<JwkSet, KeyFetchError>;
 }
 
 /// A JWKS document served over HTTP(S).
@@ -36,20 +54,25 @@ pub struct HttpKeySource {
 
 #[async_trait]
 impl KeySource for HttpKeySource {
-    async fn fetch(&self) -> Result<JwkSet, String> {
+    async fn fetch(&self) -> Result<JwkSet, KeyFetchError> {
+        let unreachable = |e: reqwest::Error| KeyFetchError::Unreachable {
+            url: self.url.clone(),
+            reason: e.without_url().to_string(),
+        };
         let resp = self
             .http
             .get(&self.url)
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| format!("GET {}: {}", self.url, e.without_url()))?;
+            .map_err(unreachable)?;
         if !resp.status().is_success() {
-            return Err(format!("GET {}: status {}", self.url, resp.status()));
+            return Err(KeyFetchError::Status {
+                url: self.url.clone(),
+                status: resp.status().as_u16(),
+            });
         }
-        resp.json::<JwkSet>()
-            .await
-            .map_err(|e| format!("GET {}: {}", self.url, e.without_url()))
+        resp.json::<JwkSet>().await.map_err(unreachable)
     }
 }
 
@@ -97,7 +120,7 @@ impl Jwks {
     }
 
     /// Fetches now; keeps the old keys on failure.
-    pub async fn refresh(&self) -> Result<usize, String> {
+    pub async fn refresh(&self) -> Result<usize, KeyFetchError> {
         match self.source.fetch().await {
             Ok(set) => {
                 let by_kid = usable_keys(&set);

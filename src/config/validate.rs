@@ -372,7 +372,8 @@ pub(crate) fn app(raw: RawApp, owner: Option<&str>) -> Result<AppConfig, FieldEr
     if raw.id.is_empty() || raw.id.len() > 128 || raw.id.contains('/') {
         return Err(("id".into(), "must be 1-128 characters without '/'".into()));
     }
-    let upstream = parse_upstream(&raw.upstream).map_err(|m| ("upstream".to_string(), m))?;
+    let upstream =
+        parse_upstream(&raw.upstream).map_err(|m| ("upstream".to_string(), m.to_string()))?;
     let mcp_path = raw.mcp_path.unwrap_or_else(|| "/mcp".into());
     if !mcp_path.starts_with('/') || mcp_path.contains(['?', '#']) {
         return Err(("mcp_path".into(), "must be a path starting with '/'".into()));
@@ -461,22 +462,33 @@ pub fn is_public_host(public_url: &str, host: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Why an upstream base URL is refused (the message names the value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamUrlError {
+    #[error("`{0}` is not a URL: {1}")]
+    NotAUrl(String, String),
+    #[error("scheme `{0}` is not http or https")]
+    Scheme(String),
+    #[error("`{0}` has no host")]
+    NoHost(String),
+    #[error("`{0}` must not carry a query, fragment or credentials")]
+    Extras(String),
+}
+
 /// Parses an upstream base URL (`http(s)://host[:port][/base]`).
-pub fn parse_upstream(s: &str) -> Result<Upstream, String> {
-    let url = Url::parse(s).map_err(|e| format!("`{s}` is not a URL: {e}"))?;
+pub fn parse_upstream(s: &str) -> Result<Upstream, UpstreamUrlError> {
+    let url = Url::parse(s).map_err(|e| UpstreamUrlError::NotAUrl(s.into(), e.to_string()))?;
     let tls = match url.scheme() {
         "http" => false,
         "https" => true,
-        other => return Err(format!("scheme `{other}` is not http or https")),
+        other => return Err(UpstreamUrlError::Scheme(other.into())),
     };
     let host = url
         .host_str()
-        .ok_or_else(|| format!("`{s}` has no host"))?
+        .ok_or_else(|| UpstreamUrlError::NoHost(s.into()))?
         .to_string();
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!(
-            "`{s}` must not carry a query, fragment or credentials"
-        ));
+        return Err(UpstreamUrlError::Extras(s.into()));
     }
     let port = url
         .port_or_known_default()

@@ -42,7 +42,18 @@ const DEFAULT_LIFE: Duration = Duration::from_secs(300);
 pub trait SubjectTokens: Send + Sync {
     /// The session's IdP access token; None when the session is gone or
     /// holds none.
-    async fn access_token(&self, session_id: &str) -> Result<Option<String>, String>;
+    async fn access_token(&self, session_id: &str) -> Result<Option<String>, SubjectTokenError>;
+}
+
+/// Why a session's IdP token could not be read (never the token itself).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubjectTokenError {
+    #[error("the store cannot be read: {0}")]
+    Store(String),
+    #[error("the session record is unreadable")]
+    Unreadable,
+    #[error("the session's tokens cannot be opened")]
+    Sealed,
 }
 
 /// Who a credential is resolved for.
@@ -148,7 +159,7 @@ impl TokenExchange {
                 sessions
                     .access_token(sid)
                     .await
-                    .map_err(InjectError::Unavailable)?
+                    .map_err(|e| InjectError::Unavailable(e.to_string()))?
                     .ok_or(missing)
             }
             None => bearer.map(str::to_string).ok_or(missing),

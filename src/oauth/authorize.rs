@@ -244,7 +244,7 @@ pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -
     let prompt = fresh_login.then_some("login");
     match idp_url(state, oauth, &idp_state, &pending, prompt).await {
         Ok(url) => LocalResponse::redirect(&url),
-        Err(why) => fail("temporarily_unavailable", &why),
+        Err(why) => fail("temporarily_unavailable", &why.to_string()),
     }
 }
 
@@ -273,7 +273,7 @@ pub(super) async fn idp_url(
     idp_state: &str,
     p: &Pending,
     prompt: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, super::idp::IdpError> {
     let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
     if oauth.idp.is_workos_sso() {
         return Ok(super::workos_sso::start(state, oauth, idp_state));
@@ -284,7 +284,7 @@ pub(super) async fn idp_url(
             state.config.public_url
         ));
     }
-    let e = oauth.idp.endpoints().await.map_err(|e| e.to_string())?;
+    let e = oauth.idp.endpoints().await?;
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(sha2::Sha256::digest(p.idp_verifier.as_bytes()));
     let scopes = oauth.idp.cfg.scopes.join(" ");

@@ -16,7 +16,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::Validation;
 use serde::Deserialize;
 
-use crate::auth::jwks::{HttpKeySource, Jwks, JwksSettings, KeySource};
+use crate::auth::jwks::{HttpKeySource, Jwks, JwksSettings, KeyFetchError, KeySource};
 use crate::auth::metrics::AuthMetrics;
 use crate::config::oauth::{IdpConfig, IdpKind};
 use crate::credentials::oauth::{token_request, ProviderSettings, TokenCallError};
@@ -319,13 +319,20 @@ pub struct IdpKeys(pub std::sync::Weak<Idp>);
 
 #[async_trait]
 impl KeySource for IdpKeys {
-    async fn fetch(&self) -> Result<JwkSet, String> {
-        let idp = self.0.upgrade().ok_or("identity provider gone")?;
-        let e = idp.endpoints().await.map_err(|e| e.to_string())?;
+    async fn fetch(&self) -> Result<JwkSet, KeyFetchError> {
+        let discovery = |m: &str| KeyFetchError::Discovery(m.to_string());
+        let idp = self
+            .0
+            .upgrade()
+            .ok_or_else(|| discovery("identity provider gone"))?;
+        let e = idp
+            .endpoints()
+            .await
+            .map_err(|e| KeyFetchError::Discovery(e.to_string()))?;
         let url = e
             .jwks_uri
             .clone()
-            .ok_or("the identity provider publishes no jwks_uri")?;
+            .ok_or_else(|| discovery("the identity provider publishes no jwks_uri"))?;
         HttpKeySource {
             url,
             http: idp.http.clone(),

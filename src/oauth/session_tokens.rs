@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::idp::IdpTokens;
-use crate::credentials::token_exchange::SubjectTokens;
+use crate::credentials::token_exchange::{SubjectTokenError, SubjectTokens};
 use crate::store::vault::Vault;
 use crate::store::{keys, Store};
 
@@ -43,12 +43,17 @@ struct SessionTokens {
 
 #[async_trait::async_trait]
 impl SubjectTokens for SessionTokens {
-    async fn access_token(&self, sid: &str) -> Result<Option<String>, String> {
-        let unreadable = || "unreadable session".to_string();
-        let Some(bytes) = self.store.get(&key(sid)).await.map_err(|e| e.to_string())? else {
+    async fn access_token(&self, sid: &str) -> Result<Option<String>, SubjectTokenError> {
+        let unreadable = |_| SubjectTokenError::Unreadable;
+        let Some(bytes) = self
+            .store
+            .get(&key(sid))
+            .await
+            .map_err(|e| SubjectTokenError::Store(e.to_string()))?
+        else {
             return Ok(None);
         };
-        let s: StoredSession = serde_json::from_slice(&bytes).map_err(|_| unreadable())?;
+        let s: StoredSession = serde_json::from_slice(&bytes).map_err(unreadable)?;
         let b64 = match &s.upstream {
             Some(Sealed::Sealed(b64)) => b64,
             // Clear-text sessions predate the secrets key: never exchanged.
@@ -58,8 +63,8 @@ impl SubjectTokens for SessionTokens {
         let plain = self
             .vault
             .open_text(&key(sid), &key(sid), b64)
-            .map_err(|_| "the session's tokens cannot be opened".to_string())?;
-        let up: IdpTokens = serde_json::from_slice(&plain).map_err(|_| unreadable())?;
+            .map_err(|_| SubjectTokenError::Sealed)?;
+        let up: IdpTokens = serde_json::from_slice(&plain).map_err(unreadable)?;
         Ok(Some(up.access_token))
     }
 }

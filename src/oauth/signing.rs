@@ -22,7 +22,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::auth::jwks::KeySource;
+use crate::auth::jwks::{KeyFetchError, KeySource};
 use crate::store::vault::Vault;
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
@@ -152,8 +152,10 @@ impl Keyring {
 
 #[async_trait]
 impl KeySource for Keyring {
-    async fn fetch(&self) -> Result<JwkSet, String> {
-        self.public_jwks().await.map_err(|e| e.to_string())
+    async fn fetch(&self) -> Result<JwkSet, KeyFetchError> {
+        self.public_jwks()
+            .await
+            .map_err(|e| KeyFetchError::Keyring(e.to_string()))
     }
 }
 

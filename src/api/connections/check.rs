@@ -314,27 +314,37 @@ pub async fn register_upstream(
     Ok(())
 }
 
+/// Why a connection failed its check; the text is its `lastError`.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error("{0}")]
+    Settings(#[from] crate::credentials::ConnectionError),
+    #[error("{0}")]
+    Token(#[from] TokenCallError),
+    #[error("WorkOS refused the API key")]
+    WorkosKey,
+    #[error("{0}")]
+    Workos(crate::credentials::workos_pipes::PipesError),
+}
+
 /// Sets `status`, `lastValidatedAt` and `lastError`. OAuth connections are
 /// checked against the token endpoint; static credentials by their shape.
 pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets) {
-    let result: Result<(), String> = if conn.config.kind == "token_exchange" {
-        exchange_reachable(state, conn, s).await
-    } else if conn.config.kind == "workos_pipes" {
-        pipes_reachable(state, conn, s).await
-    } else if conn.config.kind != "oauth" {
-        Ok(())
-    } else {
-        match ProviderSettings::from_connection(conn, s) {
-            Err(e) => Err(e.to_string()),
+    let result: Result<(), CheckError> = match conn.config.kind.as_str() {
+        "token_exchange" => exchange_reachable(state, conn, s).await,
+        "workos_pipes" => pipes_reachable(state, conn, s).await,
+        "oauth" => match ProviderSettings::from_connection(conn, s) {
+            Err(e) => Err(e.into()),
             Ok(settings) if conn.config.authorization_endpoint.is_none() => {
                 ClientCredentials::new(settings, state.egress.clone())
                     .try_fetch()
                     .await
                     .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map_err(CheckError::from)
             }
-            Ok(settings) => reachable(state, &settings).await.map_err(|e| e.to_string()),
-        }
+            Ok(settings) => reachable(state, &settings).await.map_err(CheckError::from),
+        },
+        _ => Ok(()),
     };
     conn.last_validated_at = Some(catalog::now_rfc3339());
     match result {
@@ -344,8 +354,23 @@ pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets)
         }
         Err(e) => {
             conn.status = "invalid".into();
-            conn.last_error = Some(e);
+            conn.last_error = Some(e.to_string());
         }
+    }
+}
+
+fn check_context(
+    state: &State,
+    workos_api: Option<String>,
+) -> crate::credentials::oauth::OAuthContext {
+    crate::credentials::oauth::OAuthContext {
+        egress: state.egress.clone(),
+        store: state.store.clone(),
+        vault: state.vault.clone(),
+        public_url: state.config.public_url.clone(),
+        sessions: None,
+        clock: state.clock.clone(),
+        workos_api,
     }
 }
 
@@ -355,22 +380,13 @@ async fn exchange_reachable(
     state: &State,
     conn: &Connection,
     s: &ConnectionSecrets,
-) -> Result<(), String> {
-    let ctx = crate::credentials::oauth::OAuthContext {
-        egress: state.egress.clone(),
-        store: state.store.clone(),
-        vault: state.vault.clone(),
-        public_url: state.config.public_url.clone(),
-        sessions: None,
-        clock: state.clock.clone(),
-        workos_api: None,
-    };
-    let te = TokenExchange::new(conn, s, ctx).map_err(|e| e.to_string())?;
+) -> Result<(), CheckError> {
+    let te = TokenExchange::new(conn, s, check_context(state, None))?;
     match te.request("drio-connection-check".into()).await {
         Ok(_) => Ok(()),
-        Err(e) if e.rejects_client() => Err(e.to_string()),
+        Err(e) if e.rejects_client() => Err(e.into()),
         Err(TokenCallError::Refused { .. }) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -379,23 +395,12 @@ async fn pipes_reachable(
     state: &State,
     conn: &Connection,
     s: &ConnectionSecrets,
-) -> Result<(), String> {
-    let ctx = crate::credentials::oauth::OAuthContext {
-        egress: state.egress.clone(),
-        store: state.store.clone(),
-        vault: state.vault.clone(),
-        public_url: state.config.public_url.clone(),
-        sessions: None,
-        clock: state.clock.clone(),
-        workos_api: crate::credentials::workos_pipes::api_base(&state.config),
-    };
-    let pipes = crate::credentials::workos_pipes::WorkosPipes::new(conn, s, ctx)
-        .map_err(|e| e.to_string())?;
+) -> Result<(), CheckError> {
+    use crate::credentials::workos_pipes::{api_base, PipesError, WorkosPipes};
+    let pipes = WorkosPipes::new(conn, s, check_context(state, api_base(&state.config)))?;
     pipes.check().await.map_err(|e| match e {
-        crate::credentials::workos_pipes::PipesError::Status(401 | 403) => {
-            "WorkOS refused the API key".to_string()
-        }
-        other => other.to_string(),
+        PipesError::Status(401 | 403) => CheckError::WorkosKey,
+        other => CheckError::Workos(other),
     })
 }
 
