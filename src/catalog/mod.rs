@@ -40,7 +40,7 @@ pub struct AppRecord {
 }
 
 /// What `GET/PUT /api/v1/apps/{id}/config` reads and writes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppSettings {
     pub upstream_url: String,
@@ -68,6 +68,7 @@ pub struct AppSettings {
     pub access: Option<AccessSettings>,
     /// Rate limits (see [`crate::limits`]); absent: the gateway's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub limits: Option<crate::limits::config::RawLimits>,
     /// Per-tool policy: the scopes each tool's `tools/call` needs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -75,7 +76,7 @@ pub struct AppSettings {
 }
 
 /// An app's access policy in the API's terms (see [`crate::config::access`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessSettings {
     /// `owner`, `anyone` or `list`.
@@ -115,7 +116,7 @@ impl From<crate::config::access::RawAccess> for AccessSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentityHeaderNames {
     pub subject: Option<String>,
@@ -140,7 +141,7 @@ pub struct ToolSwitches {
 }
 
 /// An upstream auth connection, as stored (no secret values: see `secret_ref`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     pub id: String,
@@ -152,14 +153,17 @@ pub struct Connection {
     pub name: String,
     pub status: String,
     pub config: ConnectionConfig,
+    #[schema(required = true)]
     pub secret_ref: Option<String>,
     pub grants: Vec<String>,
+    #[schema(required = true)]
     pub last_validated_at: Option<String>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 
 /// The non-secret part of a connection's config (seed `002_*` names).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionConfig {
     #[serde(rename = "type")]
