@@ -17,6 +17,7 @@ mod limits;
 mod management;
 mod monitoring;
 mod oauth;
+mod openapi;
 mod proxy_core;
 mod races;
 mod sealing_and_hosts;
