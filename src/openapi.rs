@@ -15,10 +15,10 @@ use bytes::Bytes;
 use once_cell::sync::Lazy;
 use utoipa::openapi::path::{Operation, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ComponentsBuilder, Schema};
+use utoipa::openapi::schema::ComponentsBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    Content, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr,
+    Content, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, PathItem, PathsBuilder, Ref,
     Required, ResponseBuilder, Tag,
 };
 use utoipa::ToSchema;
@@ -26,6 +26,7 @@ use utoipa::ToSchema;
 use crate::api::view;
 use crate::routes::{Guard, Handler, Route, ROUTES};
 use crate::web::LocalResponse;
+use schemas::{schemas, Jwks, OpenApiDocument, RevokeRequest, TokenRequest};
 
 /// The document, generated once (it depends on no configuration).
 static DOCUMENT: Lazy<Bytes> = Lazy::new(|| Bytes::from(to_json()));
@@ -322,96 +323,6 @@ fn op_for(route: &Route) -> Option<Op> {
     }
 }
 
-/// Request body of the token and refresh routes (form or JSON; RFC 6749
-/// §4.1.3, §6; RFC 7636 §4.5). Documentation only: the handler reads a map.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct TokenRequest {
-    /// `authorization_code` or `refresh_token`.
-    grant_type: String,
-    code: Option<String>,
-    code_verifier: Option<String>,
-    redirect_uri: Option<String>,
-    refresh_token: Option<String>,
-    client_id: Option<String>,
-    /// `client_secret_post`; or send HTTP Basic (`client_secret_basic`).
-    client_secret: Option<String>,
-    resource: Option<String>,
-    scope: Option<String>,
-}
-
-/// Request body of `/revoke` (RFC 7009 §2.1). Documentation only.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct RevokeRequest {
-    token: String,
-    /// `access_token` or `refresh_token`.
-    token_type_hint: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
-/// A JSON Web Key Set (RFC 7517 §5); the keys are public JWKs.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct Jwks {
-    #[schema(value_type = Vec<Object>)]
-    keys: Vec<()>,
-}
-
-/// An OpenAPI 3.1 document (this one).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct OpenApiDocument {
-    openapi: String,
-    #[schema(value_type = Object)]
-    info: (),
-    #[schema(value_type = Object)]
-    paths: (),
-}
-
-fn add<T: ToSchema>(v: &mut Vec<(String, RefOr<Schema>)>) {
-    v.push((name::<T>(), T::schema()));
-    T::schemas(v);
-}
-
-/// Every schema the operations name, with what they nest.
-fn schemas() -> Vec<(String, RefOr<Schema>)> {
-    use crate::api::{apps, commands, connections};
-    use crate::oauth::{clients, metadata, register, revoke, sessions};
-    use view::*;
-    let mut v = Vec::new();
-    add::<crate::errors::Envelope<'static>>(&mut v);
-    add::<crate::errors::OAuthBody<'static>>(&mut v);
-    add::<MeBody>(&mut v);
-    add::<TemplateList>(&mut v);
-    add::<OpenApiDocument>(&mut v);
-    add::<AppList>(&mut v);
-    add::<AppBody>(&mut v);
-    add::<apps::CreateApp>(&mut v);
-    add::<apps::PatchApp>(&mut v);
-    add::<Deleted>(&mut v);
-    add::<ConfigBody>(&mut v);
-    add::<crate::catalog::AppSettings>(&mut v);
-    add::<AuditPage>(&mut v);
-    add::<CommandList>(&mut v);
-    add::<CommandSwitches>(&mut v);
-    add::<commands::PatchCommands>(&mut v);
-    add::<AuthList>(&mut v);
-    add::<AuthBody>(&mut v);
-    add::<connections::WriteConnection>(&mut v);
-    add::<metadata::AuthorizationServerMetadata>(&mut v);
-    add::<metadata::ProtectedResourceMetadata>(&mut v);
-    add::<Jwks>(&mut v);
-    add::<clients::Metadata>(&mut v);
-    add::<register::Registered>(&mut v);
-    add::<sessions::Issued>(&mut v);
-    add::<TokenRequest>(&mut v);
-    add::<revoke::Revoked>(&mut v);
-    add::<RevokeRequest>(&mut v);
-    v
-}
-
 fn json_content(schema: &str) -> Content {
     Content::new(Some(Ref::from_schema_name(schema)))
 }
@@ -543,5 +454,6 @@ pub(crate) fn document() -> OpenApi {
         .build()
 }
 
+mod schemas;
 #[cfg(test)]
 mod tests;

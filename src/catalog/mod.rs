@@ -66,7 +66,7 @@ pub struct AppSettings {
     /// Who may use the app; absent means its owner only.
     #[serde(default)]
     pub access: Option<AccessSettings>,
-    /// Rate limits (see [`crate::limits`]); absent: the gateway's defaults.
+    /// Rate limits (the README's Rate limits section); absent: the gateway's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub limits: Option<crate::limits::config::RawLimits>,
@@ -78,6 +78,7 @@ pub struct AppSettings {
 /// An app's access policy in the API's terms (see [`crate::config::access`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(description = "An app's access policy: who may use it.")]
 pub struct AccessSettings {
     /// `owner`, `anyone` or `list`.
     pub mode: String,
@@ -140,7 +141,7 @@ pub struct ToolSwitches {
     pub tool_scopes: crate::config::tool_policy::ToolScopes,
 }
 
-/// An upstream auth connection, as stored (no secret values: see `secret_ref`).
+/// An upstream auth connection, as stored (no secret values: see `secretRef`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
