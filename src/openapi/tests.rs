@@ -94,3 +94,121 @@ fn committed_document_is_current() {
          and commit the result"
     );
 }
+
+/// Validates `instance` against the response schema of (method, path, status).
+fn validate(doc: &Value, method: &str, path: &str, status: u16, instance: &Value) -> Vec<String> {
+    let schema = &doc["paths"][path][method]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        !schema.is_null(),
+        "{method} {path} {status} is not documented"
+    );
+    let root = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [schema],
+        "components": doc["components"],
+    });
+    let v = jsonschema::draft202012::new(&root).expect("schema compiles");
+    v.iter_errors(instance).map(|e| e.to_string()).collect()
+}
+
+/// The examples of drio's API reference (seed `002_*`) are valid against the
+/// document: the gateway's shapes are drio's.
+#[test]
+fn seed_examples_match_the_document() {
+    use serde_json::json;
+    let doc = doc();
+    let envelope = json!({"error": {"code": "unauthorized", "message": "Missing or invalid Bearer access token",
+        "details": null, "requestId": "4c9b58ff-69a7-4ccf-840d-a0f1ec9f9d77"}});
+    let connection = json!({"auth": {"id": "string", "appId": "string", "providerId": "string",
+        "providerKey": "string", "providerName": "string", "key": "string", "name": "string",
+        "status": "draft", "config": {"type": "oauth", "authorizationEndpoint": "string",
+        "tokenEndpoint": "string", "registrationEndpoint": "string", "registrationAuthMode": "none",
+        "registrationClientUri": "string", "lastRegisteredAt": "string", "clientId": "string",
+        "headerName": "string", "queryParamName": "string", "headerPrefix": "string",
+        "username": "string", "scopes": ["string"], "audience": "string", "enabled": true,
+        "isDefault": true}, "secretRef": "string", "grants": ["string"],
+        "lastValidatedAt": "string", "lastError": "string"}});
+    let cases = [
+        (
+            "get",
+            "/api/v1/me",
+            200,
+            json!({"user": {"workosUserId": "user_123",
+            "email": "nicolai@getdrio.com", "image": "https://images.getdrio.com/avatar.png",
+            "name": "Nicolai", "scopes": ["openid", "profile", "email"]}}),
+        ),
+        ("get", "/api/v1/me", 401, envelope.clone()),
+        (
+            "get",
+            "/api/v1/apps/{appId}/auth/{authId}",
+            200,
+            connection.clone(),
+        ),
+        (
+            "patch",
+            "/api/v1/apps/{appId}/auth/{authId}",
+            200,
+            connection,
+        ),
+        ("get", "/api/v1/apps/{appId}/auth", 404, envelope.clone()),
+        (
+            "delete",
+            "/api/v1/apps/{appId}/auth/{authId}",
+            200,
+            json!({"deleted": true}),
+        ),
+        (
+            "post",
+            "/api/v1/auth/register",
+            201,
+            json!({"client_id": "client_123",
+            "client_name": "ChatGPT", "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": ["https://chat.openai.com/aip/oauth/callback"],
+            "response_types": ["code"], "token_endpoint_auth_method": "none",
+            "client_id_issued_at": 1_700_000_000}),
+        ),
+        (
+            "post",
+            "/api/v1/auth/register",
+            400,
+            json!({"error": "invalid_client_metadata",
+            "error_description": "redirect_uris is required"}),
+        ),
+        (
+            "post",
+            "/api/v1/auth/token",
+            200,
+            json!({"access_token": "access_token_123",
+            "refresh_token": "refresh_token_123", "expires_in": 3600, "token_type": "Bearer"}),
+        ),
+        (
+            "post",
+            "/api/v1/auth/token",
+            400,
+            json!({"error": "invalid_request",
+            "error_description": "Missing required fields: client_id, code, code_verifier"}),
+        ),
+        (
+            "post",
+            "/api/v1/auth/refresh",
+            200,
+            json!({"access_token": "access_token_123",
+            "refresh_token": "refresh_token_456", "expires_in": 3600, "token_type": "Bearer"}),
+        ),
+        (
+            "post",
+            "/api/v1/auth/refresh",
+            400,
+            json!({"error": "invalid_request",
+            "error_description": "Missing required field: refresh_token"}),
+        ),
+    ];
+    for (method, path, status, example) in cases {
+        let errors = validate(&doc, method, path, status, &example);
+        assert!(errors.is_empty(), "{method} {path} {status}: {errors:?}");
+    }
+    // And the check can fail: the seed's `/me` without `workosUserId`.
+    let broken = json!({"user": {"email": null, "image": null, "name": null, "scopes": []}});
+    assert!(!validate(&doc, "get", "/api/v1/me", 200, &broken).is_empty());
+}
