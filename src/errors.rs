@@ -20,16 +20,22 @@ pub struct ApiError {
     pub details: Option<Value>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
+/// drio's error envelope as written on the wire (and in the OpenAPI
+/// document, `ErrorEnvelope`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorEnvelope)]
+pub(crate) struct Envelope<'a> {
     error: EnvelopeBody<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct EnvelopeBody<'a> {
+#[schema(as = ErrorBody)]
+pub(crate) struct EnvelopeBody<'a> {
     code: &'a str,
     message: &'a str,
+    /// Always present; `null` or an object naming the problem.
+    #[schema(value_type = Option<Object>, required = true)]
     details: &'a Option<Value>,
     request_id: &'a str,
 }
@@ -102,8 +108,11 @@ pub struct OAuthError {
     pub description: String,
 }
 
-#[derive(Serialize)]
-struct OAuthBody<'a> {
+/// RFC 6749 §5.2 (and RFC 7591 §3.2.2) error body (`OAuthError` in the
+/// OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OAuthErrorBody)]
+pub(crate) struct OAuthBody<'a> {
     error: &'a str,
     error_description: &'a str,
 }

@@ -26,6 +26,7 @@ pub mod errors;
 pub mod limits;
 pub mod metrics;
 pub mod oauth;
+pub mod openapi;
 pub mod proxy;
 pub mod routes;
 pub mod secrets;

@@ -48,7 +48,7 @@ enum Needs {
 
 /// The handler a route runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Handler {
+pub(crate) enum Handler {
     Discovery,
     Register,
     Authorize,
@@ -85,6 +85,7 @@ enum Handler {
     ConnectDone,
     ConnectPipes,
     Healthz,
+    OpenApi,
 }
 
 /// One route of the gateway itself.
@@ -96,7 +97,7 @@ pub struct Route {
     pub guard: Guard,
     pub cors: Cors,
     needs: Needs,
-    handler: Handler,
+    pub(crate) handler: Handler,
 }
 
 const fn route(
@@ -259,6 +260,14 @@ pub static ROUTES: &[Route] = &[
         AnyOrigin,
         Nothing,
         H::Me,
+    ),
+    route(
+        Method::GET,
+        "/api/v1/openapi.json",
+        Public,
+        AnyOrigin,
+        Nothing,
+        H::OpenApi,
     ),
     route(
         Method::GET,
@@ -616,6 +625,7 @@ async fn open(
             .await
             .unwrap_or_else(not_found),
         (H::Templates, _) => api::templates::list(),
+        (H::OpenApi, _) => crate::openapi::serve(),
         (H::ConnectStart, _) => api::connect::start(state, req, id, auth).await,
         (H::ConnectCallback, _) => api::connect::callback(state, req).await,
         (H::ConnectConfirm, _) => api::connect::confirm(state, req).await,

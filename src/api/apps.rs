@@ -4,7 +4,6 @@
 //! table before its next request.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{store_err, templates, view, Caller};
 use crate::catalog::{self, live, AppRecord, AppSettings, ToolSwitches};
@@ -65,7 +64,7 @@ fn read_only() -> ApiError {
 
 pub async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiError> {
     let public = &state.config.public_url;
-    let mut apps: Vec<Value> = state
+    let mut apps: Vec<view::AppView> = state
         .config
         .apps
         .iter()
@@ -80,7 +79,7 @@ pub async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiErro
             .filter(|r| user.admin || r.owner == user.subject())
             .map(|r| view::stored(r, public)),
     );
-    Ok(LocalResponse::json(200, &json!({ "apps": apps })))
+    Ok(LocalResponse::json(200, &view::AppList { apps }))
 }
 
 pub async fn get(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
@@ -89,10 +88,10 @@ pub async fn get(state: &State, user: &Caller, id: &str) -> Result<LocalResponse
         AppRef::Config(a) => view::configured(&a, public, state.config.pages.branding.get(&a.id)),
         AppRef::Stored(r) => view::stored(&r, public),
     };
-    Ok(LocalResponse::json(200, &json!({ "app": app })))
+    Ok(LocalResponse::json(200, &view::AppBody { app }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateApp {
     name: String,
@@ -176,7 +175,7 @@ pub async fn create(
     write(state, &rec, 201).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchApp {
     name: Option<String>,
@@ -256,7 +255,7 @@ pub async fn delete(state: &State, user: &Caller, id: &str) -> Result<LocalRespo
         .map_err(store_err)?;
     release_host(state, &rec).await;
     state.catalog_changed().await;
-    Ok(LocalResponse::json(200, &json!({ "deleted": true })))
+    Ok(LocalResponse::json(200, &view::Deleted { deleted: true }))
 }
 
 pub async fn get_config(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
@@ -279,7 +278,10 @@ pub async fn get_config(state: &State, user: &Caller, id: &str) -> Result<LocalR
             settings
         }
     };
-    Ok(LocalResponse::json(200, &json!({ "config": settings })))
+    Ok(LocalResponse::json(
+        200,
+        &view::ConfigBody { config: settings },
+    ))
 }
 
 pub async fn put_config(
@@ -295,7 +297,10 @@ pub async fn put_config(
     check_upstream(state, &rec).await?;
     let settings = rec.settings.clone();
     save(state, rec).await?;
-    Ok(LocalResponse::json(200, &json!({ "config": settings })))
+    Ok(LocalResponse::json(
+        200,
+        &view::ConfigBody { config: settings },
+    ))
 }
 
 pub async fn save(state: &State, mut rec: AppRecord) -> Result<LocalResponse, ApiError> {
@@ -312,7 +317,9 @@ async fn write(state: &State, rec: &AppRecord, status: u16) -> Result<LocalRespo
     state.catalog_changed().await;
     Ok(LocalResponse::json(
         status,
-        &json!({ "app": view::stored(rec, &state.config.public_url) }),
+        &view::AppBody {
+            app: view::stored(rec, &state.config.public_url),
+        },
     ))
 }
 

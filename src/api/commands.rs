@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::apps::{self, AppRef};
+use super::view::{Command, CommandList, CommandSwitches};
 use super::{store_err, Caller};
 use crate::catalog::route::Route;
 use crate::catalog::{self, ToolSwitches};
@@ -53,25 +54,33 @@ pub async fn list(state: &State, user: &Caller, id: &str) -> Result<LocalRespons
         )
     })?;
     let tools = upstream_tools(state, &route, user).await?;
-    let commands: Vec<Value> = tools
+    let commands: Vec<Command> = tools
         .into_iter()
-        .map(|mut t| {
-            let name = t
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            t["enabled"] = json!(!off.contains(&name));
-            t["requiredScopes"] = json!(scopes.get(&name).cloned().unwrap_or_default());
-            t
+        .filter_map(|t| match t {
+            Value::Object(mut tool) => {
+                let name = tool
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                // Ours win over an upstream's fields of the same name.
+                tool.remove("enabled");
+                tool.remove("requiredScopes");
+                Some(Command {
+                    enabled: !off.contains(&name),
+                    required_scopes: scopes.get(&name).cloned().unwrap_or_default(),
+                    tool,
+                })
+            }
+            _ => None,
         })
         .collect();
-    Ok(LocalResponse::json(200, &json!({ "commands": commands })))
+    Ok(LocalResponse::json(200, &CommandList { commands }))
 }
 
 /// One tool's change: switched on or off, and/or its required scopes
 /// replaced (`[]` removes them).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Switch {
     name: String,
@@ -81,7 +90,7 @@ pub struct Switch {
     required_scopes: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum PatchCommands {
     One(Switch),
@@ -192,7 +201,10 @@ pub async fn patch(
     };
     Ok(LocalResponse::json(
         200,
-        &json!({ "disabledTools": disabled, "requiredScopes": scopes }),
+        &CommandSwitches {
+            disabled_tools: disabled,
+            required_scopes: scopes,
+        },
     ))
 }
 

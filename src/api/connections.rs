@@ -4,9 +4,9 @@
 //! stored encrypted under `secretRef`, and never returned.
 
 use serde::Deserialize;
-use serde_json::json;
 
 use super::apps::{self, AppRef};
+use super::view::{AuthBody, AuthList};
 use super::{store_err, Caller};
 use crate::catalog::{self, Connection, ConnectionConfig, ConnectionSecrets};
 use crate::errors::ApiError;
@@ -18,7 +18,7 @@ mod check;
 pub mod providers;
 
 /// A connection config as written by a client: public and secret fields.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IncomingConfig {
     #[serde(rename = "type")]
@@ -50,7 +50,7 @@ pub struct IncomingConfig {
     secrets: IncomingSecrets,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct IncomingSecrets {
     client_secret: Option<String>,
@@ -60,7 +60,7 @@ struct IncomingSecrets {
     registration_initial_access_token: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WriteConnection {
     provider_key: Option<String>,
@@ -105,7 +105,10 @@ pub async fn list(state: &State, user: &Caller, app_id: &str) -> Result<LocalRes
     let conns = all(state, app.id()).await?;
     Ok(LocalResponse::json(
         200,
-        &json!({ "auth": conns, "providers": providers::list() }),
+        &AuthList {
+            auth: conns,
+            providers: providers::list(),
+        },
     ))
 }
 
@@ -126,7 +129,7 @@ pub async fn get(
 ) -> Result<LocalResponse, ApiError> {
     let app = apps::load(state, user, app_id).await?;
     let conn = load(state, app.id(), auth_id).await?;
-    Ok(LocalResponse::json(200, &json!({ "auth": conn })))
+    Ok(LocalResponse::json(200, &AuthBody { auth: conn }))
 }
 
 pub async fn create(
@@ -166,7 +169,7 @@ pub async fn create(
     apply(&mut conn.config, &mut secrets, incoming)?;
     check::shape(&conn.config, &secrets)?;
     save(state, &mut conn, secrets, true).await?;
-    Ok(LocalResponse::json(201, &json!({ "auth": conn })))
+    Ok(LocalResponse::json(201, &AuthBody { auth: conn }))
 }
 
 pub async fn patch(
@@ -206,7 +209,7 @@ pub async fn patch(
     }
     check::shape(&conn.config, &secrets)?;
     save(state, &mut conn, secrets, false).await?;
-    Ok(LocalResponse::json(200, &json!({ "auth": conn })))
+    Ok(LocalResponse::json(200, &AuthBody { auth: conn }))
 }
 
 pub async fn delete(
@@ -230,7 +233,10 @@ pub async fn delete(
         .await
         .map_err(store_err)?;
     state.catalog_changed().await;
-    Ok(LocalResponse::json(200, &json!({ "deleted": true })))
+    Ok(LocalResponse::json(
+        200,
+        &super::view::Deleted { deleted: true },
+    ))
 }
 
 /// Validates, stores the secrets (encrypted) and the record, keeps one
@@ -332,6 +338,7 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_stored_connection_never_serialises_a_secret_field() {

@@ -22,7 +22,7 @@ pub mod commands;
 pub mod connect;
 pub mod connections;
 pub mod templates;
-mod view;
+pub(crate) mod view;
 
 /// The authenticated user of a management request.
 pub struct Caller {

@@ -2,7 +2,7 @@
 //! A template pre-fills an app's settings; `POST /api/v1/apps` with
 //! `templateId` uses it.
 
-use serde_json::json;
+use super::view::{TemplateList, TemplateView};
 
 use crate::catalog::AppSettings;
 use crate::web::LocalResponse;
@@ -64,9 +64,15 @@ impl Template {
 }
 
 pub fn list() -> LocalResponse {
-    let templates: Vec<_> = TEMPLATES
+    let templates = TEMPLATES
         .iter()
-        .map(|t| json!({"id": t.id, "name": t.name, "description": t.description, "mcpPath": t.mcp_path, "docsUrl": t.docs_url}))
+        .map(|t| TemplateView {
+            id: t.id,
+            name: t.name,
+            description: t.description,
+            mcp_path: t.mcp_path,
+            docs_url: t.docs_url,
+        })
         .collect();
-    LocalResponse::json(200, &json!({ "templates": templates }))
+    LocalResponse::json(200, &TemplateList { templates })
 }

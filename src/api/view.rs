@@ -1,36 +1,207 @@
 //! How apps look on the wire (`{"app":{…}}`), for both stored apps and the
-//! read-only apps of the config file.
+//! read-only apps of the config file, and the other bodies of the
+//! management API (seed `002_*`): each a type the handler serialises, so the
+//! OpenAPI document ([`crate::openapi`]) is generated from what is sent.
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::catalog::{AppRecord, AppSettings, IdentityHeaderNames};
+use crate::catalog::{AppRecord, AppSettings, Connection, IdentityHeaderNames};
 use crate::config::AppConfig;
 use crate::web::pages::branding::Branding;
 
-pub fn stored(rec: &AppRecord, public_url: &str) -> Value {
+/// One app as the API shows it (`AppView` in the OpenAPI document).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppView {
+    id: String,
+    slug: String,
+    name: String,
+    #[schema(required = true)]
+    description: Option<String>,
+    /// `active`, `paused` or `archived`.
+    status: String,
+    is_enabled: bool,
+    #[schema(required = true)]
+    template_id: Option<String>,
+    /// RFC 3339; `null` for config-file apps.
+    #[schema(required = true)]
+    created_at: Option<String>,
+    #[schema(required = true)]
+    updated_at: Option<String>,
+    mcp_url: String,
+    /// `api` (created here) or `config` (the gateway's config file).
+    source: &'static str,
+    read_only: bool,
+    branding: Branding,
+}
+
+/// `{"apps":[…]}`
+#[derive(Serialize, ToSchema)]
+pub struct AppList {
+    pub apps: Vec<AppView>,
+}
+
+/// `{"app":{…}}`
+#[derive(Serialize, ToSchema)]
+pub struct AppBody {
+    pub app: AppView,
+}
+
+/// `{"config":{…}}`
+#[derive(Serialize, ToSchema)]
+pub struct ConfigBody {
+    pub config: AppSettings,
+}
+
+/// `{"deleted":true}`
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
+/// `{"templates":[…]}`
+#[derive(Serialize, ToSchema)]
+pub struct TemplateList {
+    pub templates: Vec<TemplateView>,
+}
+
+/// One app template.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateView {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub mcp_path: &'static str,
+    pub docs_url: &'static str,
+}
+
+/// `GET /api/v1/me`: `{"user":{…}}`.
+#[derive(Serialize, ToSchema)]
+pub struct MeBody {
+    pub user: MeUser,
+}
+
+/// The signed-in user (seed `002_*`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeUser {
+    pub workos_user_id: String,
+    #[schema(required = true)]
+    pub email: Option<String>,
+    #[schema(required = true)]
+    pub image: Option<String>,
+    #[schema(required = true)]
+    pub name: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+/// One upstream tool with the gateway's switches added (the upstream's
+/// other tool fields, e.g. `inputSchema`, pass through unchanged).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Command {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub tool: serde_json::Map<String, serde_json::Value>,
+    pub enabled: bool,
+    pub required_scopes: Vec<String>,
+}
+
+/// `{"commands":[…]}`
+#[derive(Serialize, ToSchema)]
+pub struct CommandList {
+    pub commands: Vec<Command>,
+}
+
+/// What `PATCH …/commands` leaves in force.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandSwitches {
+    pub disabled_tools: Vec<String>,
+    pub required_scopes: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+/// `{"auth":[…],"providers":[…]}`
+#[derive(Serialize, ToSchema)]
+pub struct AuthList {
+    pub auth: Vec<Connection>,
+    pub providers: Vec<ProviderView>,
+}
+
+/// `{"auth":{…}}`
+#[derive(Serialize, ToSchema)]
+pub struct AuthBody {
+    pub auth: Connection,
+}
+
+/// An auth provider a connection can use (seed `002_*`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderView {
+    pub id: &'static str,
+    pub key: &'static str,
+    pub name: &'static str,
+    pub kind: &'static str,
+    pub ownership: &'static str,
+    pub provisioning_mode: &'static str,
+    pub docs_url: &'static str,
+    /// Which fields the kind takes, and which it requires.
+    #[schema(value_type = Object)]
+    pub config_schema: serde_json::Value,
+}
+
+/// A page of an app's audit events (`nextCursor` is `null` on the last).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+pub fn stored(rec: &AppRecord, public_url: &str) -> AppView {
     let branding = rec.branding.clone().unwrap_or_default();
     let mcp = format!(
         "{public_url}/apps/{}{}",
         rec.slug,
         rec.settings.mcp_path.as_deref().unwrap_or("/mcp")
     );
-    json!({
-        "id": rec.id, "slug": rec.slug, "name": rec.name, "description": rec.description,
-        "status": rec.status, "isEnabled": rec.is_enabled, "templateId": rec.template_id,
-        "createdAt": rec.created_at, "updatedAt": rec.updated_at,
-        "mcpUrl": mcp, "source": "api", "readOnly": false, "branding": branding,
-    })
+    AppView {
+        id: rec.id.clone(),
+        slug: rec.slug.clone(),
+        name: rec.name.clone(),
+        description: rec.description.clone(),
+        status: rec.status.clone(),
+        is_enabled: rec.is_enabled,
+        template_id: rec.template_id.clone(),
+        created_at: Some(rec.created_at.clone()),
+        updated_at: Some(rec.updated_at.clone()),
+        mcp_url: mcp,
+        source: "api",
+        read_only: false,
+        branding,
+    }
 }
 
-pub fn configured(app: &AppConfig, public_url: &str, branding: Option<&Branding>) -> Value {
-    let branding = branding.cloned().unwrap_or_default();
-    json!({
-        "id": app.id, "slug": app.slug, "name": app.name, "description": app.description,
-        "status": "active", "isEnabled": true, "templateId": null,
-        "createdAt": null, "updatedAt": null,
-        "mcpUrl": app.resource_url(public_url), "source": "config", "readOnly": true,
-        "branding": branding,
-    })
+pub fn configured(app: &AppConfig, public_url: &str, branding: Option<&Branding>) -> AppView {
+    AppView {
+        id: app.id.clone(),
+        slug: app.slug.clone(),
+        name: app.name.clone(),
+        description: app.description.clone(),
+        status: "active".into(),
+        is_enabled: true,
+        template_id: None,
+        created_at: None,
+        updated_at: None,
+        mcp_url: app.resource_url(public_url),
+        source: "config",
+        read_only: true,
+        branding: branding.cloned().unwrap_or_default(),
+    }
 }
 
 /// The settings of a config-file app, in the shape `GET …/config` returns.

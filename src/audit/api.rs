@@ -3,7 +3,7 @@
 //! the gateway's admins). Another user's app is 404, as on every app route;
 //! a config-file app has no owner, so only admins read its events.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::api::apps::{load, AppRef};
 use crate::api::Caller;
@@ -63,6 +63,9 @@ pub async fn list(
         .collect();
     Ok(LocalResponse::json(
         200,
-        &json!({ "events": events, "nextCursor": next }),
+        &crate::api::view::AuditPage {
+            events,
+            next_cursor: next,
+        },
     ))
 }

@@ -40,7 +40,7 @@ pub struct AppRecord {
 }
 
 /// What `GET/PUT /api/v1/apps/{id}/config` reads and writes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppSettings {
     pub upstream_url: String,
@@ -66,8 +66,9 @@ pub struct AppSettings {
     /// Who may use the app; absent means its owner only.
     #[serde(default)]
     pub access: Option<AccessSettings>,
-    /// Rate limits (see [`crate::limits`]); absent: the gateway's defaults.
+    /// Rate limits (the README's Rate limits section); absent: the gateway's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub limits: Option<crate::limits::config::RawLimits>,
     /// Per-tool policy: the scopes each tool's `tools/call` needs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -75,8 +76,9 @@ pub struct AppSettings {
 }
 
 /// An app's access policy in the API's terms (see [`crate::config::access`]).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(description = "An app's access policy: who may use it.")]
 pub struct AccessSettings {
     /// `owner`, `anyone` or `list`.
     pub mode: String,
@@ -115,7 +117,7 @@ impl From<crate::config::access::RawAccess> for AccessSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentityHeaderNames {
     pub subject: Option<String>,
@@ -139,8 +141,8 @@ pub struct ToolSwitches {
     pub tool_scopes: crate::config::tool_policy::ToolScopes,
 }
 
-/// An upstream auth connection, as stored (no secret values: see `secret_ref`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An upstream auth connection, as stored (no secret values: see `secretRef`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     pub id: String,
@@ -152,14 +154,17 @@ pub struct Connection {
     pub name: String,
     pub status: String,
     pub config: ConnectionConfig,
+    #[schema(required = true)]
     pub secret_ref: Option<String>,
     pub grants: Vec<String>,
+    #[schema(required = true)]
     pub last_validated_at: Option<String>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
 }
 
 /// The non-secret part of a connection's config (seed `002_*` names).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionConfig {
     #[serde(rename = "type")]

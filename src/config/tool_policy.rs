@@ -30,7 +30,7 @@ pub(crate) const MAX_TOOL_NAME: usize = 256;
 
 /// One tool's policy as written: `[[apps.tools]]` in TOML, `config.tools[]`
 /// in the management API.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ToolPolicy {
     pub name: String,

@@ -41,7 +41,8 @@ impl Client {
 }
 
 /// Registration metadata as a client sends it (RFC 7591 §2).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = ClientMetadata)]
 pub struct Metadata {
     #[serde(default)]
     pub redirect_uris: Option<Vec<String>>,

@@ -2,9 +2,9 @@
 //! bearer token and the profile stored at sign-in.
 
 use crate::store::keys;
-use serde_json::json;
 
 use super::idp::User;
+use crate::api::view::{MeBody, MeUser};
 use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::LocalResponse;
@@ -21,12 +21,14 @@ pub async fn me(state: &State, user: &crate::api::Caller) -> LocalResponse {
     let stored = stored.unwrap_or_default();
     LocalResponse::json(
         200,
-        &json!({ "user": {
-            "workosUserId": p.subject,
-            "email": p.email.clone().or(stored.email),
-            "image": p.picture.clone().or(stored.picture),
-            "name": p.name.clone().or(stored.name),
-            "scopes": p.scopes,
-        }}),
+        &MeBody {
+            user: MeUser {
+                workos_user_id: p.subject.clone(),
+                email: p.email.clone().or(stored.email),
+                image: p.picture.clone().or(stored.picture),
+                name: p.name.clone().or(stored.name),
+                scopes: p.scopes.clone(),
+            },
+        },
     )
 }

@@ -9,7 +9,7 @@
 //! requires (`subject_types_supported`, `id_token_signing_alg_values_supported`)
 //! truthfully; MCP clients find RFC 8414 first (MCP authorization 2025-11-25).
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::config::oauth::TokenMode;
 use crate::state::State;
@@ -39,29 +39,66 @@ pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse
     ))
 }
 
+/// Authorization server metadata (RFC 8414 §2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AuthorizationServerMetadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    registration_endpoint: String,
+    revocation_endpoint: String,
+    scopes_supported: Vec<String>,
+    response_types_supported: [&'static str; 1],
+    response_modes_supported: [&'static str; 1],
+    grant_types_supported: [&'static str; 2],
+    code_challenge_methods_supported: [&'static str; 1],
+    token_endpoint_auth_methods_supported: [&'static str; 3],
+    revocation_endpoint_auth_methods_supported: [&'static str; 3],
+    /// OAuth Client ID Metadata Document (draft-ietf-oauth-client-id-metadata-document).
+    client_id_metadata_document_supported: bool,
+    /// RFC 9207.
+    authorization_response_iss_parameter_supported: bool,
+    service_documentation: &'static str,
+    /// Only when the gateway signs its own tokens (`token_mode = "gateway"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jwks_uri: Option<String>,
+}
+
+/// Protected resource metadata (RFC 9728 §2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ProtectedResourceMetadata {
+    resource: String,
+    resource_name: String,
+    authorization_servers: [String; 1],
+    scopes_supported: Vec<String>,
+    bearer_methods_supported: [&'static str; 1],
+}
+
+const CLIENT_AUTH: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
+
 fn as_metadata(state: &State) -> Option<LocalResponse> {
     let oauth = state.oauth.as_ref()?;
     let base = &state.config.public_url;
-    let mut doc = json!({
-        "issuer": base,
-        "authorization_endpoint": format!("{base}/api/v1/auth/authorize"),
-        "token_endpoint": format!("{base}/api/v1/auth/token"),
-        "registration_endpoint": format!("{base}/api/v1/auth/register"),
-        "revocation_endpoint": format!("{base}/api/v1/auth/revoke"),
-        "scopes_supported": as_scopes(state, oauth),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
-        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
-        "client_id_metadata_document_supported": true,
-        "authorization_response_iss_parameter_supported": true,
-        "service_documentation": "https://modelcontextprotocol.io/specification/2025-11-25/basic/authorization",
-    });
-    if oauth.cfg.token_mode == TokenMode::Gateway {
-        doc["jwks_uri"] = json!(format!("{base}{JWKS_PATH}"));
-    }
+    let doc = AuthorizationServerMetadata {
+        issuer: base.clone(),
+        authorization_endpoint: format!("{base}/api/v1/auth/authorize"),
+        token_endpoint: format!("{base}/api/v1/auth/token"),
+        registration_endpoint: format!("{base}/api/v1/auth/register"),
+        revocation_endpoint: format!("{base}/api/v1/auth/revoke"),
+        scopes_supported: as_scopes(state, oauth),
+        response_types_supported: ["code"],
+        response_modes_supported: ["query"],
+        grant_types_supported: ["authorization_code", "refresh_token"],
+        code_challenge_methods_supported: ["S256"],
+        token_endpoint_auth_methods_supported: CLIENT_AUTH,
+        revocation_endpoint_auth_methods_supported: CLIENT_AUTH,
+        client_id_metadata_document_supported: true,
+        authorization_response_iss_parameter_supported: true,
+        service_documentation:
+            "https://modelcontextprotocol.io/specification/2025-11-25/basic/authorization",
+        jwks_uri: (oauth.cfg.token_mode == TokenMode::Gateway)
+            .then(|| format!("{base}{JWKS_PATH}")),
+    };
     Some(LocalResponse::json(200, &doc))
 }
 
@@ -149,13 +186,13 @@ fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<
     }
     Some(LocalResponse::json(
         200,
-        &json!({
-            "resource": resource,
-            "resource_name": name,
-            "authorization_servers": [authorization_server],
-            "scopes_supported": scopes_supported,
-            "bearer_methods_supported": ["header"],
-        }),
+        &ProtectedResourceMetadata {
+            resource,
+            resource_name: name,
+            authorization_servers: [authorization_server],
+            scopes_supported,
+            bearer_methods_supported: ["header"],
+        },
     ))
 }
 

@@ -7,7 +7,7 @@
 //! A confidential client's secret is returned once and stored hashed.
 
 use crate::store::keys;
-use serde_json::json;
+use serde::Serialize;
 
 use super::clients::{self, Client, Metadata};
 use super::{random, sha256_hex, OAuthServer};
@@ -17,6 +17,58 @@ use crate::store::StoreExt;
 use crate::web::{LocalRequest, LocalResponse};
 
 const MAX_BODY: usize = 16 * 1024;
+
+/// The client information response (RFC 7591 §3.2.1): the registered
+/// metadata, and for a confidential client its secret, shown this once.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ClientInformation)]
+pub(crate) struct Registered {
+    client_id: String,
+    #[schema(required = true)]
+    client_name: Option<String>,
+    redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    response_types: Vec<String>,
+    token_endpoint_auth_method: String,
+    client_id_issued_at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    logo_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    software_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    software_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+    /// `0`: the secret does not expire (RFC 7591 §3.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_expires_at: Option<u64>,
+}
+
+impl Registered {
+    /// Never the stored `secret_hash`.
+    fn new(c: Client, secret: Option<String>) -> Self {
+        Self {
+            client_id: c.client_id,
+            client_name: c.client_name,
+            redirect_uris: c.redirect_uris,
+            grant_types: c.grant_types,
+            response_types: c.response_types,
+            token_endpoint_auth_method: c.token_endpoint_auth_method,
+            client_id_issued_at: c.client_id_issued_at,
+            client_uri: c.client_uri,
+            logo_uri: c.logo_uri,
+            scope: c.scope,
+            software_id: c.software_id,
+            software_version: c.software_version,
+            client_secret_expires_at: secret.as_ref().map(|_| 0),
+            client_secret: secret,
+        }
+    }
+}
 
 pub async fn register(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
     match try_register(state, oauth, req).await {
@@ -46,14 +98,7 @@ async fn try_register(
     let secret = (!client.is_public()).then(|| random(32)).transpose()?;
     client.secret_hash = secret.as_deref().map(sha256_hex);
     save(state, oauth, &client).await?;
-    let mut body = serde_json::to_value(&client)
-        .map_err(|_| OAuthError::server_error("cannot encode the client"))?;
-    body.as_object_mut().map(|o| o.remove("secret_hash"));
-    if let Some(s) = secret {
-        body["client_secret"] = json!(s);
-        body["client_secret_expires_at"] = json!(0);
-    }
-    Ok(LocalResponse::json(201, &body).no_store())
+    Ok(LocalResponse::json(201, &Registered::new(client, secret)).no_store())
 }
 
 /// Stores (or re-stores, extending its life) a registered client.

@@ -18,12 +18,16 @@ use crate::state::State;
 use crate::store::keys;
 use crate::web::{LocalRequest, LocalResponse};
 
+/// RFC 7009 §2.2: the (empty) success body, `{}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Revoked {}
+
 /// Revocation requests per client address and minute.
 const PER_MINUTE: u64 = 60;
 
 pub async fn revoke(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
     match try_revoke(state, oauth, req).await {
-        Ok(()) => LocalResponse::json(200, &serde_json::json!({})).no_store(),
+        Ok(()) => LocalResponse::json(200, &Revoked {}).no_store(),
         Err(e) => LocalResponse::oauth_error(&e),
     }
 }

@@ -51,7 +51,8 @@ fn random(n: usize) -> Result<String, SessionError> {
 }
 
 /// What a token endpoint returns (RFC 6749 §5.1).
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
+#[schema(as = TokenResponse)]
 pub struct Issued {
     pub access_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -18,6 +18,7 @@ mod link_proof;
 mod management;
 mod monitoring;
 mod oauth;
+mod openapi;
 mod proxy_core;
 mod races;
 mod sealing_and_hosts;

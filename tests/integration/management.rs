@@ -53,9 +53,13 @@ impl<'a> Api<'a> {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.expect("management request");
+        let (client, req) = req.build_split();
+        let req = req.expect("management request");
+        let (method, url) = (req.method().clone(), req.url().to_string());
+        let resp = client.execute(req).await.expect("management request");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
+        crate::support::openapi::check(method.as_str(), &url, status, text.as_bytes());
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),

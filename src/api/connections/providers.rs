@@ -1,7 +1,7 @@
 //! The connection providers the gateway offers (the `providers` list of
 //! `GET /api/v1/apps/{appId}/auth`, seed `002_*`).
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::errors::ApiError;
 
@@ -88,7 +88,7 @@ pub fn resolve(
     }
 }
 
-pub fn list() -> Vec<Value> {
+pub fn list() -> Vec<crate::api::view::ProviderView> {
     PROVIDERS
         .iter()
         .map(|p| {
@@ -105,8 +105,16 @@ pub fn list() -> Vec<Value> {
                 "workos_pipes" => json!({"fields": ["provider", "organizationScoped", "apiKey"]}),
                 _ => json!({"fields": ["username", "password"]}),
             };
-            json!({"id": p.id, "key": p.key, "name": p.name, "kind": p.kind, "ownership": "customer_managed",
-                   "provisioningMode": "manual", "docsUrl": p.docs_url, "configSchema": schema})
+            crate::api::view::ProviderView {
+                id: p.id,
+                key: p.key,
+                name: p.name,
+                kind: p.kind,
+                ownership: "customer_managed",
+                provisioning_mode: "manual",
+                docs_url: p.docs_url,
+                config_schema: schema,
+            }
         })
         .collect()
 }

@@ -20,7 +20,7 @@ const MAX_URL: usize = 2048;
 const MAX_NAME: usize = 80;
 
 /// An app's branding as stored and as the API shows it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Branding {
     #[serde(

@@ -505,12 +505,24 @@ pub async fn discovery(gw: &TestGateway, path: &str) -> Value {
 }
 
 /// Sends a request and reads the whole response.
+/// The response is checked against the OpenAPI document (`support::openapi`).
 pub async fn send(request: reqwest::RequestBuilder, url: &str) -> Page {
-    let response = tokio::time::timeout(std::time::Duration::from_secs(10), request.send())
-        .await
-        .unwrap_or_else(|_| panic!("{url}: no response within 10 s"))
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    Page::read(url, response).await
+    let (client, request) = request.build_split();
+    let request = request.unwrap_or_else(|e| panic!("{url}: {e}"));
+    let method = request.method().clone();
+    let response =
+        tokio::time::timeout(std::time::Duration::from_secs(10), client.execute(request))
+            .await
+            .unwrap_or_else(|_| panic!("{url}: no response within 10 s"))
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let page = Page::read(url, response).await;
+    super::openapi::check(
+        method.as_str(),
+        url,
+        page.status.as_u16(),
+        page.body.as_bytes(),
+    );
+    page
 }
 
 /// 16 random bytes, hex.

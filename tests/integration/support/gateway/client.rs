@@ -15,10 +15,35 @@ use super::TestGateway;
 pub(crate) const STEP: Duration = Duration::from_secs(10);
 
 /// Sends a request, failing the test if it errors or takes longer than a step.
+/// A response of a route the OpenAPI document covers is read whole, checked
+/// against it (`support::openapi`) and handed back rebuilt; any other
+/// response (app traffic, streams) is returned untouched.
 pub async fn send(req: RequestBuilder) -> Response {
-    let resp = tokio::time::timeout(STEP, req.send()).await;
-    resp.expect("response within the step timeout")
-        .expect("request failed")
+    let (client, req) = req.build_split();
+    let req = req.expect("a well-formed request");
+    let method = req.method().clone();
+    let resp = tokio::time::timeout(STEP, client.execute(req)).await;
+    let resp = resp
+        .expect("response within the step timeout")
+        .expect("request failed");
+    let contract = super::super::openapi::contract();
+    if contract.template_for(resp.url().path()).is_none() {
+        return resp;
+    }
+    let url = resp.url().to_string();
+    let status = resp.status();
+    let version = resp.version();
+    let headers = resp.headers().clone();
+    let body = tokio::time::timeout(STEP, resp.bytes())
+        .await
+        .expect("body within the step timeout")
+        .expect("read body");
+    super::super::openapi::check(method.as_str(), &url, status.as_u16(), &body);
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    Response::from(rebuilt)
 }
 
 /// A response header as text, if present and valid UTF-8.

@@ -171,7 +171,14 @@ impl Browser {
             .await
             .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         self.store_cookies(&host, response.headers());
-        Page::read(url, response).await
+        let page = Page::read(url, response).await;
+        crate::support::openapi::check(
+            method.as_str(),
+            url,
+            page.status.as_u16(),
+            page.body.as_bytes(),
+        );
+        page
     }
 
     fn cookie_header(&self, host: &str) -> String {
