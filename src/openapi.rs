@@ -266,6 +266,7 @@ fn operation(h: Handler) -> Option<Op> {
         )?,
         Handler::Authorize
         | Handler::Callback
+        | Handler::Prove
         | Handler::Consent
         | Handler::DevLoginPage
         | Handler::DevLogin

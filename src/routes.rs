@@ -27,6 +27,11 @@ pub enum Guard {
     Browser,
 }
 
+/// `GET /api/v1/openapi.json`: the document is generated from this table
+/// (`crate::openapi`, a layer above), so the server registers its handler
+/// here at start rather than this table importing it.
+pub static OPENAPI: std::sync::OnceLock<fn() -> LocalResponse> = std::sync::OnceLock::new();
+
 /// Which browser origins may read a route's answers (Fetch standard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cors {
@@ -625,7 +630,7 @@ async fn open(
             .await
             .unwrap_or_else(not_found),
         (H::Templates, _) => api::templates::list(),
-        (H::OpenApi, _) => crate::openapi::serve(),
+        (H::OpenApi, _) => OPENAPI.get().map_or_else(not_found, |serve| serve()),
         (H::ConnectStart, _) => api::connect::start(state, req, id, auth).await,
         (H::ConnectCallback, _) => api::connect::callback(state, req).await,
         (H::ConnectConfirm, _) => api::connect::confirm(state, req).await,

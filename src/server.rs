@@ -71,6 +71,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
         .build()
         .map_err(|e| StartError::Other(format!("cannot start runtime: {e}")))?;
     let state = runtime.block_on(State::build(config))?;
+    let _ = crate::routes::OPENAPI.set(crate::openapi::serve);
     runtime
         .block_on(state.spawn_background())
         .map_err(|e| StartError::Other(format!("cannot subscribe to catalog changes: {e}")))?;
