@@ -37,6 +37,9 @@ pub struct HttpKeySource {
 #[async_trait]
 impl KeySource for HttpKeySource {
     async fn fetch(&self) -> Result<JwkSet, String> {
+        // Traced when a request's validation fetches keys (an unknown `kid`).
+        let mut span = crate::telemetry::child("idp", opentelemetry::trace::SpanKind::Client);
+        crate::telemetry::set(&mut span, "idp.operation", "jwks");
         let resp = self
             .http
             .get(&self.url)

@@ -26,6 +26,7 @@ use super::verify::Verifier;
 use super::{check_audience, check_scopes, token_hash, Audience, Principal, TokenError};
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
+use opentelemetry::trace::SpanKind;
 
 pub const REVOCATION_CHANNEL: &str = "drio:token-revocations";
 
@@ -214,25 +215,29 @@ impl TokenValidator {
         audience: Audience<'_>,
         scopes: &[String],
     ) -> Result<Arc<Principal>, TokenError> {
+        // None unless this request is traced (see `crate::telemetry`).
+        let mut span = crate::telemetry::child("token validation", SpanKind::Internal);
         let hash = token_hash(token);
         // The hot path: a hash and a lookup. Not timed (two clock reads would
         // cost as much as the lookup); the duration histogram covers misses.
         if let Some(e) = self.l1.get(&hash).await {
             let result = authorize(verdict_result(e.verdict), audience, scopes);
             self.count(&result, "l1");
+            trace_outcome(&mut span, &result, "l1");
             return result;
         }
         let started = Instant::now();
         let (result, source) = self.miss(hash, token).await;
         let result = authorize(result, audience, scopes);
         self.count(&result, source);
+        trace_outcome(&mut span, &result, source);
         self.metrics
             .duration
             .observe(started.elapsed().as_secs_f64());
         result
     }
 
-    fn count(&self, result: &Result<Arc<Principal>, TokenError>, source: &str) {
+    fn count(&self, result: &Result<Arc<Principal>, TokenError>, source: &'static str) {
         let label = match result {
             Ok(_) => "valid",
             Err(e) => e.metric_label(),
@@ -444,6 +449,30 @@ fn approx_size(e: &Entry) -> u64 {
                 + std::mem::size_of::<Principal>() as u64
         }
         _ => base,
+    }
+}
+
+/// The `layer` (l1, l2, or the verifier that answered) and `outcome` of a
+/// traced validation.
+fn trace_outcome(
+    span: &mut Option<crate::telemetry::Child>,
+    result: &Result<Arc<Principal>, TokenError>,
+    source: &'static str,
+) {
+    if let Some(s) = span {
+        if matches!(source, "l1" | "l2") {
+            s.set("layer", source);
+        } else {
+            s.set("layer", "verify");
+            s.set("verifier", source);
+        }
+        s.set(
+            "outcome",
+            match result {
+                Ok(_) => "valid",
+                Err(e) => e.metric_label(),
+            },
+        );
     }
 }
 

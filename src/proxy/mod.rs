@@ -82,70 +82,8 @@ impl Gateway {
         app_host(header) && app_host(uri)
     }
 
-    async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
-        ctx.local = true;
-        if !self.own_host(session.req_header()) {
-            let err = ApiError::new(
-                421,
-                "misdirected_request",
-                "This host is not served here; use the gateway's public URL",
-            );
-            respond::error(session, &ctx.request_id, &err).await?;
-            return Ok(true);
-        }
-        let public_cors = cors::is_public_cors_path(session.req_header().uri.path());
-        if public_cors && cors::is_preflight(session.req_header()) {
-            respond::write(session, &ctx.request_id, cors::public_preflight()).await?;
-            return Ok(true);
-        }
-        let has_body = !matches!(session.req_header().method, Method::GET | Method::HEAD);
-        let body = if has_body {
-            match respond::read_body(session, local::MAX_LOCAL_BODY).await? {
-                Some(b) => b,
-                None => {
-                    let err = ApiError::new(413, "payload_too_large", "Request body too large");
-                    respond::error(session, &ctx.request_id, &err).await?;
-                    return Ok(true);
-                }
-            }
-        } else {
-            Bytes::new()
-        };
-        let head = session.req_header();
-        let req = crate::web::LocalRequest {
-            method: head.method.clone(),
-            path: head.uri.path().to_string(),
-            query: head.uri.query().map(str::to_string),
-            headers: head.headers.clone(),
-            body,
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| {
-                crate::web::client_addr::client_ip(
-                    a.ip(),
-                    &head.headers,
-                    &self.state.config.server.trusted_proxies,
-                )
-            }),
-            request_id: ctx.request_id.clone(),
-        };
-        let mut resp = local::dispatch(&self.state, &req).await;
-        if public_cors {
-            resp.headers.extend(cors::public_headers());
-        }
-        respond::write(session, &ctx.request_id, resp).await?;
-        Ok(true)
-    }
-}
-
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = Ctx;
-
-    fn new_ctx(&self) -> Ctx {
-        Ctx::new()
-    }
-
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
-        self.state.metrics.inflight.inc();
+    /// `request_filter` proper (run inside the request's trace context).
+    async fn filter_request(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         if crate::drain::is_draining() {
             // Stopping or handing over: this connection's last response.
             session.set_keepalive(None);
@@ -179,6 +117,9 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         let app = &route.app;
+        if let Some(t) = &ctx.trace {
+            t.route("app", Some(&app.id));
+        }
 
         let origin = head.headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
         if !origin::origin_allowed(origin, &self.state.config.public_origin, app) {
@@ -257,6 +198,89 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        ctx.local = true;
+        if let Some(t) = &ctx.trace {
+            t.route("local", None);
+        }
+        if !self.own_host(session.req_header()) {
+            let err = ApiError::new(
+                421,
+                "misdirected_request",
+                "This host is not served here; use the gateway's public URL",
+            );
+            respond::error(session, &ctx.request_id, &err).await?;
+            return Ok(true);
+        }
+        let public_cors = cors::is_public_cors_path(session.req_header().uri.path());
+        if public_cors && cors::is_preflight(session.req_header()) {
+            respond::write(session, &ctx.request_id, cors::public_preflight()).await?;
+            return Ok(true);
+        }
+        let has_body = !matches!(session.req_header().method, Method::GET | Method::HEAD);
+        let body = if has_body {
+            match respond::read_body(session, local::MAX_LOCAL_BODY).await? {
+                Some(b) => b,
+                None => {
+                    let err = ApiError::new(413, "payload_too_large", "Request body too large");
+                    respond::error(session, &ctx.request_id, &err).await?;
+                    return Ok(true);
+                }
+            }
+        } else {
+            Bytes::new()
+        };
+        let head = session.req_header();
+        let req = crate::web::LocalRequest {
+            method: head.method.clone(),
+            path: head.uri.path().to_string(),
+            query: head.uri.query().map(str::to_string),
+            headers: head.headers.clone(),
+            body,
+            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| {
+                crate::web::client_addr::client_ip(
+                    a.ip(),
+                    &head.headers,
+                    &self.state.config.server.trusted_proxies,
+                )
+            }),
+            request_id: ctx.request_id.clone(),
+        };
+        let mut resp = local::dispatch(&self.state, &req).await;
+        if public_cors {
+            resp.headers.extend(cors::public_headers());
+        }
+        respond::write(session, &ctx.request_id, resp).await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        self.state.metrics.inflight.inc();
+        let head = session.req_header();
+        ctx.trace = crate::telemetry::start_request(
+            &head.method,
+            &head.headers,
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            &self.state.config.server.trusted_proxies,
+        );
+        // The request span is the current context of every phase below, so
+        // token validation, IdP calls and credential resolution find it.
+        let cx = ctx.trace.as_ref().map(|t| t.context().clone());
+        crate::telemetry::within(cx, self.filter_request(session, ctx)).await
     }
 
     async fn upstream_peer(
@@ -352,6 +376,8 @@ impl ProxyHttp for Gateway {
         }
         let (route, principal) = (ctx.route.as_deref(), ctx.principal.as_deref());
         let audit = &self.state.audit;
+        let trace = ctx.trace.as_deref();
+        let trusted = &self.state.config.server.trusted_proxies;
         audit.record(
             session,
             route,
@@ -359,7 +385,26 @@ impl ProxyHttp for Gateway {
             &ctx.request_id,
             &ctx.audit,
             status,
+            || match trace {
+                Some(t) => Some(t.trace_id()),
+                // Tracing off: a trusted proxy's trace id is still worth
+                // correlating on; anyone else's is not adopted.
+                None => session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .filter(|a| crate::web::client_addr::is_trusted(a.ip(), trusted))
+                    .and_then(|_| {
+                        crate::audit::event::trace_id(
+                            session
+                                .req_header()
+                                .headers
+                                .get("traceparent")
+                                .map(|v| v.as_bytes()),
+                        )
+                    }),
+            },
         );
+
         tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
@@ -372,6 +417,9 @@ impl ProxyHttp for Gateway {
             error = e.map(|e| e.etype().as_str()),
             "request"
         );
+        if let Some(t) = ctx.trace.take() {
+            t.finish(status, ctx.upstream_error.map(UpstreamErrorKind::as_str));
+        }
     }
 }
 

@@ -128,7 +128,23 @@ async fn prepare(
         principal: ctx.principal.as_deref(),
         bearer,
     };
-    match route.injection.resolve_for(who).await {
+    let mut span = crate::telemetry::child(
+        "credential resolution",
+        opentelemetry::trace::SpanKind::Internal,
+    );
+    crate::telemetry::set(&mut span, "connection.type", route.injection.kind());
+    let resolved = route.injection.resolve_for(who).await;
+    crate::telemetry::set(
+        &mut span,
+        "outcome",
+        match &resolved {
+            Ok(_) => "resolved",
+            Err(InjectError::NotConnected { .. }) => "not_connected",
+            Err(_) => "error",
+        },
+    );
+    drop(span);
+    match resolved {
         Ok(resolved) => {
             ctx.credential = Some(resolved);
             Ok(None)

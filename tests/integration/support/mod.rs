@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod http_server;
 pub mod idp;
 pub mod oauth_client;
+pub mod otlp;
 pub mod ports;
 pub mod provider;
 pub mod redis;
