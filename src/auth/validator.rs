@@ -227,7 +227,9 @@ impl TokenValidator {
             return result;
         }
         let started = Instant::now();
-        let (result, source) = self.miss(hash, token).await;
+        // Calls to the IdP (introspection, userinfo) nest below this span.
+        let cx = span.as_ref().map(crate::telemetry::Child::context);
+        let (result, source) = crate::telemetry::within(cx, self.miss(hash, token)).await;
         let result = authorize(result, audience, scopes);
         self.count(&result, source);
         trace_outcome(&mut span, &result, source);

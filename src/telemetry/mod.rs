@@ -252,8 +252,9 @@ impl RequestTrace {
 
 /// A child span of the current context's span (set by the proxy around its
 /// request phases); ends when dropped. `None` when tracing is off or the
-/// caller is outside a traced request.
-pub(crate) struct Child(Span);
+/// caller is outside a traced request. It holds its own context, so work
+/// run [`within`] it nests below it.
+pub(crate) struct Child(Context);
 
 pub(crate) fn child(name: &'static str, kind: SpanKind) -> Option<Child> {
     let tracer = tracer()?;
@@ -261,21 +262,33 @@ pub(crate) fn child(name: &'static str, kind: SpanKind) -> Option<Child> {
     if !cx.has_active_span() {
         return None;
     }
-    Some(Child(
-        tracer
-            .span_builder(name)
-            .with_kind(kind)
-            .start_with_context(tracer, &cx),
-    ))
+    let span = tracer
+        .span_builder(name)
+        .with_kind(kind)
+        .start_with_context(tracer, &cx);
+    Some(Child(cx.with_span(span)))
 }
 
 impl Child {
     pub(crate) fn set(&mut self, key: &'static str, value: impl Into<opentelemetry::Value>) {
-        self.0.set_attribute(KeyValue::new(key, value));
+        self.0.span().set_attribute(KeyValue::new(key, value));
     }
 
     pub(crate) fn error(&mut self, why: &'static str) {
-        self.0.set_status(Status::error(why));
+        self.0.span().set_status(Status::error(why));
+    }
+
+    /// The context whose active span is this one.
+    pub(crate) fn context(&self) -> Context {
+        self.0.clone()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // The span lives in the context (shared with clones handed to
+        // `within`): end it explicitly when its owner is done.
+        self.0.span().end();
     }
 }
 
@@ -297,5 +310,29 @@ pub(crate) async fn within<F: std::future::Future>(cx: Option<Context>, fut: F) 
     match cx {
         Some(cx) => fut.with_context(cx).await,
         None => fut.await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tracing off (lib tests never call `init` with an endpoint): nothing
+    /// is created for a request, even one with a traceparent.
+    #[test]
+    fn off_creates_nothing() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        let trusted = ["127.0.0.0/8".parse().unwrap()];
+        let peer = Some(IpAddr::from([127, 0, 0, 1]));
+        assert!(start_request(&http::Method::GET, &headers, peer, &trusted).is_none());
+        assert!(child("token validation", SpanKind::Internal).is_none());
+        assert!(init(None).is_ok());
+        assert!(tracer().is_none());
     }
 }

@@ -312,3 +312,81 @@ async fn a_bad_tracing_config_names_the_key() {
         assert!(err.to_string().contains(key), "{key}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tracing_off_only_a_trusted_traceparent_reaches_the_upstream() {
+    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
+    let untrusted = gateway(&idp).app("notes", &up).protected().start().await;
+    let trusted = gateway(&idp)
+        .app("notes", &up)
+        .protected()
+        .server_toml("trusted_proxies = [\"127.0.0.1/32\", \"::1/128\"]")
+        .start()
+        .await;
+    let sent = client_traceparent("01");
+    for (gw, forwarded) in [(&untrusted, false), (&trusted, true)] {
+        let url = gw.app_url("notes", "/mcp");
+        let resp = send(
+            gw.client()
+                .post(&url)
+                .bearer_auth(token(&idp, &url))
+                .header("accept", "application/json, text/event-stream")
+                .header("traceparent", &sent)
+                .header("tracestate", "vendor=abc")
+                .json(&init_call()),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let seen = up.last_request().unwrap();
+        if forwarded {
+            assert_eq!(seen.header("traceparent"), Some(sent.as_str()));
+            assert_eq!(seen.header("tracestate"), Some("vendor=abc"));
+        } else {
+            assert_eq!(seen.header("traceparent"), None, "untrusted trace context");
+            assert_eq!(seen.header("tracestate"), None);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_introspection_is_an_idp_span_under_token_validation() {
+    let (idp, up, otlp) = (
+        TestIdp::start().await,
+        TestUpstream::start().await,
+        OtlpReceiver::start().await,
+    );
+    let gw = crate::support::gateway::TestGateway::new()
+        .env("TEST_INTROSPECTION_SECRET", "gw-secret")
+        .app("notes", &up)
+        .protected()
+        .raw_toml(&format!(
+            "[auth]\nintrospection_endpoint = \"{iss}/introspect\"\nintrospection_client_id = \"{id}\"\n\
+             introspection_client_secret_env = \"TEST_INTROSPECTION_SECRET\"\n\n\
+             [tracing]\notlp_endpoint = \"{ep}\"\nbatch_delay_ms = 50\n",
+            iss = idp.issuer(),
+            id = idp.client_id(),
+            ep = otlp.endpoint(),
+        ))
+        .start()
+        .await;
+    let url = gw.app_url("notes", "/mcp");
+    let token = idp.mint_access_token("user_ada", &url, "", 600);
+    let (status, tp) = call(gw.client(), &url, &token, &up, &[]).await;
+    assert_eq!(status, 200);
+    let (trace, _, _) = parse(&tp);
+    let spans = otlp
+        .spans_until(|s| has_tree(s, &trace) && !named(s, &trace, "idp").is_empty())
+        .await;
+    let validation = one(&spans, &trace, "token validation");
+    let call = one(&spans, &trace, "idp");
+    assert_eq!(call.parent, validation.span_id);
+    assert_eq!(call.kind, 3, "client span");
+    assert_eq!(call.attr("idp.operation"), Some("introspection"));
+    assert_eq!(call.attr("http.response.status_code"), Some("200"));
+    assert_eq!(validation.attr("layer"), Some("verify"));
+    assert_eq!(validation.attr("verifier"), Some("introspection"));
+    assert_eq!(
+        one(&spans, &trace, "request").service_name.as_deref(),
+        Some("drio-gateway")
+    );
+}
