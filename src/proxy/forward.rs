@@ -72,7 +72,7 @@ impl Gateway {
         if let Some(t) = ctx.trace.as_mut() {
             upstream.remove_header(&TRACEPARENT);
             upstream.remove_header(&TRACESTATE);
-            for (name, value) in t.start_upstream(&route.app.upstream.host).0 {
+            for (name, value) in t.upstream_headers(&route.app.upstream.host).0 {
                 upstream.insert_header(name, value)?;
             }
         } else if !trusted_peer {

@@ -108,6 +108,9 @@ impl Gateway {
         } else if let Some(sel) = routes.by_path(path) {
             (sel.route, sel.rest)
         } else {
+            if let Some(t) = &ctx.trace {
+                t.route("unrouted", None);
+            }
             let err = ApiError::not_found(if crate::catalog::route::is_app_path(path) {
                 "App"
             } else {
@@ -292,6 +295,9 @@ impl ProxyHttp for Gateway {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
+        if let Some(t) = ctx.trace.as_mut() {
+            t.begin_upstream(&route.app.upstream.host);
+        }
         peer_for(route).map(Box::new)
     }
 

@@ -133,7 +133,9 @@ async fn prepare(
         opentelemetry::trace::SpanKind::Internal,
     );
     crate::telemetry::set(&mut span, "connection.type", route.injection.kind());
-    let resolved = route.injection.resolve_for(who).await;
+    // Current while resolving: the kinds with a cache note `cache.hit`.
+    let cx = span.as_ref().map(crate::telemetry::Child::context);
+    let resolved = crate::telemetry::within(cx, route.injection.resolve_for(who)).await;
     crate::telemetry::set(
         &mut span,
         "outcome",

@@ -194,23 +194,36 @@ impl RequestTrace {
         }
     }
 
-    /// Starts the `upstream` span and returns its context as the headers the
-    /// upstream receives. A retry replaces (and ends) the previous span.
-    pub(crate) fn start_upstream(&mut self, host: &str) -> Outgoing {
+    /// Starts the `upstream` span (before connecting, so a connect failure
+    /// is in it). A retry ends the previous attempt's span first.
+    pub(crate) fn begin_upstream(&mut self, host: &str) {
         let Some(tracer) = tracer() else {
-            return Outgoing::default();
+            return;
         };
-        let span = tracer
-            .span_builder("upstream")
-            .with_kind(SpanKind::Client)
-            .with_attributes([KeyValue::new("server.address", host.to_owned())])
-            .start_with_context(tracer, &self.cx);
+        if let Some(mut old) = self.upstream.take() {
+            old.set_status(Status::error("retried"));
+            old.end();
+        }
+        self.upstream = Some(
+            tracer
+                .span_builder("upstream")
+                .with_kind(SpanKind::Client)
+                .with_attributes([KeyValue::new("server.address", host.to_owned())])
+                .start_with_context(tracer, &self.cx),
+        );
+    }
+
+    /// The `upstream` span's context as the headers the upstream receives
+    /// (the span is started here when [`Self::begin_upstream`] was not).
+    pub(crate) fn upstream_headers(&mut self, host: &str) -> Outgoing {
+        if self.upstream.is_none() {
+            self.begin_upstream(host);
+        }
         let mut out = Outgoing::default();
-        let cx = self
-            .cx
-            .with_remote_span_context(span.span_context().clone());
-        TraceContextPropagator::new().inject_context(&cx, &mut out);
-        self.upstream = Some(span);
+        if let Some(span) = &self.upstream {
+            let cx = Context::new().with_remote_span_context(span.span_context().clone());
+            TraceContextPropagator::new().inject_context(&cx, &mut out);
+        }
         out
     }
 
@@ -289,6 +302,19 @@ impl Drop for Child {
         // The span lives in the context (shared with clones handed to
         // `within`): end it explicitly when its owner is done.
         self.0.span().end();
+    }
+}
+
+/// Sets an attribute on the current context's span (the innermost span a
+/// caller runs [`within`]), for code that does not hold its span; nothing
+/// when tracing is off.
+pub(crate) fn note(key: &'static str, value: impl Into<opentelemetry::Value>) {
+    if tracer().is_none() {
+        return;
+    }
+    let cx = Context::current();
+    if cx.has_active_span() {
+        cx.span().set_attribute(KeyValue::new(key, value));
     }
 }
 

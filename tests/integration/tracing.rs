@@ -390,3 +390,102 @@ async fn an_introspection_is_an_idp_span_under_token_validation() {
         Some("drio-gateway")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_resolution_says_its_connection_type_and_cache_hit() {
+    use crate::management::Api;
+    use crate::support::provider::{self, TestProvider};
+    let (idp, up, p, otlp) = (
+        TestIdp::start().await,
+        TestUpstream::start().await,
+        TestProvider::start().await,
+        OtlpReceiver::start().await,
+    );
+    let gw = gateway(&idp)
+        .raw_toml(&format!(
+            "[tracing]\notlp_endpoint = \"{}\"\nbatch_delay_ms = 50\n",
+            otlp.endpoint()
+        ))
+        .start()
+        .await;
+    let ada = Api::as_user(&gw, &idp, "user_ada");
+    let (id, slug) = ada
+        .create_app("cc", json!({"upstreamUrl": up.url(), "public": true}))
+        .await;
+    let (s, body) = ada
+        .post(
+            &format!("/api/v1/apps/{id}/auth"),
+            json!({"providerKey": "custom-oauth", "config": {
+        "type": "oauth", "tokenEndpoint": p.url("/token"), "clientId": provider::CLIENT_ID,
+        "clientSecret": provider::CLIENT_SECRET, "clientAuthMethod": "client_secret_basic"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let mut traces = Vec::new();
+    for _ in 0..2 {
+        let resp = send(
+            gw.client()
+                .post(gw.app_url(&slug, "/mcp"))
+                .header("accept", "application/json, text/event-stream")
+                .json(&init_call()),
+        )
+        .await;
+        assert_eq!(resp.status(), 200);
+        let tp = up
+            .last_request()
+            .unwrap()
+            .header("traceparent")
+            .unwrap()
+            .to_owned();
+        traces.push(parse(&tp).0);
+    }
+    let spans = otlp
+        .spans_until(|s| {
+            traces
+                .iter()
+                .all(|t| !named(s, t, "credential resolution").is_empty())
+        })
+        .await;
+    let hits: Vec<Option<&str>> = traces
+        .iter()
+        .map(|t| {
+            let r = one(&spans, t, "credential resolution");
+            assert_eq!(r.attr("connection.type"), Some("client_credentials"));
+            assert_eq!(r.parent, one(&spans, t, "request").span_id);
+            r.attr("cache.hit")
+        })
+        .collect();
+    // The first call fetches the app's token, the second reuses it.
+    assert_eq!(hits, vec![Some("false"), Some("true")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_is_an_upstream_span_with_its_error() {
+    let (idp, otlp) = (TestIdp::start().await, OtlpReceiver::start().await);
+    // An upstream that is gone: nothing listens on its port.
+    let up = TestUpstream::start().await;
+    let gw = traced(&idp, &up, &otlp.endpoint(), "").start().await;
+    drop(up);
+    let url = gw.app_url("notes", "/mcp");
+    let resp = send(
+        gw.client()
+            .post(&url)
+            .bearer_auth(token(&idp, &url))
+            .header("accept", "application/json, text/event-stream")
+            .json(&init_call()),
+    )
+    .await;
+    assert_eq!(resp.status(), 502);
+    let spans = otlp
+        .spans_until(|s| s.iter().any(|s| s.name == "upstream"))
+        .await;
+    let upstream = spans.iter().find(|s| s.name == "upstream").unwrap();
+    let request = one(&spans, &upstream.trace_id, "request");
+    assert_eq!(upstream.parent, request.span_id);
+    assert_eq!(
+        upstream.attr("error.type"),
+        Some("connect"),
+        "{upstream:#?}"
+    );
+    assert_eq!(request.attr("http.response.status_code"), Some("502"));
+}
