@@ -15,6 +15,7 @@
 //! one `OnceLock` read and nothing else is created on the request path.
 
 pub mod config;
+mod export;
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -42,6 +43,8 @@ pub enum TelemetryError {
     MissingHeaderEnv { header: String, var: String },
     #[error("tracing: cannot build the OTLP exporter: {0}")]
     Exporter(String),
+    #[error("tracing: cannot register its metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// The provider (kept alive: dropping it shuts the exporter down) and the
@@ -50,7 +53,10 @@ static TRACING: OnceLock<(SdkTracerProvider, SdkTracer)> = OnceLock::new();
 
 /// Starts the exporter. Idempotent: a second call (tests building several
 /// states in one process) keeps the first.
-pub fn init(cfg: Option<&TracingConfig>) -> Result<(), TelemetryError> {
+pub fn init(
+    cfg: Option<&TracingConfig>,
+    registry: &prometheus::Registry,
+) -> Result<(), TelemetryError> {
     let Some(cfg) = cfg else {
         return Ok(());
     };
@@ -73,6 +79,7 @@ pub fn init(cfg: Option<&TracingConfig>) -> Result<(), TelemetryError> {
         .with_headers(headers)
         .build()
         .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    let exporter = export::counted(exporter, registry)?;
     let batch = BatchConfigBuilder::default()
         .with_max_queue_size(cfg.queue)
         .with_max_export_batch_size(cfg.queue.min(512))
@@ -358,7 +365,7 @@ mod tests {
         let peer = Some(IpAddr::from([127, 0, 0, 1]));
         assert!(start_request(&http::Method::GET, &headers, peer, &trusted).is_none());
         assert!(child("token validation", SpanKind::Internal).is_none());
-        assert!(init(None).is_ok());
+        assert!(init(None, &prometheus::Registry::new()).is_ok());
         assert!(tracer().is_none());
     }
 }
