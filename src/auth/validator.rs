@@ -223,7 +223,7 @@ impl TokenValidator {
         if let Some(e) = self.l1.get(&hash).await {
             let result = authorize(verdict_result(e.verdict), audience, scopes);
             self.count(&result, "l1");
-            trace_outcome(&mut span, &result, "l1");
+            crate::telemetry::validated(&mut span, "l1", outcome(&result));
             return result;
         }
         let started = Instant::now();
@@ -232,7 +232,7 @@ impl TokenValidator {
         let (result, source) = crate::telemetry::within(cx, self.miss(hash, token)).await;
         let result = authorize(result, audience, scopes);
         self.count(&result, source);
-        trace_outcome(&mut span, &result, source);
+        crate::telemetry::validated(&mut span, source, outcome(&result));
         self.metrics
             .duration
             .observe(started.elapsed().as_secs_f64());
@@ -240,11 +240,7 @@ impl TokenValidator {
     }
 
     fn count(&self, result: &Result<Arc<Principal>, TokenError>, source: &'static str) {
-        let label = match result {
-            Ok(_) => "valid",
-            Err(e) => e.metric_label(),
-        };
-        if let Some(c) = self.metrics.validation(label, source) {
+        if let Some(c) = self.metrics.validation(outcome(result), source) {
             c.inc();
         }
     }
@@ -391,6 +387,14 @@ impl TokenValidator {
     }
 }
 
+/// The `result` label of a validation (metrics and traces).
+fn outcome(result: &Result<Arc<Principal>, TokenError>) -> &'static str {
+    match result {
+        Ok(_) => "valid",
+        Err(e) => e.metric_label(),
+    }
+}
+
 fn authorize(
     r: Result<Arc<Principal>, TokenError>,
     audience: Audience<'_>,
@@ -451,30 +455,6 @@ fn approx_size(e: &Entry) -> u64 {
                 + std::mem::size_of::<Principal>() as u64
         }
         _ => base,
-    }
-}
-
-/// The `layer` (l1, l2, or the verifier that answered) and `outcome` of a
-/// traced validation.
-fn trace_outcome(
-    span: &mut Option<crate::telemetry::Child>,
-    result: &Result<Arc<Principal>, TokenError>,
-    source: &'static str,
-) {
-    if let Some(s) = span {
-        if matches!(source, "l1" | "l2") {
-            s.set("layer", source);
-        } else {
-            s.set("layer", "verify");
-            s.set("verifier", source);
-        }
-        s.set(
-            "outcome",
-            match result {
-                Ok(_) => "valid",
-                Err(e) => e.metric_label(),
-            },
-        );
     }
 }
 

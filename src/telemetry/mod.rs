@@ -336,6 +336,21 @@ pub(crate) fn set(
     }
 }
 
+/// Records on a `token validation` span the `layer` that answered (`l1`,
+/// `l2`, else `verify` with the `verifier`: jwt, introspection, userinfo)
+/// and the `outcome` (the `drio_token_validations_total` result label).
+pub(crate) fn validated(span: &mut Option<Child>, source: &'static str, outcome: &'static str) {
+    if let Some(s) = span {
+        if matches!(source, "l1" | "l2") {
+            s.set("layer", source);
+        } else {
+            s.set("layer", "verify");
+            s.set("verifier", source);
+        }
+        s.set("outcome", outcome);
+    }
+}
+
 /// Runs `fut` with `cx` as the current context (for [`child`]) when tracing
 /// this request; unchanged otherwise.
 pub(crate) async fn within<F: std::future::Future>(cx: Option<Context>, fut: F) -> F::Output {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::management::gateway;
 use crate::support::gateway::{send, GatewayBuilder};
 use crate::support::idp::TestIdp;
-use crate::support::otlp::{ExportedSpan, OtlpReceiver};
+use crate::support::otlp::{has_tree, named, one, parse, OtlpReceiver};
 use crate::support::upstream::TestUpstream;
 
 const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -72,33 +72,6 @@ async fn call(
         .expect("the upstream always receives a traceparent")
         .to_owned();
     (status, tp)
-}
-
-/// (trace id, parent id, flags) of a `traceparent`.
-fn parse(tp: &str) -> (String, String, String) {
-    let parts: Vec<&str> = tp.split('-').collect();
-    assert_eq!(parts.len(), 4, "{tp}");
-    assert_eq!(parts[0], "00", "{tp}");
-    (parts[1].into(), parts[2].into(), parts[3].into())
-}
-
-fn named<'a>(spans: &'a [ExportedSpan], trace: &str, name: &str) -> Vec<&'a ExportedSpan> {
-    spans
-        .iter()
-        .filter(|s| s.trace_id == trace && s.name == name)
-        .collect()
-}
-
-fn one<'a>(spans: &'a [ExportedSpan], trace: &str, name: &str) -> &'a ExportedSpan {
-    let found = named(spans, trace, name);
-    assert_eq!(found.len(), 1, "one {name} span in {trace}: {spans:#?}");
-    found[0]
-}
-
-fn has_tree(spans: &[ExportedSpan], trace: &str) -> bool {
-    ["request", "token validation", "upstream"]
-        .iter()
-        .all(|n| !named(spans, trace, n).is_empty())
 }
 
 async fn audit_trace_ids(path: &Path, n: usize) -> Vec<Value> {

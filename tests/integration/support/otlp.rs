@@ -36,6 +36,36 @@ impl ExportedSpan {
     }
 }
 
+/// (trace id, parent id, flags) of a `traceparent`.
+pub fn parse(tp: &str) -> (String, String, String) {
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert_eq!(parts.len(), 4, "{tp}");
+    assert_eq!(parts[0], "00", "{tp}");
+    (parts[1].into(), parts[2].into(), parts[3].into())
+}
+
+/// The spans called `name` in `trace`.
+pub fn named<'a>(spans: &'a [ExportedSpan], trace: &str, name: &str) -> Vec<&'a ExportedSpan> {
+    spans
+        .iter()
+        .filter(|s| s.trace_id == trace && s.name == name)
+        .collect()
+}
+
+/// The one span called `name` in `trace` (fails on none or several).
+pub fn one<'a>(spans: &'a [ExportedSpan], trace: &str, name: &str) -> &'a ExportedSpan {
+    let found = named(spans, trace, name);
+    assert_eq!(found.len(), 1, "one {name} span in {trace}: {spans:#?}");
+    found[0]
+}
+
+/// Whether `trace` has its request, token validation and upstream spans.
+pub fn has_tree(spans: &[ExportedSpan], trace: &str) -> bool {
+    ["request", "token validation", "upstream"]
+        .iter()
+        .all(|n| !named(spans, trace, n).is_empty())
+}
+
 pub struct OtlpReceiver {
     addr: SocketAddr,
     spans: Arc<Mutex<Vec<ExportedSpan>>>,
