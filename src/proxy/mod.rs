@@ -7,7 +7,9 @@
 //!   removal of the client's credentials (no token passthrough);
 //! - `response_filter`: request id, stream accounting;
 //! - `fail_to_proxy`: upstream failures as 502/504 envelopes;
-//! - `logging`: metrics and the access log line.
+//! - `logging`: metrics, the access log line, the audit event, and the end
+//!   of the request's trace ([`crate::telemetry`], started first thing in
+//!   `request_filter`).
 
 use std::sync::Arc;
 
@@ -80,6 +82,62 @@ impl Gateway {
             h.is_none_or(|h| std::str::from_utf8(h).is_ok_and(|h| routes.by_host(h).is_some()))
         };
         app_host(header) && app_host(uri)
+    }
+
+    async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        ctx.local = true;
+        if let Some(t) = &ctx.trace {
+            t.route("local", None);
+        }
+        if !self.own_host(session.req_header()) {
+            let err = ApiError::new(
+                421,
+                "misdirected_request",
+                "This host is not served here; use the gateway's public URL",
+            );
+            respond::error(session, &ctx.request_id, &err).await?;
+            return Ok(true);
+        }
+        let public_cors = cors::is_public_cors_path(session.req_header().uri.path());
+        if public_cors && cors::is_preflight(session.req_header()) {
+            respond::write(session, &ctx.request_id, cors::public_preflight()).await?;
+            return Ok(true);
+        }
+        let has_body = !matches!(session.req_header().method, Method::GET | Method::HEAD);
+        let body = if has_body {
+            match respond::read_body(session, local::MAX_LOCAL_BODY).await? {
+                Some(b) => b,
+                None => {
+                    let err = ApiError::new(413, "payload_too_large", "Request body too large");
+                    respond::error(session, &ctx.request_id, &err).await?;
+                    return Ok(true);
+                }
+            }
+        } else {
+            Bytes::new()
+        };
+        let head = session.req_header();
+        let req = crate::web::LocalRequest {
+            method: head.method.clone(),
+            path: head.uri.path().to_string(),
+            query: head.uri.query().map(str::to_string),
+            headers: head.headers.clone(),
+            body,
+            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| {
+                crate::web::client_addr::client_ip(
+                    a.ip(),
+                    &head.headers,
+                    &self.state.config.server.trusted_proxies,
+                )
+            }),
+            request_id: ctx.request_id.clone(),
+        };
+        let mut resp = local::dispatch(&self.state, &req).await;
+        if public_cors {
+            resp.headers.extend(cors::public_headers());
+        }
+        respond::write(session, &ctx.request_id, resp).await?;
+        Ok(true)
     }
 
     /// `request_filter` proper (run inside the request's trace context).
@@ -201,62 +259,6 @@ impl Gateway {
             return Ok(true);
         }
         Ok(false)
-    }
-
-    async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
-        ctx.local = true;
-        if let Some(t) = &ctx.trace {
-            t.route("local", None);
-        }
-        if !self.own_host(session.req_header()) {
-            let err = ApiError::new(
-                421,
-                "misdirected_request",
-                "This host is not served here; use the gateway's public URL",
-            );
-            respond::error(session, &ctx.request_id, &err).await?;
-            return Ok(true);
-        }
-        let public_cors = cors::is_public_cors_path(session.req_header().uri.path());
-        if public_cors && cors::is_preflight(session.req_header()) {
-            respond::write(session, &ctx.request_id, cors::public_preflight()).await?;
-            return Ok(true);
-        }
-        let has_body = !matches!(session.req_header().method, Method::GET | Method::HEAD);
-        let body = if has_body {
-            match respond::read_body(session, local::MAX_LOCAL_BODY).await? {
-                Some(b) => b,
-                None => {
-                    let err = ApiError::new(413, "payload_too_large", "Request body too large");
-                    respond::error(session, &ctx.request_id, &err).await?;
-                    return Ok(true);
-                }
-            }
-        } else {
-            Bytes::new()
-        };
-        let head = session.req_header();
-        let req = crate::web::LocalRequest {
-            method: head.method.clone(),
-            path: head.uri.path().to_string(),
-            query: head.uri.query().map(str::to_string),
-            headers: head.headers.clone(),
-            body,
-            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| {
-                crate::web::client_addr::client_ip(
-                    a.ip(),
-                    &head.headers,
-                    &self.state.config.server.trusted_proxies,
-                )
-            }),
-            request_id: ctx.request_id.clone(),
-        };
-        let mut resp = local::dispatch(&self.state, &req).await;
-        if public_cors {
-            resp.headers.extend(cors::public_headers());
-        }
-        respond::write(session, &ctx.request_id, resp).await?;
-        Ok(true)
     }
 }
 
