@@ -33,5 +33,6 @@ pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod util;
 pub mod web;

@@ -92,6 +92,8 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
             upgrades: state.config.server.upgrade_sock.is_some(),
         }),
     });
+    // Spans of the last requests still queued for the collector.
+    crate::telemetry::shutdown();
     Ok(())
 }
 

@@ -105,6 +105,8 @@ impl State {
             crate::audit::Auditor::start(&config.audit, &metrics.registry, &store)
                 .map_err(|e| StartError::Other(e.to_string()))?,
         );
+        crate::telemetry::init(config.tracing.as_ref(), &metrics.registry)
+            .map_err(|e| StartError::Other(e.to_string()))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))

@@ -103,6 +103,9 @@ impl Auditor {
 
     /// Queues the events of one finished request through an app (`route`
     /// None: not an app's request, nothing to audit).
+    // The request's parts as the proxy holds them; the trace id is a
+    // closure so nothing is formatted when auditing is off.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &self,
         session: &Session,
@@ -111,6 +114,7 @@ impl Auditor {
         request_id: &str,
         collected: &Collected,
         status: u16,
+        trace_id: impl FnOnce() -> Option<String>,
     ) {
         let (Some(tx), Some(route)) = (&self.tx, route) else {
             return;
@@ -125,7 +129,9 @@ impl Auditor {
             kind: "audit",
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             request_id: request_id.to_owned(),
-            trace_id: event::trace_id(head.headers.get("traceparent").map(|v| v.as_bytes())),
+            // The request's accepted or generated trace id (see
+            // [`crate::telemetry`]), never an untrusted client's.
+            trace_id: trace_id(),
             app_id: route.app.id.clone(),
             app: route.app.slug.clone(),
             user: principal.map(|p| p.subject.clone()),

@@ -55,6 +55,9 @@ pub struct HttpKeySource {
 #[async_trait]
 impl KeySource for HttpKeySource {
     async fn fetch(&self) -> Result<JwkSet, KeyFetchError> {
+        // Traced when a request's validation fetches keys (an unknown `kid`).
+        let mut span = crate::telemetry::child("idp", opentelemetry::trace::SpanKind::Client);
+        crate::telemetry::set(&mut span, "idp.operation", "jwks");
         let unreachable = |e: reqwest::Error| KeyFetchError::Unreachable {
             url: self.url.clone(),
             reason: e.without_url().to_string(),

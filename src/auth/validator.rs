@@ -26,6 +26,7 @@ use super::verify::Verifier;
 use super::{check_audience, check_scopes, token_hash, Audience, Principal, TokenError};
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
+use opentelemetry::trace::SpanKind;
 
 pub const REVOCATION_CHANNEL: &str = "drio:token-revocations";
 
@@ -214,30 +215,32 @@ impl TokenValidator {
         audience: Audience<'_>,
         scopes: &[String],
     ) -> Result<Arc<Principal>, TokenError> {
+        // None unless this request is traced (see `crate::telemetry`).
+        let mut span = crate::telemetry::child("token validation", SpanKind::Internal);
         let hash = token_hash(token);
         // The hot path: a hash and a lookup. Not timed (two clock reads would
         // cost as much as the lookup); the duration histogram covers misses.
         if let Some(e) = self.l1.get(&hash).await {
             let result = authorize(verdict_result(e.verdict), audience, scopes);
             self.count(&result, "l1");
+            crate::telemetry::validated(&mut span, "l1", outcome(&result));
             return result;
         }
         let started = Instant::now();
-        let (result, source) = self.miss(hash, token).await;
+        // Calls to the IdP (introspection, userinfo) nest below this span.
+        let cx = span.as_ref().map(crate::telemetry::Child::context);
+        let (result, source) = crate::telemetry::within(cx, self.miss(hash, token)).await;
         let result = authorize(result, audience, scopes);
         self.count(&result, source);
+        crate::telemetry::validated(&mut span, source, outcome(&result));
         self.metrics
             .duration
             .observe(started.elapsed().as_secs_f64());
         result
     }
 
-    fn count(&self, result: &Result<Arc<Principal>, TokenError>, source: &str) {
-        let label = match result {
-            Ok(_) => "valid",
-            Err(e) => e.metric_label(),
-        };
-        if let Some(c) = self.metrics.validation(label, source) {
+    fn count(&self, result: &Result<Arc<Principal>, TokenError>, source: &'static str) {
+        if let Some(c) = self.metrics.validation(outcome(result), source) {
             c.inc();
         }
     }
@@ -381,6 +384,14 @@ impl TokenValidator {
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The `result` label of a validation (metrics and traces).
+fn outcome(result: &Result<Arc<Principal>, TokenError>) -> &'static str {
+    match result {
+        Ok(_) => "valid",
+        Err(e) => e.metric_label(),
     }
 }
 

@@ -146,12 +146,18 @@ impl Verifier {
             Some(secret) => req = req.basic_auth(&cfg.client_id, Some(secret.expose())),
             None => form.push(("client_id", cfg.client_id.as_str())),
         }
+        let mut span = idp_span("introspection");
         let resp = req
             .form(&form)
             .send()
             .await
             .map_err(|e| unavailable("introspection", e))?;
         let status = resp.status();
+        crate::telemetry::set(
+            &mut span,
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        );
         if !status.is_success() {
             // 401/403 here means the gateway's own credentials are wrong: an
             // operator problem, not the client's, so not a 401 to the client.
@@ -183,6 +189,7 @@ impl Verifier {
         let Some(url) = &self.settings.userinfo_endpoint else {
             return Err(TokenError::Invalid("token format not accepted".into()));
         };
+        let mut span = idp_span("userinfo");
         let resp = self
             .http
             .get(url)
@@ -190,6 +197,11 @@ impl Verifier {
             .send()
             .await
             .map_err(|e| unavailable("userinfo", e))?;
+        crate::telemetry::set(
+            &mut span,
+            "http.response.status_code",
+            i64::from(resp.status().as_u16()),
+        );
         match resp.status().as_u16() {
             200 => {}
             401 | 403 => {
@@ -219,4 +231,12 @@ fn unavailable(what: &str, e: reqwest::Error) -> TokenError {
 /// Three base64url segments: worth trying as a JWT before asking the IdP.
 pub fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3 && token.starts_with("eyJ")
+}
+
+/// A client span for a validation call to the identity provider (None
+/// unless the current request is traced; see [`crate::telemetry`]).
+fn idp_span(operation: &'static str) -> Option<crate::telemetry::Child> {
+    let mut span = crate::telemetry::child("idp", opentelemetry::trace::SpanKind::Client);
+    crate::telemetry::set(&mut span, "idp.operation", operation);
+    span
 }

@@ -70,6 +70,8 @@ pub struct Config {
     pub limits: crate::limits::config::GatewayLimits,
     /// `[audit]`: where audit events of MCP calls go.
     pub audit: crate::audit::config::AuditConfig,
+    /// `[tracing]`: OTLP trace export; None: off.
+    pub tracing: Option<crate::telemetry::TracingConfig>,
     /// `[pages]` and the config-file apps' branding.
     pub pages: PagesConfig,
 }

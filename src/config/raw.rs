@@ -36,6 +36,9 @@ pub struct RawConfig {
     /// The audit log of MCP calls (`[audit]`).
     #[serde(default)]
     pub audit: crate::audit::config::RawAudit,
+    /// OpenTelemetry traces over OTLP/HTTP (`[tracing]`).
+    #[serde(default)]
+    pub tracing: crate::telemetry::config::RawTracing,
 }
 
 /// `[pages]`: what the pages people see may load.

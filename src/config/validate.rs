@@ -166,6 +166,8 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         .map_err(|(k, m)| err(&format!("limits.{k}"), m))?;
     let audit =
         crate::audit::config::audit(&raw.audit).map_err(|(k, m)| err(&format!("audit.{k}"), m))?;
+    let tracing = crate::telemetry::config::tracing(&raw.tracing)
+        .map_err(|(k, m)| err(&format!("tracing.{k}"), m))?;
     let mut pages = super::PagesConfig {
         logo_hosts: raw
             .pages
@@ -266,6 +268,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
         apps,
         limits,
         audit,
+        tracing,
         pages,
     })
 }

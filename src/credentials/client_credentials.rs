@@ -40,13 +40,16 @@ impl ClientCredentials {
 
     pub async fn header(&self) -> Result<HeaderValue, InjectError> {
         if let Some(c) = self.fresh() {
+            crate::telemetry::note("cache.hit", true);
             return Ok(c);
         }
         let _one = self.refresh.lock().await;
         // Whoever held the lock before us may have refreshed already.
         if let Some(c) = self.fresh() {
+            crate::telemetry::note("cache.hit", true);
             return Ok(c);
         }
+        crate::telemetry::note("cache.hit", false);
         let token = self.fetch().await?;
         Ok(token)
     }

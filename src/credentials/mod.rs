@@ -180,6 +180,19 @@ impl Injection {
         .await
     }
 
+    /// The connection type, as traces name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Injection::None => "none",
+            Injection::Header(..) => "header",
+            Injection::Query { .. } => "query",
+            Injection::ClientCredentials(_) => "client_credentials",
+            Injection::PerUser(_) => "per_user",
+            Injection::TokenExchange(_) => "token_exchange",
+            Injection::WorkosPipes(_) => "workos_pipes",
+        }
+    }
+
     /// Whether resolving needs the caller (per-user kinds): the proxy then
     /// reads the JSON-RPC body, so a refusal can answer its request id.
     pub fn per_user(&self) -> bool {

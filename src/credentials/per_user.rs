@@ -108,8 +108,12 @@ impl PerUser {
         let p = principal.ok_or_else(not_connected)?;
         let key = tokens_key(&self.settings.connection_id, &p.subject);
         let tokens = match self.local.get(&key).await {
-            Some(t) if t.fresh(self.ctx.clock.now_secs()) => t,
+            Some(t) if t.fresh(self.ctx.clock.now_secs()) => {
+                crate::telemetry::note("cache.hit", true);
+                t
+            }
             stale => {
+                crate::telemetry::note("cache.hit", false);
                 // A stale entry must go, or the flight would return it. Should
                 // this drop a token another flight just refreshed, the next
                 // flight finds it fresh in the store: still one refresh call.

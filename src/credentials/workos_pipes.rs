@@ -185,10 +185,12 @@ impl WorkosPipes {
         );
         if let Some(e) = self.local.get(&key).await {
             if Instant::now() < e.fresh_until {
+                crate::telemetry::note("cache.hit", true);
                 return Ok(e.header.clone());
             }
             self.local.invalidate(&key).await;
         }
+        crate::telemetry::note("cache.hit", false);
         match self.local.try_get_with(key, self.fetch(p)).await {
             Ok(got) => Ok(got.header.clone()),
             Err(e) => Err(match &*e {

@@ -114,6 +114,7 @@ impl Idp {
             },
             _ => {
                 let url = format!("{}/.well-known/openid-configuration", c.issuer);
+                let _span = idp_span("discovery");
                 let resp = self.http.get(&url).send().await.map_err(|e| {
                     IdpError::Unavailable(format!("discovery: {}", e.without_url()))
                 })?;
@@ -168,8 +169,14 @@ impl Idp {
     async fn token(&self, params: Vec<(&str, String)>) -> Result<IdpTokens, IdpError> {
         let e = self.endpoints().await?;
         let s = self.client(&e.token_endpoint);
+        let mut span = idp_span("token");
         let resp = token_request(&self.http, &s, &e.token_endpoint, params)
             .await
+            .inspect_err(|_| {
+                if let Some(s) = &mut span {
+                    s.error("token request failed");
+                }
+            })
             .map_err(|err| match err {
                 TokenCallError::Refused { status, error } => IdpError::Refused(
                     error.map_or_else(|| format!("http_{status}"), str::to_string),
@@ -273,6 +280,7 @@ impl Idp {
             .userinfo_endpoint
             .as_ref()
             .ok_or_else(|| IdpError::Refused("no userinfo endpoint".into()))?;
+        let mut span = idp_span("userinfo");
         let resp = self
             .http
             .get(url)
@@ -280,6 +288,11 @@ impl Idp {
             .send()
             .await
             .map_err(|e| IdpError::Unavailable(e.without_url().to_string()))?;
+        crate::telemetry::set(
+            &mut span,
+            "http.response.status_code",
+            i64::from(resp.status().as_u16()),
+        );
         if !resp.status().is_success() {
             return Err(IdpError::Refused(format!(
                 "userinfo answered {}",
@@ -312,6 +325,14 @@ impl Idp {
         }
         let _ = self.http.post(url).form(&form).send().await;
     }
+}
+
+/// A client span for one call to the identity provider (None unless the
+/// current request is traced).
+fn idp_span(operation: &'static str) -> Option<crate::telemetry::Child> {
+    let mut span = crate::telemetry::child("idp", opentelemetry::trace::SpanKind::Client);
+    crate::telemetry::set(&mut span, "idp.operation", operation);
+    span
 }
 
 /// The IdP's JWKS, located through discovery when not configured.

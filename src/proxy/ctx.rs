@@ -32,6 +32,9 @@ pub struct Ctx {
     pub url_elicitation_session: bool,
     /// What the audit event of this request will say (see [`crate::audit`]).
     pub audit: crate::audit::Collected,
+    /// The request's trace (see [`crate::telemetry`]); None when tracing is
+    /// off, so the hot path allocates nothing for it.
+    pub(crate) trace: Option<Box<crate::telemetry::RequestTrace>>,
 }
 
 impl Ctx {
@@ -49,6 +52,7 @@ impl Ctx {
             credential: None,
             url_elicitation_session: false,
             audit: Default::default(),
+            trace: None,
         }
     }
 

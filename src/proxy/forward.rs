@@ -21,6 +21,8 @@ use crate::credentials;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Cookies the gateway sets for its own pages; never forwarded upstream.
 /// The gateway's own cookies (`__Host-drio-*` over https, `drio-*` over http).
@@ -58,19 +60,33 @@ impl Gateway {
             credentials::apply(c, upstream)?;
         }
         upstream.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
-        if let Some(ip) = session
+        let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
+            .map(|a| a.ip());
+        let trusted = &self.state.config.server.trusted_proxies;
+        let trusted_peer = peer.is_some_and(|ip| crate::web::client_addr::is_trusted(ip, trusted));
+        // W3C Trace Context: the upstream sees the upstream span's context;
+        // with tracing off, a trusted proxy's passes through and anyone
+        // else's is dropped (it would name a trace the gateway never joined).
+        if let Some(t) = ctx.trace.as_mut() {
+            upstream.remove_header(&TRACEPARENT);
+            upstream.remove_header(&TRACESTATE);
+            for (name, value) in t.upstream_headers(&route.app.upstream.host).0 {
+                upstream.insert_header(name, value)?;
+            }
+        } else if !trusted_peer {
+            upstream.remove_header(&TRACEPARENT);
+            upstream.remove_header(&TRACESTATE);
+        }
+        if let Some(ip) = peer {
             // A chain is kept only when a trusted proxy forwarded it; anyone
             // else's `X-Forwarded-For` is replaced, not extended.
-            let trusted = &self.state.config.server.trusted_proxies;
             let prev = upstream
                 .headers
                 .get(&X_FORWARDED_FOR)
                 .and_then(|v| v.to_str().ok())
-                .filter(|_| crate::web::client_addr::is_trusted(ip, trusted));
+                .filter(|_| trusted_peer);
             let xff = match prev {
                 Some(prev) => HeaderValue::try_from(format!("{prev}, {ip}")),
                 None => ip_header_value(ip),
@@ -94,6 +110,9 @@ impl Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        if let Some(t) = ctx.trace.as_mut() {
+            t.upstream_answered(resp.status.as_u16());
+        }
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
         if let Some(origin) = &ctx.cors_origin {
             // The gateway, not the upstream, decides which origins may read.

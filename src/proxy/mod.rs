@@ -7,7 +7,9 @@
 //!   removal of the client's credentials (no token passthrough);
 //! - `response_filter`: request id, stream accounting;
 //! - `fail_to_proxy`: upstream failures as 502/504 envelopes;
-//! - `logging`: metrics and the access log line.
+//! - `logging`: metrics, the access log line, the audit event, and the end
+//!   of the request's trace ([`crate::telemetry`], started first thing in
+//!   `request_filter`).
 
 use std::sync::Arc;
 
@@ -84,6 +86,9 @@ impl Gateway {
 
     async fn serve_local(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         ctx.local = true;
+        if let Some(t) = &ctx.trace {
+            t.route("local", None);
+        }
         if !self.own_host(session.req_header()) {
             let err = ApiError::new(
                 421,
@@ -134,18 +139,9 @@ impl Gateway {
         respond::write(session, &ctx.request_id, resp).await?;
         Ok(true)
     }
-}
 
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = Ctx;
-
-    fn new_ctx(&self) -> Ctx {
-        Ctx::new()
-    }
-
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
-        self.state.metrics.inflight.inc();
+    /// `request_filter` proper (run inside the request's trace context).
+    async fn filter_request(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         if crate::drain::is_draining() {
             // Stopping or handing over: this connection's last response.
             session.set_keepalive(None);
@@ -170,6 +166,9 @@ impl ProxyHttp for Gateway {
         } else if let Some(sel) = routes.by_path(path) {
             (sel.route, sel.rest)
         } else {
+            if let Some(t) = &ctx.trace {
+                t.route("unrouted", None);
+            }
             let err = ApiError::not_found(if crate::catalog::route::is_app_path(path) {
                 "App"
             } else {
@@ -179,6 +178,9 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         };
         let app = &route.app;
+        if let Some(t) = &ctx.trace {
+            t.route("app", Some(&app.id));
+        }
 
         let origin = head.headers.get(header::ORIGIN).map(HeaderValue::as_bytes);
         if !origin::origin_allowed(origin, &self.state.config.public_origin, app) {
@@ -258,6 +260,33 @@ impl ProxyHttp for Gateway {
         }
         Ok(false)
     }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
+        self.state.metrics.inflight.inc();
+        let head = session.req_header();
+        ctx.trace = crate::telemetry::start_request(
+            &head.method,
+            &head.headers,
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            &self.state.config.server.trusted_proxies,
+        );
+        // The request span is the current context of every phase below, so
+        // token validation, IdP calls and credential resolution find it.
+        let cx = ctx.trace.as_ref().map(|t| t.context().clone());
+        crate::telemetry::within(cx, self.filter_request(session, ctx)).await
+    }
 
     async fn upstream_peer(
         &self,
@@ -268,6 +297,9 @@ impl ProxyHttp for Gateway {
             .route
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
+        if let Some(t) = ctx.trace.as_mut() {
+            t.begin_upstream(&route.app.upstream.host);
+        }
         peer_for(route).map(Box::new)
     }
 
@@ -352,6 +384,8 @@ impl ProxyHttp for Gateway {
         }
         let (route, principal) = (ctx.route.as_deref(), ctx.principal.as_deref());
         let audit = &self.state.audit;
+        let trace = ctx.trace.as_deref();
+        let trusted = &self.state.config.server.trusted_proxies;
         audit.record(
             session,
             route,
@@ -359,7 +393,26 @@ impl ProxyHttp for Gateway {
             &ctx.request_id,
             &ctx.audit,
             status,
+            || match trace {
+                Some(t) => Some(t.trace_id()),
+                // Tracing off: a trusted proxy's trace id is still worth
+                // correlating on; anyone else's is not adopted.
+                None => session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .filter(|a| crate::web::client_addr::is_trusted(a.ip(), trusted))
+                    .and_then(|_| {
+                        crate::audit::event::trace_id(
+                            session
+                                .req_header()
+                                .headers
+                                .get("traceparent")
+                                .map(|v| v.as_bytes()),
+                        )
+                    }),
+            },
         );
+
         tracing::info!(
             target: "access",
             request_id = %ctx.request_id,
@@ -372,6 +425,9 @@ impl ProxyHttp for Gateway {
             error = e.map(|e| e.etype().as_str()),
             "request"
         );
+        if let Some(t) = ctx.trace.take() {
+            t.finish(status, ctx.upstream_error.map(UpstreamErrorKind::as_str));
+        }
     }
 }
 

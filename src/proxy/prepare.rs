@@ -128,7 +128,25 @@ async fn prepare(
         principal: ctx.principal.as_deref(),
         bearer,
     };
-    match route.injection.resolve_for(who).await {
+    let mut span = crate::telemetry::child(
+        "credential resolution",
+        opentelemetry::trace::SpanKind::Internal,
+    );
+    crate::telemetry::set(&mut span, "connection.type", route.injection.kind());
+    // Current while resolving: the kinds with a cache note `cache.hit`.
+    let cx = span.as_ref().map(crate::telemetry::Child::context);
+    let resolved = crate::telemetry::within(cx, route.injection.resolve_for(who)).await;
+    crate::telemetry::set(
+        &mut span,
+        "outcome",
+        match &resolved {
+            Ok(_) => "resolved",
+            Err(InjectError::NotConnected { .. }) => "not_connected",
+            Err(_) => "error",
+        },
+    );
+    drop(span);
+    match resolved {
         Ok(resolved) => {
             ctx.credential = Some(resolved);
             Ok(None)

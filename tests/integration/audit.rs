@@ -69,6 +69,8 @@ async fn one_event_per_call_with_the_callers_identity_and_no_arguments() {
         .app("notes", &up)
         .protected()
         .raw_toml(&audit_toml(&path, "stdout = true"))
+        // The client's trace id is recorded only from a trusted proxy.
+        .server_toml("trusted_proxies = [\"127.0.0.1/32\", \"::1/128\"]")
         .start()
         .await;
     let aud = gw.app_url("notes", "/mcp");

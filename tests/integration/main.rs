@@ -29,6 +29,7 @@ mod support;
 mod tenancy;
 mod tenancy_connect;
 mod token_exchange;
+mod tracing;
 mod vault_upgrade;
 mod workos_pipes;
 mod workos_sso;

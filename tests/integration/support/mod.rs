@@ -9,6 +9,7 @@ pub mod http_server;
 pub mod idp;
 pub mod oauth_client;
 pub mod openapi;
+pub mod otlp;
 pub mod ports;
 pub mod provider;
 pub mod redis;
