@@ -111,10 +111,12 @@ impl TokenExchange {
         );
         if let Some(e) = self.local.get(&key).await {
             if Instant::now() < e.fresh_until {
+                crate::telemetry::note("cache.hit", true);
                 return Ok(e.header.clone());
             }
             self.local.invalidate(&key).await;
         }
+        crate::telemetry::note("cache.hit", false);
         match self
             .local
             .try_get_with(key, self.exchange(p, who.bearer))
