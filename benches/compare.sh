@@ -8,6 +8,9 @@
 #   gw-public   drio-gateway, a public app (threads = 1)
 #   gw-bearer   drio-gateway, a protected app: RS256 bearer (L1 cache hit)
 #               + an API key injected (the upstream refuses requests without it)
+#   gw-exchange drio-gateway, a protected app with a per-user credential: the
+#               user's token exchanged (RFC 8693) at an STS once, then the
+#               per-(connection, user) cache hit injects it
 # interleaved (each round runs every target once), ROUNDS rounds, printing
 # req/s, p50, p99 and the ratios vs direct, nginx and the floor of the same
 # round as a Markdown table. Exits non-zero when any request failed.
@@ -31,7 +34,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}
-TARGETS=${TARGETS:-"direct nginx haproxy floor gw-public gw-bearer"}
+TARGETS=${TARGETS:-"direct nginx haproxy floor gw-public gw-bearer gw-exchange"}
 for v in DURATION ROUNDS CONNECTIONS WRK_THREADS THREADS WARMUP; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
@@ -64,6 +67,14 @@ nginx_conf upstream "
     location = /k/mcp {
       if (\$http_x_api_key != '$API_KEY') { return 401; }
       default_type application/json; return 200 '$RESULT';
+    }
+    location = /x/mcp {
+      if (\$http_authorization != 'Bearer bench-exchanged-token') { return 401; }
+      default_type application/json; return 200 '$RESULT';
+    }
+    location = /sts {
+      default_type application/json;
+      return 200 '{\"access_token\":\"bench-exchanged-token\",\"token_type\":\"Bearer\",\"expires_in\":3600,\"issued_token_type\":\"urn:ietf:params:oauth:token-type:access_token\"}';
     }
     location = /jwks.json { default_type application/json; alias $TMP/jwt/jwks.json; }
     location = /ready { return 200; }
@@ -156,6 +167,11 @@ public = true
 id = "app_bearer"
 slug = "bearer"
 upstream = "http://127.0.0.1:$UP/k"
+
+[[apps]]
+id = "app_exchange"
+slug = "exchange"
+upstream = "http://127.0.0.1:$UP/x"
 EOF
 DRIO_SECRETS_KEY=$(openssl rand -base64 32)
 export DRIO_SECRETS_KEY
@@ -171,6 +187,12 @@ status=$(curl -s -o "$TMP/auth.json" -w '%{http_code}' -m 10 -X POST \
   "$PUBLIC_URL/api/v1/apps/app_bearer/auth")
 [ "$status" = 201 ] || die "adding the API key answered $status: $(cat "$TMP/auth.json")"
 TOKEN=$(jwt_mint "$ISSUER" bench-user "$PUBLIC_URL/apps/bearer/mcp")
+status=$(curl -s -o "$TMP/auth2.json" -w '%{http_code}' -m 10 -X POST \
+  -H "Authorization: Bearer $MGMT" -H 'Content-Type: application/json' \
+  -d "{\"name\":\"sts\",\"config\":{\"type\":\"token_exchange\",\"tokenEndpoint\":\"http://127.0.0.1:$UP/sts\",\"audience\":\"bench\",\"clientId\":\"bench\",\"clientSecret\":\"bench-secret\"}}" \
+  "$PUBLIC_URL/api/v1/apps/app_exchange/auth")
+[ "$status" = 201 ] || die "adding the token exchange answered $status: $(cat "$TMP/auth2.json")"
+XTOKEN=$(jwt_mint "$ISSUER" bench-user "$PUBLIC_URL/apps/exchange/mcp")
 
 # --- wrk -------------------------------------------------------------------------
 lua() { # lua FILE [AUTH]
@@ -192,6 +214,7 @@ EOF
 }
 lua "$TMP/plain.lua"
 lua "$TMP/bearer.lua" "$TOKEN"
+lua "$TMP/exchange.lua" "$XTOKEN"
 
 url_of() {
   case $1 in
@@ -201,6 +224,7 @@ url_of() {
     floor) echo "http://127.0.0.1:$FLOOR/mcp" ;;
     gw-public) echo "$PUBLIC_URL/apps/public/mcp" ;;
     gw-bearer) echo "$PUBLIC_URL/apps/bearer/mcp" ;;
+    gw-exchange) echo "$PUBLIC_URL/apps/exchange/mcp" ;;
     *) die "unknown target $1" ;;
   esac
 }
@@ -222,12 +246,19 @@ pid_of() {
   esac
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
-script_of() { [ "$1" = gw-bearer ] && echo "$TMP/bearer.lua" || echo "$TMP/plain.lua"; }
+script_of() {
+  case $1 in
+    gw-bearer) echo "$TMP/bearer.lua" ;;
+    gw-exchange) echo "$TMP/exchange.lua" ;;
+    *) echo "$TMP/plain.lua" ;;
+  esac
+}
 
 # One request per target must answer 200 before any load.
 for t in $TARGETS; do
   auth=()
   [ "$t" = gw-bearer ] && auth=(-H "Authorization: Bearer $TOKEN")
+  [ "$t" = gw-exchange ] && auth=(-H "Authorization: Bearer $XTOKEN")
   s=$(curl -s -o "$TMP/check.txt" -w '%{http_code}' -m 5 -X POST "${auth[@]}" \
     -H 'Content-Type: application/json' -d "$BODY" "$(url_of "$t")")
   [ "$s" = 200 ] || die "$t answered $s, not 200: $(head -c 300 "$TMP/check.txt"); gateway log: $(tail -n 5 "$TMP/gateway.log")"
