@@ -4,6 +4,7 @@
 //! The crate is laid out by responsibility:
 //! - [`config`]: TOML → validated configuration;
 //! - [`server`]: assembles the Pingora server (proxy + admin listeners);
+//! - [`bootstrap`]: builds every service from the configuration into [`state::State`];
 //! - [`drain`]: graceful stop and upgrade (signals, keep-alive draining);
 //! - [`proxy`]: the one `ProxyHttp` implementation and its phases;
 //! - [`oauth`]: the authorization server MCP clients talk to (RFC 6749, 7591, 8414, 9728);
@@ -17,6 +18,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod bootstrap;
 pub mod catalog;
 pub mod config;
 pub mod credentials;
