@@ -10,14 +10,14 @@ use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
 use crate::bootstrap;
-pub use crate::bootstrap::StartError;
+pub(crate) use crate::bootstrap::StartError;
 use crate::config::{Config, LogFormat, StorageConfig};
 use crate::proxy::Gateway;
 use crate::state::State;
 
 /// Installs the global tracing subscriber (also receiving Pingora's `log`
 /// records). `RUST_LOG` overrides the configured level.
-pub fn init_logging(cfg: &crate::config::Logging) {
+pub(crate) fn init_logging(cfg: &crate::config::Logging) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
     let builder = tracing_subscriber::fmt()

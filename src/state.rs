@@ -23,35 +23,35 @@ use crate::store::vault::Vault;
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
 
-pub struct State {
-    pub config: Arc<Config>,
-    pub routes: ArcSwap<RouteTable>,
-    pub store: Arc<dyn Store>,
-    pub metrics: Arc<Metrics>,
+pub(crate) struct State {
+    pub(crate) config: Arc<Config>,
+    pub(crate) routes: ArcSwap<RouteTable>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) metrics: Arc<Metrics>,
     /// Rate limits on app traffic (see [`crate::limits`]).
-    pub limiter: Arc<crate::limits::Limiter>,
+    pub(crate) limiter: Arc<crate::limits::Limiter>,
     /// The audit log of MCP calls (see [`crate::audit`]).
-    pub audit: Arc<crate::audit::Auditor>,
+    pub(crate) audit: Arc<crate::audit::Auditor>,
     /// Outbound client for the operator's endpoints (identity provider, JWKS,
     /// introspection, config-file apps).
-    pub http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// Outbound client for URLs users supply (connection endpoints, API-created
     /// apps): the egress policy applies (see [`crate::egress`]).
-    pub egress: EgressClient,
+    pub(crate) egress: EgressClient,
     /// Bearer validation for apps and the management API.
-    pub auth: Arc<TokenValidator>,
+    pub(crate) auth: Arc<TokenValidator>,
     /// Encryption of stored secrets; None when no key is configured.
-    pub vault: Option<Arc<Vault>>,
-    pub injections: InjectionCache,
+    pub(crate) vault: Option<Arc<Vault>>,
+    pub(crate) injections: InjectionCache,
     /// Gateway token mode: where token exchanges read the user's IdP token.
     pub(crate) sessions: Option<Arc<dyn crate::credentials::token_exchange::SubjectTokens>>,
     /// The authorization server, when `[oauth]` is configured.
-    pub oauth: Option<Arc<crate::oauth::OAuthServer>>,
+    pub(crate) oauth: Option<Arc<crate::oauth::OAuthServer>>,
     /// Bearer token of the admin listener's write routes (from the variable
     /// named by `listen.admin_token_env`); None turns those routes off.
-    pub admin_token: Option<Secret>,
+    pub(crate) admin_token: Option<Secret>,
     /// The wall clock every expiry is judged by (see [`crate::util::clock`]).
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// The one owner of route rebuilds (see [`crate::catalog::reloader`]).
     pub(crate) reloader: Reloader,
     /// This process's name on the change channel, so it can skip its own
@@ -61,7 +61,7 @@ pub struct State {
 
 impl State {
     /// The handles the catalog works with.
-    pub fn catalog(&self) -> crate::catalog::live::CatalogCtx<'_> {
+    pub(crate) fn catalog(&self) -> crate::catalog::live::CatalogCtx<'_> {
         crate::catalog::live::CatalogCtx {
             config: &self.config,
             store: &self.store,
@@ -87,7 +87,7 @@ impl State {
     /// Called after a catalog write is stored: asks for a rebuild, tells
     /// every other instance, and waits (bounded) until this instance's live
     /// table covers the write, so the writer's next request routes by it.
-    pub async fn catalog_changed(&self) {
+    pub(crate) async fn catalog_changed(&self) {
         let generation = self.reloader.request();
         if let Err(e) = self
             .store
