@@ -24,12 +24,12 @@ use subtle::ConstantTimeEq;
 
 use crate::state::State;
 
-pub struct AdminApp {
+pub(crate) struct AdminApp {
     state: Arc<State>,
 }
 
 impl AdminApp {
-    pub fn new(state: Arc<State>) -> Self {
+    pub(crate) fn new(state: Arc<State>) -> Self {
         Self { state }
     }
 }

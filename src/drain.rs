@@ -34,7 +34,7 @@ static DRAINING: AtomicBool = AtomicBool::new(false);
 
 /// Whether this process is shutting down or handing over (responses should
 /// close their connection).
-pub fn is_draining() -> bool {
+pub(crate) fn is_draining() -> bool {
     DRAINING.load(Ordering::Relaxed)
 }
 

@@ -13,11 +13,11 @@ use serde_json::Value;
 
 /// An error on a resource route, rendered as drio's envelope.
 #[derive(Debug, Clone)]
-pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-    pub details: Option<Value>,
+pub(crate) struct ApiError {
+    pub(crate) status: u16,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+    pub(crate) details: Option<Value>,
 }
 
 /// drio's error envelope as written on the wire (and in the OpenAPI
@@ -41,7 +41,7 @@ pub(crate) struct EnvelopeBody<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -50,16 +50,16 @@ impl ApiError {
         }
     }
 
-    pub fn with_details(mut self, details: Value) -> Self {
+    pub(crate) fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
     }
 
-    pub fn not_found(what: &str) -> Self {
+    pub(crate) fn not_found(what: &str) -> Self {
         Self::new(404, "not_found", format!("{what} not found"))
     }
 
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         Self::new(
             401,
             "unauthorized",
@@ -67,26 +67,26 @@ impl ApiError {
         )
     }
 
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "bad_request", message)
     }
 
-    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn validation(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         Self::new(422, "validation_error", format!("{field}: {message}"))
             .with_details(serde_json::json!({ "field": field, "reason": message }))
     }
 
-    pub fn unavailable(message: impl Into<String>) -> Self {
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "service_unavailable", message)
     }
 
-    pub fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(500, "internal_error", "Internal error")
     }
 
     /// The JSON body, stamped with the request id.
-    pub fn body(&self, request_id: &str) -> Bytes {
+    pub(crate) fn body(&self, request_id: &str) -> Bytes {
         let env = Envelope {
             error: EnvelopeBody {
                 code: self.code,
@@ -103,9 +103,9 @@ impl ApiError {
 /// An RFC 6749 §5.2 error on an OAuth route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
-    pub status: u16,
-    pub error: &'static str,
-    pub description: String,
+    pub(crate) status: u16,
+    pub(crate) error: &'static str,
+    pub(crate) description: String,
 }
 
 /// RFC 6749 §5.2 (and RFC 7591 §3.2.2) error body (`OAuthError` in the
@@ -118,42 +118,42 @@ pub(crate) struct OAuthBody<'a> {
 }
 
 impl OAuthError {
-    pub fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
+    pub(crate) fn new(status: u16, error: &'static str, description: impl Into<String>) -> Self {
         Self {
             status,
             error,
             description: description.into(),
         }
     }
-    pub fn invalid_request(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_request(d: impl Into<String>) -> Self {
         Self::new(400, "invalid_request", d)
     }
-    pub fn invalid_grant(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_grant(d: impl Into<String>) -> Self {
         Self::new(400, "invalid_grant", d)
     }
-    pub fn invalid_client(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_client(d: impl Into<String>) -> Self {
         Self::new(401, "invalid_client", d)
     }
-    pub fn invalid_scope(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_scope(d: impl Into<String>) -> Self {
         Self::new(400, "invalid_scope", d)
     }
-    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+    pub(crate) fn unsupported_grant_type(d: impl Into<String>) -> Self {
         Self::new(400, "unsupported_grant_type", d)
     }
-    pub fn invalid_client_metadata(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_client_metadata(d: impl Into<String>) -> Self {
         Self::new(400, "invalid_client_metadata", d)
     }
-    pub fn invalid_redirect_uri(d: impl Into<String>) -> Self {
+    pub(crate) fn invalid_redirect_uri(d: impl Into<String>) -> Self {
         Self::new(400, "invalid_redirect_uri", d)
     }
-    pub fn server_error(d: impl Into<String>) -> Self {
+    pub(crate) fn server_error(d: impl Into<String>) -> Self {
         Self::new(500, "server_error", d)
     }
-    pub fn temporarily_unavailable(d: impl Into<String>) -> Self {
+    pub(crate) fn temporarily_unavailable(d: impl Into<String>) -> Self {
         Self::new(503, "temporarily_unavailable", d)
     }
 
-    pub fn body(&self) -> Bytes {
+    pub(crate) fn body(&self) -> Bytes {
         let b = OAuthBody {
             error: self.error,
             error_description: &self.description,

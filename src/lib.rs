@@ -4,6 +4,7 @@
 //! The crate is laid out by responsibility:
 //! - [`config`]: TOML → validated configuration;
 //! - [`server`]: assembles the Pingora server (proxy + admin listeners);
+//! - [`bootstrap`]: builds every service from the configuration into [`state::State`];
 //! - [`drain`]: graceful stop and upgrade (signals, keep-alive draining);
 //! - [`proxy`]: the one `ProxyHttp` implementation and its phases;
 //! - [`oauth`]: the authorization server MCP clients talk to (RFC 6749, 7591, 8414, 9728);
@@ -13,26 +14,27 @@
 //! - [`metrics`], [`errors`]: what operators and clients see when things go wrong.
 #![forbid(unsafe_code)]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod api;
-pub mod audit;
+pub(crate) mod audit;
 pub mod auth;
+pub(crate) mod bootstrap;
 pub mod catalog;
 pub mod config;
 pub mod credentials;
-pub mod drain;
+pub(crate) mod drain;
 pub mod egress;
-pub mod errors;
-pub mod limits;
-pub mod metrics;
+pub(crate) mod errors;
+pub(crate) mod limits;
+pub(crate) mod metrics;
 pub mod oauth;
-pub mod openapi;
+pub(crate) mod openapi;
 pub mod proxy;
-pub mod routes;
-pub mod secrets;
+pub(crate) mod routes;
+pub(crate) mod secrets;
 pub mod server;
-pub mod state;
+pub(crate) mod state;
 pub mod store;
-pub mod telemetry;
-pub mod util;
+pub(crate) mod telemetry;
+pub(crate) mod util;
 pub mod web;

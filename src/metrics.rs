@@ -14,19 +14,19 @@ use prometheus::{
 };
 
 /// Label value used for requests answered by the gateway itself.
-pub const LOCAL_APP: &str = "_gateway";
+pub(crate) const LOCAL_APP: &str = "_gateway";
 /// Label value used for requests that matched no app.
-pub const NO_APP: &str = "_none";
+pub(crate) const NO_APP: &str = "_none";
 
-pub struct Metrics {
-    pub registry: Registry,
-    pub requests: IntCounterVec,
-    pub duration: HistogramVec,
-    pub stream_duration: HistogramVec,
-    pub upstream_errors: IntCounterVec,
-    pub inflight: IntGauge,
-    pub open_streams: IntGauge,
-    pub origin_rejections: IntCounterVec,
+pub(crate) struct Metrics {
+    pub(crate) registry: Registry,
+    pub(crate) requests: IntCounterVec,
+    pub(crate) duration: HistogramVec,
+    pub(crate) stream_duration: HistogramVec,
+    pub(crate) upstream_errors: IntCounterVec,
+    pub(crate) inflight: IntGauge,
+    pub(crate) open_streams: IntGauge,
+    pub(crate) origin_rejections: IntCounterVec,
     /// Handles of requests answered locally / matching no app.
     local_app: OnceLock<AppMetrics>,
     no_app: OnceLock<AppMetrics>,
@@ -43,7 +43,7 @@ const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 /// with `with_label_values` (a hash of every label and a lock) per request.
 /// Series are still created only when first used, so `/metrics` shows the
 /// same series as before.
-pub struct AppMetrics {
+pub(crate) struct AppMetrics {
     app: String,
     duration: OnceLock<Histogram>,
     stream_duration: OnceLock<Histogram>,
@@ -51,7 +51,7 @@ pub struct AppMetrics {
 }
 
 impl AppMetrics {
-    pub fn new(app: &str) -> Self {
+    pub(crate) fn new(app: &str) -> Self {
         Self {
             app: app.to_string(),
             duration: OnceLock::new(),
@@ -61,7 +61,7 @@ impl AppMetrics {
     }
 
     /// Counts one finished request and observes its duration.
-    pub fn finished(
+    pub(crate) fn finished(
         &self,
         m: &Metrics,
         method: &http::Method,
@@ -108,7 +108,7 @@ fn status_index(status: u16) -> usize {
 
 /// Upstream failure kinds (label `kind` of `drio_upstream_errors_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamErrorKind {
+pub(crate) enum UpstreamErrorKind {
     Connect,
     Timeout,
     Tls,
@@ -117,7 +117,7 @@ pub enum UpstreamErrorKind {
 }
 
 impl UpstreamErrorKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Connect => "connect",
             Self::Timeout => "timeout",
@@ -129,7 +129,7 @@ impl UpstreamErrorKind {
 }
 
 /// Maps a method to a closed label set.
-pub fn method_label(m: &http::Method) -> &'static str {
+pub(crate) fn method_label(m: &http::Method) -> &'static str {
     match *m {
         http::Method::GET => "GET",
         http::Method::POST => "POST",
@@ -142,7 +142,7 @@ pub fn method_label(m: &http::Method) -> &'static str {
     }
 }
 
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -154,7 +154,7 @@ pub fn status_class(status: u16) -> &'static str {
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
+    pub(crate) fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -232,7 +232,7 @@ impl Metrics {
 
     /// Handles for requests the gateway answered itself (`_gateway`) or
     /// that matched no app (`_none`).
-    pub fn unrouted(&self, local: bool) -> &AppMetrics {
+    pub(crate) fn unrouted(&self, local: bool) -> &AppMetrics {
         if local {
             self.local_app.get_or_init(|| AppMetrics::new(LOCAL_APP))
         } else {
@@ -241,7 +241,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every registered metric.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(8 * 1024);
         // Encoding into a Vec cannot fail for well-formed metric families.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);

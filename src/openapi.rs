@@ -40,7 +40,7 @@ pub(crate) fn serve() -> LocalResponse {
 }
 
 /// The document as committed: pretty JSON with a final newline.
-pub fn to_json() -> String {
+pub(crate) fn to_json() -> String {
     // Serialising utoipa's own types (strings, maps, Values) cannot fail.
     let mut s = document().to_pretty_json().unwrap_or_default();
     s.push('\n');
@@ -49,16 +49,11 @@ pub fn to_json() -> String {
 
 /// The OpenAPI path of a route: `{name}` stays, a final `*` (any rest of
 /// the path) becomes `{resourcePath}`.
-pub fn path_of(route: &Route) -> String {
+pub(crate) fn path_of(route: &Route) -> String {
     match route.path.strip_suffix("/*") {
         Some(base) => format!("{base}/{{resourcePath}}"),
         None => route.path.to_string(),
     }
-}
-
-/// Whether a route belongs in the document (JSON routes, not browser flows).
-pub fn documented(route: &Route) -> bool {
-    operation(route.handler).is_some()
 }
 
 const API_ERRORS: &[u16] = &[400, 401, 403, 404, 409, 413, 422, 429, 500, 502, 503];

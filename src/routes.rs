@@ -21,7 +21,7 @@ use crate::web::{LocalRequest, LocalResponse};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
+pub(crate) enum Guard {
     Public,
     Management,
     Browser,
@@ -30,11 +30,11 @@ pub enum Guard {
 /// `GET /api/v1/openapi.json`: the document is generated from this table
 /// (`crate::openapi`, a layer above), so the server registers its handler
 /// here at start rather than this table importing it.
-pub static OPENAPI: std::sync::OnceLock<fn() -> LocalResponse> = std::sync::OnceLock::new();
+pub(crate) static OPENAPI: std::sync::OnceLock<fn() -> LocalResponse> = std::sync::OnceLock::new();
 
 /// Which browser origins may read a route's answers (Fetch standard).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cors {
+pub(crate) enum Cors {
     /// Any origin: token-less or bearer routes browser MCP clients call.
     AnyOrigin,
     /// No CORS headers: pages and cookie flows stay same-origin.
@@ -95,12 +95,12 @@ pub(crate) enum Handler {
 
 /// One route of the gateway itself.
 #[derive(Debug)]
-pub struct Route {
-    pub method: Method,
+pub(crate) struct Route {
+    pub(crate) method: Method,
     /// Segments; `{name}` matches one segment, a final `*` any rest.
-    pub path: &'static str,
-    pub guard: Guard,
-    pub cors: Cors,
+    pub(crate) path: &'static str,
+    pub(crate) guard: Guard,
+    pub(crate) cors: Cors,
     needs: Needs,
     pub(crate) handler: Handler,
 }
@@ -129,7 +129,7 @@ use Handler as H;
 use Needs::{DevIdp, Nothing, OAuth, SsoEmail};
 
 /// Every route the gateway answers itself.
-pub static ROUTES: &[Route] = &[
+pub(crate) static ROUTES: &[Route] = &[
     route(
         Method::GET,
         "/.well-known/oauth-authorization-server",
@@ -455,12 +455,12 @@ pub static ROUTES: &[Route] = &[
 
 /// True when `path` belongs to the gateway rather than to an app (the hot
 /// path asks this first, so it is prefix checks only).
-pub fn is_local_path(path: &str) -> bool {
+pub(crate) fn is_local_path(path: &str) -> bool {
     path.starts_with("/.well-known/") || path.starts_with("/api/v1/") || path == "/healthz"
 }
 
 /// The CORS policy of whatever route `path` names (any method).
-pub fn cors_for(path: &str) -> Cors {
+pub(crate) fn cors_for(path: &str) -> Cors {
     let any = ROUTES
         .iter()
         .any(|r| r.cors == AnyOrigin && matches(r.path, path).is_some());
@@ -522,7 +522,7 @@ fn lookup<'a>(method: &Method, path: &'a str) -> Lookup<'a> {
 }
 
 /// Answers a request for one of the gateway's own routes.
-pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
     let oauth_area = req.path.starts_with("/api/v1/auth/");
     let (route, params) = match lookup(&req.method, &req.path) {
         Lookup::Found(r, p) if available(state, r) => (r, p),

@@ -11,22 +11,22 @@ use std::sync::Arc;
 /// A secret string. `Debug` and `Display` print `***`; use [`Secret::expose`]
 /// at the one place the value is sent.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
+pub(crate) struct Secret(Arc<str>);
 
 impl Secret {
-    pub fn new(value: impl Into<Arc<str>>) -> Self {
+    pub(crate) fn new(value: impl Into<Arc<str>>) -> Self {
         Self(value.into())
     }
 
     /// Reads the environment variable `name`; `None` when unset or empty.
-    pub fn from_env(name: &str) -> Option<Self> {
+    pub(crate) fn from_env(name: &str) -> Option<Self> {
         std::env::var(name)
             .ok()
             .filter(|v| !v.is_empty())
             .map(Self::new)
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -1,5 +1,6 @@
 //! Assembles the process: logging, the background runtime that owns the
-//! state, and the Pingora server with its two listeners (proxy and admin).
+//! state (built by [`crate::bootstrap`]), and the Pingora server with its two
+//! listeners (proxy and admin).
 
 use std::sync::Arc;
 
@@ -8,13 +9,15 @@ use pingora::server::Server;
 use pingora::services::listening::Service;
 
 use crate::admin::AdminApp;
+use crate::bootstrap;
+pub(crate) use crate::bootstrap::StartError;
 use crate::config::{Config, LogFormat, StorageConfig};
 use crate::proxy::Gateway;
-use crate::state::{StartError, State};
+use crate::state::State;
 
 /// Installs the global tracing subscriber (also receiving Pingora's `log`
 /// records). `RUST_LOG` overrides the configured level.
-pub fn init_logging(cfg: &crate::config::Logging) {
+pub(crate) fn init_logging(cfg: &crate::config::Logging) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.level));
     let builder = tracing_subscriber::fmt()
@@ -70,10 +73,10 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
         .enable_all()
         .build()
         .map_err(|e| StartError::Other(format!("cannot start runtime: {e}")))?;
-    let state = runtime.block_on(State::build(config))?;
+    let state = runtime.block_on(bootstrap::build(config))?;
     let _ = crate::routes::OPENAPI.set(crate::openapi::serve);
     runtime
-        .block_on(state.spawn_background())
+        .block_on(bootstrap::start_background(&state))
         .map_err(|e| StartError::Other(format!("cannot subscribe to catalog changes: {e}")))?;
 
     let server = build_server(state.clone(), upgrade);

@@ -16,13 +16,13 @@ use crate::web::pages::branding::Branding;
 use crate::web::LocalResponse;
 
 /// An app as the caller may see it.
-pub enum AppRef {
+pub(crate) enum AppRef {
     Config(AppConfig),
     Stored(AppRecord),
 }
 
 impl AppRef {
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             AppRef::Config(a) => &a.id,
             AppRef::Stored(r) => &r.id,
@@ -31,7 +31,7 @@ impl AppRef {
 }
 
 /// Loads an app the caller may see; anything else is 404 (no existence leak).
-pub async fn load(state: &State, user: &Caller, id: &str) -> Result<AppRef, ApiError> {
+pub(crate) async fn load(state: &State, user: &Caller, id: &str) -> Result<AppRef, ApiError> {
     if let Some(app) = state.config.apps.iter().find(|a| a.id == id) {
         return Ok(AppRef::Config(app.clone()));
     }
@@ -47,7 +47,11 @@ pub async fn load(state: &State, user: &Caller, id: &str) -> Result<AppRef, ApiE
 }
 
 /// Like [`load`], for changes: config-file apps are read-only to everyone but admins' tool/auth changes.
-pub async fn load_owned(state: &State, user: &Caller, id: &str) -> Result<AppRecord, ApiError> {
+pub(crate) async fn load_owned(
+    state: &State,
+    user: &Caller,
+    id: &str,
+) -> Result<AppRecord, ApiError> {
     match load(state, user, id).await? {
         AppRef::Stored(r) => Ok(r),
         AppRef::Config(_) => Err(read_only()),
@@ -62,7 +66,7 @@ fn read_only() -> ApiError {
     )
 }
 
-pub async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiError> {
+pub(crate) async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiError> {
     let public = &state.config.public_url;
     let mut apps: Vec<view::AppView> = state
         .config
@@ -82,7 +86,7 @@ pub async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiErro
     Ok(LocalResponse::json(200, &view::AppList { apps }))
 }
 
-pub async fn get(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
+pub(crate) async fn get(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
     let public = &state.config.public_url;
     let app = match load(state, user, id).await? {
         AppRef::Config(a) => view::configured(&a, public, state.config.pages.branding.get(&a.id)),
@@ -93,7 +97,7 @@ pub async fn get(state: &State, user: &Caller, id: &str) -> Result<LocalResponse
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateApp {
+pub(crate) struct CreateApp {
     name: String,
     slug: Option<String>,
     description: Option<String>,
@@ -104,7 +108,7 @@ pub struct CreateApp {
     branding: Option<Branding>,
 }
 
-pub async fn create(
+pub(crate) async fn create(
     state: &State,
     user: &Caller,
     body: CreateApp,
@@ -177,7 +181,7 @@ pub async fn create(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PatchApp {
+pub(crate) struct PatchApp {
     name: Option<String>,
     description: Option<String>,
     is_enabled: Option<bool>,
@@ -187,7 +191,7 @@ pub struct PatchApp {
     branding: Option<Branding>,
 }
 
-pub async fn patch(
+pub(crate) async fn patch(
     state: &State,
     user: &Caller,
     id: &str,
@@ -224,7 +228,11 @@ pub async fn patch(
     save(state, rec).await
 }
 
-pub async fn delete(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
+pub(crate) async fn delete(
+    state: &State,
+    user: &Caller,
+    id: &str,
+) -> Result<LocalResponse, ApiError> {
     let rec = load_owned(state, user, id).await?;
     for (key, bytes) in state
         .store
@@ -258,7 +266,11 @@ pub async fn delete(state: &State, user: &Caller, id: &str) -> Result<LocalRespo
     Ok(LocalResponse::json(200, &view::Deleted { deleted: true }))
 }
 
-pub async fn get_config(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
+pub(crate) async fn get_config(
+    state: &State,
+    user: &Caller,
+    id: &str,
+) -> Result<LocalResponse, ApiError> {
     let settings = match load(state, user, id).await? {
         AppRef::Stored(r) => {
             let mut settings = r.settings.clone();
@@ -284,7 +296,7 @@ pub async fn get_config(state: &State, user: &Caller, id: &str) -> Result<LocalR
     ))
 }
 
-pub async fn put_config(
+pub(crate) async fn put_config(
     state: &State,
     user: &Caller,
     id: &str,
@@ -303,7 +315,7 @@ pub async fn put_config(
     ))
 }
 
-pub async fn save(state: &State, mut rec: AppRecord) -> Result<LocalResponse, ApiError> {
+pub(crate) async fn save(state: &State, mut rec: AppRecord) -> Result<LocalResponse, ApiError> {
     rec.updated_at = catalog::now_rfc3339();
     write(state, &rec, 200).await
 }
@@ -324,7 +336,7 @@ async fn write(state: &State, rec: &AppRecord, status: u16) -> Result<LocalRespo
 }
 
 /// Tool switches of a config-file app.
-pub async fn tool_switches(state: &State, id: &str) -> Result<ToolSwitches, ApiError> {
+pub(crate) async fn tool_switches(state: &State, id: &str) -> Result<ToolSwitches, ApiError> {
     Ok(state
         .store
         .get_json(&catalog::tools_key(id))
@@ -468,7 +480,7 @@ fn slug_key(slug: &str) -> String {
     crate::store::keys::slug(slug)
 }
 
-pub fn slugify(name: &str) -> String {
+pub(crate) fn slugify(name: &str) -> String {
     let mut s: String = name
         .to_ascii_lowercase()
         .chars()

@@ -38,7 +38,11 @@ async fn policy(state: &State, app: &AppRef) -> Result<(Vec<String>, ToolScopes)
     })
 }
 
-pub async fn list(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
+pub(crate) async fn list(
+    state: &State,
+    user: &Caller,
+    id: &str,
+) -> Result<LocalResponse, ApiError> {
     let app = apps::load(state, user, id).await?;
     let (off, scopes) = policy(state, &app).await?;
     let off: HashSet<String> = off.into_iter().collect();
@@ -82,7 +86,7 @@ pub async fn list(state: &State, user: &Caller, id: &str) -> Result<LocalRespons
 /// replaced (`[]` removes them).
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Switch {
+pub(crate) struct Switch {
     name: String,
     #[serde(default)]
     enabled: Option<bool>,
@@ -92,12 +96,12 @@ pub struct Switch {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
-pub enum PatchCommands {
+pub(crate) enum PatchCommands {
     One(Switch),
     Many { commands: Vec<Switch> },
 }
 
-pub async fn patch(
+pub(crate) async fn patch(
     state: &State,
     user: &Caller,
     id: &str,

@@ -43,7 +43,7 @@ use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::pages::{self, Brand};
 use crate::web::{LocalRequest, LocalResponse};
-pub use pipes::{confirm as pipes_confirm, done};
+pub(crate) use pipes::{confirm as pipes_confirm, done};
 
 /// How long a started flow waits for the provider's answer (`uconnect:`).
 const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -134,7 +134,7 @@ fn page(status: u16, title: &str, text: &str) -> LocalResponse {
     LocalResponse::message_page(status, title, text)
 }
 
-pub async fn start(
+pub(crate) async fn start(
     state: &State,
     req: &LocalRequest,
     app_id: &str,
@@ -311,7 +311,7 @@ async fn proven(state: &State, proof: &str, ticket: &str) -> Result<(), LocalRes
     }
 }
 
-pub async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
     let Some(state_token) = query(req, "state") else {
         return page(
             400,
@@ -409,7 +409,7 @@ async fn app_brand(state: &State, app_id: &str) -> Brand {
 
 /// The answer to the confirmation page (a form POST, CSRF token plus the
 /// binding cookie); only Confirm exchanges the code and stores tokens.
-pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
     let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
         .into_owned()
         .collect();

@@ -15,12 +15,12 @@ use crate::store::StoreExt;
 use crate::web::LocalResponse;
 
 mod check;
-pub mod providers;
+pub(crate) mod providers;
 
 /// A connection config as written by a client: public and secret fields.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IncomingConfig {
+pub(crate) struct IncomingConfig {
     #[serde(rename = "type")]
     kind: Option<String>,
     authorization_endpoint: Option<String>,
@@ -62,7 +62,7 @@ struct IncomingSecrets {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WriteConnection {
+pub(crate) struct WriteConnection {
     provider_key: Option<String>,
     name: Option<String>,
     key: Option<String>,
@@ -100,7 +100,11 @@ async fn all(state: &State, app_id: &str) -> Result<Vec<Connection>, ApiError> {
     Ok(out)
 }
 
-pub async fn list(state: &State, user: &Caller, app_id: &str) -> Result<LocalResponse, ApiError> {
+pub(crate) async fn list(
+    state: &State,
+    user: &Caller,
+    app_id: &str,
+) -> Result<LocalResponse, ApiError> {
     let app = apps::load(state, user, app_id).await?;
     let conns = all(state, app.id()).await?;
     Ok(LocalResponse::json(
@@ -121,7 +125,7 @@ async fn load(state: &State, app_id: &str, auth_id: &str) -> Result<Connection, 
         .ok_or_else(|| ApiError::not_found("Auth connection"))
 }
 
-pub async fn get(
+pub(crate) async fn get(
     state: &State,
     user: &Caller,
     app_id: &str,
@@ -132,7 +136,7 @@ pub async fn get(
     Ok(LocalResponse::json(200, &AuthBody { auth: conn }))
 }
 
-pub async fn create(
+pub(crate) async fn create(
     state: &State,
     user: &Caller,
     app_id: &str,
@@ -172,7 +176,7 @@ pub async fn create(
     Ok(LocalResponse::json(201, &AuthBody { auth: conn }))
 }
 
-pub async fn patch(
+pub(crate) async fn patch(
     state: &State,
     user: &Caller,
     app_id: &str,
@@ -212,7 +216,7 @@ pub async fn patch(
     Ok(LocalResponse::json(200, &AuthBody { auth: conn }))
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     state: &State,
     user: &Caller,
     app_id: &str,

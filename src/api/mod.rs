@@ -17,28 +17,28 @@ use crate::errors::ApiError;
 use crate::state::State;
 use crate::web::{LocalRequest, LocalResponse};
 
-pub mod apps;
-pub mod commands;
+pub(crate) mod apps;
+pub(crate) mod commands;
 pub mod connect;
-pub mod connections;
-pub mod templates;
+pub(crate) mod connections;
+pub(crate) mod templates;
 pub(crate) mod view;
 
 /// The authenticated user of a management request.
-pub struct Caller {
-    pub principal: Arc<Principal>,
-    pub admin: bool,
+pub(crate) struct Caller {
+    pub(crate) principal: Arc<Principal>,
+    pub(crate) admin: bool,
 }
 
 impl Caller {
-    pub fn subject(&self) -> &str {
+    pub(crate) fn subject(&self) -> &str {
         &self.principal.subject
     }
 }
 
 /// The management API's guard: a bearer issued for the management audience
 /// (`public_url` or `management.audiences`), never an app's token.
-pub async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalResponse> {
+pub(crate) async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalResponse> {
     let refuse = |e: TokenError| {
         let (status, code, message) = match &e {
             TokenError::Unavailable(_) => (
@@ -89,14 +89,14 @@ pub async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalRe
 
 /// Admins are named by subject, or by e-mail only when the identity
 /// provider verified it: an unverified address can be typed by anyone.
-pub fn is_admin(admins: &[String], p: &Principal) -> bool {
+pub(crate) fn is_admin(admins: &[String], p: &Principal) -> bool {
     admins
         .iter()
         .any(|a| *a == p.subject || (p.email_verified && p.email.as_deref() == Some(a.as_str())))
 }
 
 /// Parses a JSON body; a bad body is 400 naming the problem.
-pub fn body<T: DeserializeOwned>(req: &LocalRequest) -> Result<T, ApiError> {
+pub(crate) fn body<T: DeserializeOwned>(req: &LocalRequest) -> Result<T, ApiError> {
     if req.body.is_empty() {
         return serde_json::from_value(Value::Object(Default::default()))
             .map_err(|e| ApiError::bad_request(format!("a JSON body is required: {e}")));

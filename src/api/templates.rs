@@ -7,15 +7,15 @@ use super::view::{TemplateList, TemplateView};
 use crate::catalog::AppSettings;
 use crate::web::LocalResponse;
 
-pub struct Template {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
-    pub mcp_path: &'static str,
-    pub docs_url: &'static str,
+pub(crate) struct Template {
+    pub(crate) id: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) mcp_path: &'static str,
+    pub(crate) docs_url: &'static str,
 }
 
-pub const TEMPLATES: &[Template] = &[
+pub(crate) const TEMPLATES: &[Template] = &[
     Template {
         id: "streamable-http",
         name: "Streamable HTTP MCP server",
@@ -39,12 +39,12 @@ pub const TEMPLATES: &[Template] = &[
     },
 ];
 
-pub fn find(id: &str) -> Option<&'static Template> {
+pub(crate) fn find(id: &str) -> Option<&'static Template> {
     TEMPLATES.iter().find(|t| t.id == id)
 }
 
 impl Template {
-    pub fn settings(&self, upstream_url: String) -> AppSettings {
+    pub(crate) fn settings(&self, upstream_url: String) -> AppSettings {
         AppSettings {
             upstream_url,
             mcp_path: Some(self.mcp_path.into()),
@@ -63,7 +63,7 @@ impl Template {
     }
 }
 
-pub fn list() -> LocalResponse {
+pub(crate) fn list() -> LocalResponse {
     let templates = TEMPLATES
         .iter()
         .map(|t| TemplateView {

@@ -13,7 +13,7 @@ use crate::web::pages::branding::Branding;
 /// One app as the API shows it (`AppView` in the OpenAPI document).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AppView {
+pub(crate) struct AppView {
     id: String,
     slug: String,
     name: String,
@@ -38,131 +38,131 @@ pub struct AppView {
 
 /// `{"apps":[…]}`
 #[derive(Serialize, ToSchema)]
-pub struct AppList {
-    pub apps: Vec<AppView>,
+pub(crate) struct AppList {
+    pub(crate) apps: Vec<AppView>,
 }
 
 /// `{"app":{…}}`
 #[derive(Serialize, ToSchema)]
-pub struct AppBody {
-    pub app: AppView,
+pub(crate) struct AppBody {
+    pub(crate) app: AppView,
 }
 
 /// `{"config":{…}}`
 #[derive(Serialize, ToSchema)]
-pub struct ConfigBody {
-    pub config: AppSettings,
+pub(crate) struct ConfigBody {
+    pub(crate) config: AppSettings,
 }
 
 /// `{"deleted":true}`
 #[derive(Serialize, ToSchema)]
-pub struct Deleted {
-    pub deleted: bool,
+pub(crate) struct Deleted {
+    pub(crate) deleted: bool,
 }
 
 /// `{"templates":[…]}`
 #[derive(Serialize, ToSchema)]
-pub struct TemplateList {
-    pub templates: Vec<TemplateView>,
+pub(crate) struct TemplateList {
+    pub(crate) templates: Vec<TemplateView>,
 }
 
 /// One app template.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct TemplateView {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
-    pub mcp_path: &'static str,
-    pub docs_url: &'static str,
+pub(crate) struct TemplateView {
+    pub(crate) id: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) mcp_path: &'static str,
+    pub(crate) docs_url: &'static str,
 }
 
 /// `GET /api/v1/me`: `{"user":{…}}`.
 #[derive(Serialize, ToSchema)]
-pub struct MeBody {
-    pub user: MeUser,
+pub(crate) struct MeBody {
+    pub(crate) user: MeUser,
 }
 
 /// The signed-in user (seed `002_*`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MeUser {
-    pub workos_user_id: String,
+pub(crate) struct MeUser {
+    pub(crate) workos_user_id: String,
     #[schema(required = true)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     #[schema(required = true)]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     #[schema(required = true)]
-    pub name: Option<String>,
-    pub scopes: Vec<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) scopes: Vec<String>,
 }
 
 /// One upstream tool with the gateway's switches added (the upstream's
 /// other tool fields, e.g. `inputSchema`, pass through unchanged).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Command {
+pub(crate) struct Command {
     #[serde(flatten)]
     #[schema(value_type = Object)]
-    pub tool: serde_json::Map<String, serde_json::Value>,
-    pub enabled: bool,
-    pub required_scopes: Vec<String>,
+    pub(crate) tool: serde_json::Map<String, serde_json::Value>,
+    pub(crate) enabled: bool,
+    pub(crate) required_scopes: Vec<String>,
 }
 
 /// `{"commands":[…]}`
 #[derive(Serialize, ToSchema)]
-pub struct CommandList {
-    pub commands: Vec<Command>,
+pub(crate) struct CommandList {
+    pub(crate) commands: Vec<Command>,
 }
 
 /// What `PATCH …/commands` leaves in force.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CommandSwitches {
-    pub disabled_tools: Vec<String>,
-    pub required_scopes: std::collections::BTreeMap<String, Vec<String>>,
+pub(crate) struct CommandSwitches {
+    pub(crate) disabled_tools: Vec<String>,
+    pub(crate) required_scopes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `{"auth":[…],"providers":[…]}`
 #[derive(Serialize, ToSchema)]
-pub struct AuthList {
-    pub auth: Vec<Connection>,
-    pub providers: Vec<ProviderView>,
+pub(crate) struct AuthList {
+    pub(crate) auth: Vec<Connection>,
+    pub(crate) providers: Vec<ProviderView>,
 }
 
 /// `{"auth":{…}}`
 #[derive(Serialize, ToSchema)]
-pub struct AuthBody {
-    pub auth: Connection,
+pub(crate) struct AuthBody {
+    pub(crate) auth: Connection,
 }
 
 /// An auth provider a connection can use (seed `002_*`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ProviderView {
-    pub id: &'static str,
-    pub key: &'static str,
-    pub name: &'static str,
-    pub kind: &'static str,
-    pub ownership: &'static str,
-    pub provisioning_mode: &'static str,
-    pub docs_url: &'static str,
+pub(crate) struct ProviderView {
+    pub(crate) id: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) ownership: &'static str,
+    pub(crate) provisioning_mode: &'static str,
+    pub(crate) docs_url: &'static str,
     /// Which fields the kind takes, and which it requires.
     #[schema(value_type = Object)]
-    pub config_schema: serde_json::Value,
+    pub(crate) config_schema: serde_json::Value,
 }
 
 /// A page of an app's audit events (`nextCursor` is `null` on the last).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AuditPage {
+pub(crate) struct AuditPage {
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
+    pub(crate) events: Vec<serde_json::Value>,
     #[schema(required = true)]
-    pub next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
-pub fn stored(rec: &AppRecord, public_url: &str) -> AppView {
+pub(crate) fn stored(rec: &AppRecord, public_url: &str) -> AppView {
     let branding = rec.branding.clone().unwrap_or_default();
     let mcp = format!(
         "{public_url}/apps/{}{}",
@@ -186,7 +186,11 @@ pub fn stored(rec: &AppRecord, public_url: &str) -> AppView {
     }
 }
 
-pub fn configured(app: &AppConfig, public_url: &str, branding: Option<&Branding>) -> AppView {
+pub(crate) fn configured(
+    app: &AppConfig,
+    public_url: &str,
+    branding: Option<&Branding>,
+) -> AppView {
     AppView {
         id: app.id.clone(),
         slug: app.slug.clone(),
@@ -205,7 +209,7 @@ pub fn configured(app: &AppConfig, public_url: &str, branding: Option<&Branding>
 }
 
 /// The settings of a config-file app, in the shape `GET …/config` returns.
-pub fn configured_settings(app: &AppConfig, disabled_tools: Vec<String>) -> AppSettings {
+pub(crate) fn configured_settings(app: &AppConfig, disabled_tools: Vec<String>) -> AppSettings {
     let u = &app.upstream;
     let h = &app.identity_headers;
     let name = |n: &Option<http::HeaderName>| n.as_ref().map(|n| n.as_str().to_string());

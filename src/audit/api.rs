@@ -15,7 +15,7 @@ use crate::web::{LocalRequest, LocalResponse};
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 200;
 
-pub async fn list(
+pub(crate) async fn list(
     state: &State,
     user: &Caller,
     id: &str,

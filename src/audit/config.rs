@@ -9,61 +9,61 @@ use serde::Deserialize;
 /// `[audit]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAudit {
+pub(crate) struct RawAudit {
     /// Default true: auditing costs nothing until a sink is configured.
-    pub enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
     /// JSON lines on standard output (default false: the access log is there).
-    pub stdout: Option<bool>,
-    pub file: Option<RawFileSink>,
+    pub(crate) stdout: Option<bool>,
+    pub(crate) file: Option<RawFileSink>,
     /// The store as a capped stream per app, read by `GET /api/v1/apps/{id}/audit`.
-    pub store: Option<RawStoreSink>,
+    pub(crate) store: Option<RawStoreSink>,
     /// Events buffered for the writer before new ones are dropped (default 4096).
-    pub queue: Option<usize>,
+    pub(crate) queue: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFileSink {
-    pub path: String,
+pub(crate) struct RawFileSink {
+    pub(crate) path: String,
     /// Size at which the file is rotated (default 100 MiB).
-    pub max_bytes: Option<u64>,
+    pub(crate) max_bytes: Option<u64>,
     /// Rotated files kept as `path.1` … `path.{keep}` (default 5).
-    pub keep: Option<usize>,
+    pub(crate) keep: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStoreSink {
+pub(crate) struct RawStoreSink {
     /// Entries kept per app (default 10000).
-    pub max_entries: Option<usize>,
+    pub(crate) max_entries: Option<usize>,
 }
 
 /// An app's opt-in (`audit = { include_arguments = true, redact = ["/password"] }`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAppAudit {
+pub(crate) struct RawAppAudit {
     #[serde(default)]
-    pub include_arguments: bool,
+    pub(crate) include_arguments: bool,
     /// JSON Pointers into the arguments whose values are replaced.
     #[serde(default)]
-    pub redact: Vec<String>,
+    pub(crate) redact: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditConfig {
-    pub enabled: bool,
-    pub stdout: bool,
-    pub file: Option<FileSink>,
+pub(crate) struct AuditConfig {
+    pub(crate) enabled: bool,
+    pub(crate) stdout: bool,
+    pub(crate) file: Option<FileSink>,
     /// Entries kept per app in the store; None: not stored.
-    pub store_max_entries: Option<usize>,
-    pub queue: usize,
+    pub(crate) store_max_entries: Option<usize>,
+    pub(crate) queue: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSink {
-    pub path: PathBuf,
-    pub max_bytes: u64,
-    pub keep: usize,
+pub(crate) struct FileSink {
+    pub(crate) path: PathBuf,
+    pub(crate) max_bytes: u64,
+    pub(crate) keep: usize,
 }
 
 impl Default for AuditConfig {
@@ -80,20 +80,20 @@ impl Default for AuditConfig {
 
 impl AuditConfig {
     /// Whether any event is written anywhere: only then is a body read for it.
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.enabled && (self.stdout || self.file.is_some() || self.store_max_entries.is_some())
     }
 }
 
 /// What an app's events may carry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AppAudit {
-    pub include_arguments: bool,
-    pub redact: Vec<String>,
+pub(crate) struct AppAudit {
+    pub(crate) include_arguments: bool,
+    pub(crate) redact: Vec<String>,
 }
 
 /// Validates `[audit]`; errors name the key below `audit.`.
-pub fn audit(raw: &RawAudit) -> Result<AuditConfig, (String, String)> {
+pub(crate) fn audit(raw: &RawAudit) -> Result<AuditConfig, (String, String)> {
     let d = AuditConfig::default();
     let file = match &raw.file {
         None => None,
@@ -133,7 +133,7 @@ pub fn audit(raw: &RawAudit) -> Result<AuditConfig, (String, String)> {
 }
 
 /// Validates an app's `audit`: every redaction is a JSON Pointer.
-pub fn app_audit(raw: Option<RawAppAudit>) -> Result<AppAudit, (String, String)> {
+pub(crate) fn app_audit(raw: Option<RawAppAudit>) -> Result<AppAudit, (String, String)> {
     let raw = raw.unwrap_or_default();
     if let Some(i) = raw
         .redact

@@ -12,17 +12,17 @@ const REDACTED: &str = "[redacted]";
 
 /// What the request body said, per message.
 #[derive(Debug, Clone, Default)]
-pub struct Message {
-    pub method: Option<String>,
+pub(crate) struct Message {
+    pub(crate) method: Option<String>,
     /// `tools/call` and `prompts/get`: `params.name`; `resources/read`: `params.uri`.
-    pub name: Option<String>,
-    pub id: Option<Value>,
+    pub(crate) name: Option<String>,
+    pub(crate) id: Option<Value>,
     /// Only when the app opted in, already redacted.
-    pub arguments: Option<Value>,
+    pub(crate) arguments: Option<Value>,
 }
 
 /// The messages of a parsed body (one, or each element of a batch).
-pub fn messages(body: &Value, opts: &AppAudit) -> Vec<Message> {
+pub(crate) fn messages(body: &Value, opts: &AppAudit) -> Vec<Message> {
     match body {
         Value::Array(batch) => batch.iter().map(|m| message(m, opts)).collect(),
         one => vec![message(one, opts)],
@@ -54,7 +54,7 @@ fn message(m: &Value, opts: &AppAudit) -> Message {
 }
 
 /// Replaces the value at each pointer (RFC 6901) that exists.
-pub fn redact(mut v: Value, pointers: &[String]) -> Value {
+pub(crate) fn redact(mut v: Value, pointers: &[String]) -> Value {
     for p in pointers {
         if let Some(slot) = v.pointer_mut(p) {
             *slot = Value::String(REDACTED.into());
@@ -65,7 +65,7 @@ pub fn redact(mut v: Value, pointers: &[String]) -> Value {
 
 /// The trace-id of a W3C Trace Context `traceparent` (version-format
 /// `00-{32 hex}-{16 hex}-{2 hex}`), if well formed and not all zeros.
-pub fn trace_id(traceparent: Option<&[u8]>) -> Option<String> {
+pub(crate) fn trace_id(traceparent: Option<&[u8]>) -> Option<String> {
     let t = std::str::from_utf8(traceparent?).ok()?.trim();
     let mut parts = t.split('-');
     let (version, trace, parent, flags) =
@@ -87,35 +87,35 @@ pub fn trace_id(traceparent: Option<&[u8]>) -> Option<String> {
 
 /// One line of the audit log.
 #[derive(Debug, Clone, Serialize)]
-pub struct Event {
+pub(crate) struct Event {
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// RFC 3339, UTC, milliseconds.
-    pub time: String,
-    pub request_id: String,
-    pub trace_id: Option<String>,
-    pub app_id: String,
-    pub app: String,
-    pub user: Option<String>,
-    pub client_id: Option<String>,
-    pub http_method: String,
-    pub jsonrpc_method: Option<String>,
-    pub jsonrpc_id: Option<Value>,
-    pub name: Option<String>,
+    pub(crate) time: String,
+    pub(crate) request_id: String,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) app_id: String,
+    pub(crate) app: String,
+    pub(crate) user: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) http_method: String,
+    pub(crate) jsonrpc_method: Option<String>,
+    pub(crate) jsonrpc_id: Option<Value>,
+    pub(crate) name: Option<String>,
     /// Index in a JSON-RPC batch, and its size; absent for a single message.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_index: Option<usize>,
+    pub(crate) batch_index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub batch_size: Option<usize>,
-    pub status: u16,
-    pub status_class: &'static str,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) status: u16,
+    pub(crate) status_class: &'static str,
     /// The JSON-RPC error code when the gateway itself refused the call.
-    pub jsonrpc_error: Option<i64>,
-    pub upstream_ms: Option<f64>,
-    pub request_bytes: u64,
-    pub response_bytes: u64,
+    pub(crate) jsonrpc_error: Option<i64>,
+    pub(crate) upstream_ms: Option<f64>,
+    pub(crate) request_bytes: u64,
+    pub(crate) response_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub arguments: Option<Value>,
+    pub(crate) arguments: Option<Value>,
 }
 
 #[cfg(test)]

@@ -30,26 +30,26 @@ use crate::catalog::route::Route;
 use crate::metrics::status_class;
 use crate::store::Store;
 
-pub mod api;
-pub mod config;
-pub mod event;
+pub(crate) mod api;
+pub(crate) mod config;
+pub(crate) mod event;
 pub(crate) mod sink;
 
-pub use event::{Event, Message};
+pub(crate) use event::{Event, Message};
 
 /// Per-request facts the proxy gathers for the audit event.
 #[derive(Debug, Default)]
-pub struct Collected {
+pub(crate) struct Collected {
     /// The body's messages, when it was read (see `proxy::prepare`).
-    pub messages: Vec<Message>,
+    pub(crate) messages: Vec<Message>,
     /// The JSON-RPC error code of a refusal the gateway answered itself.
-    pub refusal_code: Option<i64>,
+    pub(crate) refusal_code: Option<i64>,
     /// When the request was handed to the upstream.
-    pub upstream_started: Option<Instant>,
+    pub(crate) upstream_started: Option<Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuditError {
+pub(crate) enum AuditError {
     #[error("cannot register the audit metric: {0}")]
     Metric(#[from] prometheus::Error),
     #[error("cannot start the audit writer: {0}")]
@@ -59,7 +59,7 @@ pub enum AuditError {
 }
 
 /// The handle the proxy records through.
-pub struct Auditor {
+pub(crate) struct Auditor {
     tx: Option<mpsc::Sender<sink::Queued>>,
     dropped: IntCounter,
 }
@@ -67,7 +67,7 @@ pub struct Auditor {
 impl Auditor {
     /// Starts the writer when a sink is configured. The store sink writes
     /// through the current Tokio runtime (the gateway's background one).
-    pub fn start(
+    pub(crate) fn start(
         cfg: &config::AuditConfig,
         registry: &Registry,
         store: &Arc<dyn Store>,
@@ -97,7 +97,7 @@ impl Auditor {
     }
 
     /// Whether events are written at all (the proxy reads bodies only then).
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.tx.is_some()
     }
 
@@ -106,7 +106,7 @@ impl Auditor {
     // The request's parts as the proxy holds them; the trace id is a
     // closure so nothing is formatted when auditing is off.
     #[allow(clippy::too_many_arguments)]
-    pub fn record(
+    pub(crate) fn record(
         &self,
         session: &Session,
         route: Option<&Route>,

@@ -89,16 +89,16 @@ fn open_append(path: &Path) -> io::Result<File> {
 
 /// One queued event: its app (the store stream's key) and its line.
 pub(crate) struct Queued {
-    pub app_id: String,
-    pub line: Vec<u8>,
+    pub(crate) app_id: String,
+    pub(crate) line: Vec<u8>,
 }
 
 /// The store sink: one capped stream per app, written from the writer
 /// thread through the gateway's runtime.
 pub(crate) struct StoreSink {
-    pub store: Arc<dyn Store>,
-    pub runtime: tokio::runtime::Handle,
-    pub max_entries: usize,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) max_entries: usize,
 }
 
 /// Starts the writer thread; it ends when every sender is gone.

@@ -32,7 +32,11 @@ pub fn extract_bearer(authorization: Option<&[u8]>) -> Result<&str, TokenError> 
 /// (503: the token was not judged). `scopes` are every scope the operation
 /// needs; a 401 names them too, so a client asks for all of them at once
 /// (MCP authorization 2025-11-25, RFC 6750 §3).
-pub fn challenge(err: &TokenError, resource_metadata: &str, scopes: &[String]) -> Option<String> {
+pub(crate) fn challenge(
+    err: &TokenError,
+    resource_metadata: &str,
+    scopes: &[String],
+) -> Option<String> {
     let mut out = format!("Bearer resource_metadata=\"{resource_metadata}\"");
     let needed = match err {
         TokenError::InsufficientScope { required } => required.as_slice(),

@@ -12,7 +12,7 @@ use crate::store::Store;
 
 /// Builds the validator. `local_keys` replaces `jwks_uri` when the gateway
 /// itself signs the tokens (its keyring in the store).
-pub fn validator(
+pub(crate) fn validator(
     cfg: &AuthConfig,
     issuer_override: Option<String>,
     local_keys: Option<Arc<dyn KeySource>>,

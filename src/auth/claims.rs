@@ -13,43 +13,43 @@ use super::Principal;
 #[derive(Deserialize, Default)]
 pub struct Claims {
     #[serde(default)]
-    pub sub: Option<String>,
+    pub(crate) sub: Option<String>,
     #[serde(default)]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     #[serde(default)]
-    pub exp: Option<u64>,
+    pub(crate) exp: Option<u64>,
     #[serde(default)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub picture: Option<String>,
+    pub(crate) picture: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
-    pub email_verified: bool,
+    pub(crate) email_verified: bool,
     #[serde(default)]
-    pub org_id: Option<String>,
+    pub(crate) org_id: Option<String>,
     #[serde(default)]
-    pub groups: Option<Vec<String>>,
+    pub(crate) groups: Option<Vec<String>>,
     #[serde(default)]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     #[serde(default)]
-    pub scp: Option<OneOrMany>,
+    pub(crate) scp: Option<OneOrMany>,
     #[serde(default)]
-    pub permissions: Option<Vec<String>>,
+    pub(crate) permissions: Option<Vec<String>>,
     #[serde(default)]
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     #[serde(default)]
-    pub azp: Option<String>,
+    pub(crate) azp: Option<String>,
     #[serde(default)]
-    pub aud: Option<OneOrMany>,
+    pub(crate) aud: Option<OneOrMany>,
     #[serde(default)]
-    pub sid: Option<String>,
+    pub(crate) sid: Option<String>,
 }
 
 /// A claim that may be a string or an array of strings (RFC 7519 §4.1.3).
 #[derive(Deserialize)]
 #[serde(untagged)]
-pub enum OneOrMany {
+pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
@@ -115,20 +115,20 @@ impl Claims {
 /// OAuth bridge signs in.
 #[derive(Debug, Clone, Default, serde::Serialize, Deserialize, PartialEq)]
 pub struct UserInfo {
-    pub sub: String,
+    pub(crate) sub: String,
     #[serde(default)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub picture: Option<String>,
+    pub(crate) picture: Option<String>,
     #[serde(default, deserialize_with = "lenient_bool")]
-    pub email_verified: bool,
+    pub(crate) email_verified: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub org_id: Option<String>,
+    pub(crate) org_id: Option<String>,
     /// Group names (WorkOS SSO profiles).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
 }
 
 /// `email_verified` as a boolean; some providers send the string `"true"`.

@@ -14,15 +14,15 @@ use super::{bearer, Principal, TokenError, TokenValidator};
 
 /// What a protected route accepts.
 #[derive(Debug, Clone, Copy)]
-pub struct Policy<'a> {
+pub(crate) struct Policy<'a> {
     /// Accepted `aud` values; the first is the one named in refusals.
-    pub audiences: &'a [String],
+    pub(crate) audiences: &'a [String],
     /// Scopes the token must all carry.
-    pub scopes: &'a [String],
+    pub(crate) scopes: &'a [String],
 }
 
 /// Validates the request's bearer under `policy`.
-pub async fn check(
+pub(crate) async fn check(
     validator: &TokenValidator,
     authorization: Option<&[u8]>,
     query: Option<&str>,

@@ -47,9 +47,9 @@ pub trait KeySource: Send + Sync + 'static {
 }
 
 /// A JWKS document served over HTTP(S).
-pub struct HttpKeySource {
-    pub url: String,
-    pub http: reqwest::Client,
+pub(crate) struct HttpKeySource {
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
 }
 
 #[async_trait]
@@ -80,10 +80,10 @@ impl KeySource for HttpKeySource {
 }
 
 /// One usable verification key.
-pub struct VerifyKey {
-    pub key: DecodingKey,
+pub(crate) struct VerifyKey {
+    pub(crate) key: DecodingKey,
     /// The algorithm the JWK pins, if it names one.
-    pub alg: Option<Algorithm>,
+    pub(crate) alg: Option<Algorithm>,
 }
 
 #[derive(Default)]
@@ -147,7 +147,7 @@ impl Jwks {
     }
 
     /// Refreshes every `refresh_every` for as long as the process runs.
-    pub fn spawn_refresh(self: &Arc<Self>) {
+    pub(crate) fn spawn_refresh(self: &Arc<Self>) {
         let jwks = Arc::clone(self);
         tokio::spawn(async move {
             loop {
@@ -158,7 +158,7 @@ impl Jwks {
     }
 
     /// The key for a token header, refetching once if the `kid` is unknown.
-    pub async fn key_for(
+    pub(crate) async fn key_for(
         &self,
         kid: Option<&str>,
         alg: Algorithm,

@@ -4,7 +4,7 @@
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// `result` label values of `drio_token_validations_total`.
-pub const RESULTS: [&str; 7] = [
+pub(crate) const RESULTS: [&str; 7] = [
     "valid",
     "malformed",
     "invalid",
@@ -14,16 +14,18 @@ pub const RESULTS: [&str; 7] = [
     "unavailable",
 ];
 /// `source` label values: where the answer came from.
-pub const SOURCES: [&str; 5] = ["l1", "l2", "jwt", "introspection", "userinfo"];
+pub(crate) const SOURCES: [&str; 5] = ["l1", "l2", "jwt", "introspection", "userinfo"];
 
 pub struct AuthMetrics {
-    pub validations: IntCounterVec,
+    // Never read: owns the registered family whose children `by_label` holds.
+    #[allow(dead_code)]
+    validations: IntCounterVec,
     /// Every (result, source) child resolved once: the hot path must not hash label strings.
     by_label: Vec<IntCounter>,
-    pub duration: Histogram,
-    pub jwks_refresh: IntCounterVec,
-    pub cache_entries: IntGauge,
-    pub l2_errors: IntCounter,
+    pub(crate) duration: Histogram,
+    pub(crate) jwks_refresh: IntCounterVec,
+    pub(crate) cache_entries: IntGauge,
+    pub(crate) l2_errors: IntCounter,
 }
 
 impl AuthMetrics {

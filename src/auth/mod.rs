@@ -14,13 +14,13 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub mod bearer;
-pub mod build;
+pub(crate) mod bearer;
+pub(crate) mod build;
 pub mod claims;
 pub mod guard;
 pub mod jwks;
 pub mod metrics;
-pub mod validator;
+pub(crate) mod validator;
 pub mod verify;
 
 pub use bearer::extract_bearer;
@@ -30,30 +30,30 @@ pub use verify::{Verifier, VerifierSettings};
 /// Who a validated token speaks for. Cached in L1 and L2; holds no secret.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Principal {
-    pub subject: String,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub picture: Option<String>,
+    pub(crate) subject: String,
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) picture: Option<String>,
     /// The provider vouches for `email` (OIDC Core §5.1 `email_verified`).
     /// Only a verified e-mail may grant anything (admin rights, e-mail
     /// domain access policies).
     #[serde(default)]
-    pub email_verified: bool,
+    pub(crate) email_verified: bool,
     /// The organization the provider signed the user in for (WorkOS `org_id`).
     #[serde(default)]
-    pub org_id: Option<String>,
+    pub(crate) org_id: Option<String>,
     /// The provider's group names for the user (WorkOS SSO `groups`).
     #[serde(default)]
-    pub groups: Vec<String>,
-    pub scopes: Vec<String>,
-    pub client_id: Option<String>,
-    pub audience: Vec<String>,
+    pub(crate) groups: Vec<String>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) audience: Vec<String>,
     /// Unix seconds.
-    pub expires_at: u64,
-    pub session_id: Option<String>,
+    pub(crate) expires_at: u64,
+    pub(crate) session_id: Option<String>,
     /// The source could not state an audience (userinfo): accepted for any.
     #[serde(default)]
-    pub any_audience: bool,
+    pub(crate) any_audience: bool,
 }
 
 /// Which audiences a request accepts (RFC 8707: the app's resource URL).
@@ -100,21 +100,8 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::Missing
-            | Self::Malformed(_)
-            | Self::Invalid(_)
-            | Self::Audience { .. }
-            | Self::Expired
-            | Self::Revoked => 401,
-            Self::InsufficientScope { .. } => 403,
-            Self::Unavailable(_) => 503,
-        }
-    }
-
     /// The RFC 6750 §3.1 error code, if the challenge carries one.
-    pub fn oauth_code(&self) -> Option<&'static str> {
+    pub(crate) fn oauth_code(&self) -> Option<&'static str> {
         match self {
             Self::Missing => None,
             Self::Malformed(_) => Some("invalid_request"),
@@ -127,7 +114,7 @@ impl TokenError {
     }
 
     /// The `result` label of `drio_token_validations_total`.
-    pub fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             Self::Missing | Self::Malformed(_) => "malformed",
             Self::Invalid(_) | Self::Audience { .. } => "invalid",
@@ -140,7 +127,10 @@ impl TokenError {
 }
 
 /// Checks the token was issued for this resource (RFC 8707, RFC 9068 §4).
-pub fn check_audience(principal: &Principal, accepted: Audience<'_>) -> Result<(), TokenError> {
+pub(crate) fn check_audience(
+    principal: &Principal,
+    accepted: Audience<'_>,
+) -> Result<(), TokenError> {
     let Audience::OneOf(accepted) = accepted else {
         return Ok(());
     };
@@ -204,7 +194,7 @@ mod tests {
         };
         assert!(check_scopes(&p, &["read".into()]).is_ok());
         let err = check_scopes(&p, &["read".into(), "admin".into()]).unwrap_err();
-        assert_eq!(err.status(), 403);
+        assert_eq!(err.oauth_code(), Some("insufficient_scope"));
         assert!(!format!("{p:?}").contains("user-secret-id"));
     }
 

@@ -28,7 +28,7 @@ use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
 use opentelemetry::trace::SpanKind;
 
-pub const REVOCATION_CHANNEL: &str = "drio:token-revocations";
+pub(crate) const REVOCATION_CHANNEL: &str = "drio:token-revocations";
 
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
@@ -172,7 +172,7 @@ impl TokenValidator {
     }
 
     /// Starts the revocation listener and the cache-size gauge.
-    pub async fn spawn_background(self: &Arc<Self>) -> Result<(), StoreError> {
+    pub(crate) async fn spawn_background(self: &Arc<Self>) -> Result<(), StoreError> {
         let mut rx = self.store.subscribe(REVOCATION_CHANNEL).await?;
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
@@ -348,18 +348,18 @@ impl TokenValidator {
 
     /// Revokes a token everywhere: tombstone in L2, then a broadcast that
     /// every instance (this one included) applies to its L1.
-    pub async fn revoke_token(&self, token: &str) -> Result<(), StoreError> {
+    pub(crate) async fn revoke_token(&self, token: &str) -> Result<(), StoreError> {
         let until = jwt_expiry(token)
             .unwrap_or_else(|| self.now_secs() + self.settings.revocation_ttl.as_secs());
         self.revoke_hash(token_hash(token), until).await
     }
 
     /// Revokes a token whose expiry the caller verified.
-    pub async fn revoke_until(&self, token: &str, until: u64) -> Result<(), StoreError> {
+    pub(crate) async fn revoke_until(&self, token: &str, until: u64) -> Result<(), StoreError> {
         self.revoke_hash(token_hash(token), until).await
     }
 
-    pub async fn revoke_hash(&self, hash: [u8; 32], until: u64) -> Result<(), StoreError> {
+    pub(crate) async fn revoke_hash(&self, hash: [u8; 32], until: u64) -> Result<(), StoreError> {
         let until = until.max(self.now_secs() + 1);
         self.l1
             .insert(

@@ -24,9 +24,9 @@ use crate::secrets::Secret;
 use crate::util::clock::Clock;
 
 pub struct Introspection {
-    pub endpoint: String,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
+    pub(crate) endpoint: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
 }
 
 pub struct VerifierSettings {
@@ -48,7 +48,7 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Jwt => "jwt",
             Self::Introspection => "introspection",
@@ -85,7 +85,7 @@ impl Verifier {
         &self.clock
     }
 
-    pub fn jwks(&self) -> Option<&Arc<Jwks>> {
+    pub(crate) fn jwks(&self) -> Option<&Arc<Jwks>> {
         self.jwks.as_ref()
     }
 

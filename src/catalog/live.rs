@@ -24,26 +24,26 @@ use crate::store::{StoreError, StoreExt};
 
 /// Injections by connection id, with the connection they were built from.
 #[derive(Default)]
-pub struct InjectionCache(Mutex<HashMap<String, (String, Arc<Injection>)>>);
+pub(crate) struct InjectionCache(Mutex<HashMap<String, (String, Arc<Injection>)>>);
 
 /// The handles the catalog reads and builds with, lent by whoever owns them
 /// (the process state): the catalog never reaches back up for them.
-pub struct CatalogCtx<'a> {
-    pub config: &'a Config,
-    pub store: &'a Arc<dyn Store>,
-    pub egress: &'a EgressClient,
-    pub dns: &'a super::route::UpstreamDns,
-    pub vault: &'a Option<Arc<Vault>>,
-    pub clock: &'a crate::util::clock::Clock,
-    pub injections: &'a InjectionCache,
+pub(crate) struct CatalogCtx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) store: &'a Arc<dyn Store>,
+    pub(crate) egress: &'a EgressClient,
+    pub(crate) dns: &'a super::route::UpstreamDns,
+    pub(crate) vault: &'a Option<Arc<Vault>>,
+    pub(crate) clock: &'a crate::util::clock::Clock,
+    pub(crate) injections: &'a InjectionCache,
     /// Gateway token mode: the sessions' IdP tokens (token exchange).
-    pub sessions: &'a Option<Arc<dyn SubjectTokens>>,
+    pub(crate) sessions: &'a Option<Arc<dyn SubjectTokens>>,
 }
 
 /// Upper bound on catalog records read per rebuild.
 const MAX_RECORDS: usize = 100_000;
 
-pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
+pub(crate) async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
     let records = dynamic_apps(state).await?;
     let mut conns: HashMap<String, Vec<Connection>> = HashMap::new();
     for (_, bytes) in state
@@ -100,7 +100,7 @@ pub async fn build(state: &CatalogCtx<'_>) -> Result<RouteTable, StoreError> {
     .await)
 }
 
-pub async fn dynamic_apps(state: &CatalogCtx<'_>) -> Result<Vec<AppRecord>, StoreError> {
+pub(crate) async fn dynamic_apps(state: &CatalogCtx<'_>) -> Result<Vec<AppRecord>, StoreError> {
     let mut out: Vec<AppRecord> = state
         .store
         .scan_prefix(crate::store::keys::APPS, MAX_RECORDS)
@@ -177,7 +177,7 @@ async fn injection(state: &CatalogCtx<'_>, conn: &Connection) -> Arc<Injection> 
     built
 }
 
-pub fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
+pub(crate) fn oauth_context(state: &CatalogCtx<'_>) -> OAuthContext {
     OAuthContext {
         egress: state.egress.clone(),
         store: state.store.clone(),

@@ -13,84 +13,84 @@ use serde::{Deserialize, Serialize};
 pub mod live;
 pub(crate) mod reloader;
 pub mod route;
-pub mod secrets;
+pub(crate) mod secrets;
 
-pub const CHANGES_CHANNEL: &str = "drio:catalog-changes";
+pub(crate) const CHANGES_CHANNEL: &str = "drio:catalog-changes";
 
 /// An app created through the management API.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppRecord {
-    pub id: String,
-    pub slug: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub status: String,
-    pub is_enabled: bool,
-    pub template_id: Option<String>,
+    pub(crate) id: String,
+    pub(crate) slug: String,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) status: String,
+    pub(crate) is_enabled: bool,
+    pub(crate) template_id: Option<String>,
     /// The subject of the user who created it.
-    pub owner: String,
-    pub created_at: String,
-    pub updated_at: String,
-    pub settings: AppSettings,
+    pub(crate) owner: String,
+    pub(crate) created_at: String,
+    pub(crate) updated_at: String,
+    pub(crate) settings: AppSettings,
     /// How the app looks on consent and connect pages (validated by
     /// `api::apps` against `[pages] logo_hosts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub branding: Option<crate::web::pages::branding::Branding>,
+    pub(crate) branding: Option<crate::web::pages::branding::Branding>,
 }
 
 /// What `GET/PUT /api/v1/apps/{id}/config` reads and writes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AppSettings {
-    pub upstream_url: String,
+pub(crate) struct AppSettings {
+    pub(crate) upstream_url: String,
     #[serde(default)]
-    pub mcp_path: Option<String>,
+    pub(crate) mcp_path: Option<String>,
     #[serde(default)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     #[serde(default)]
-    pub public: bool,
+    pub(crate) public: bool,
     #[serde(default)]
-    pub required_scopes: Vec<String>,
+    pub(crate) required_scopes: Vec<String>,
     #[serde(default)]
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_origins: Vec<String>,
     #[serde(default)]
-    pub connect_timeout_ms: Option<u64>,
+    pub(crate) connect_timeout_ms: Option<u64>,
     #[serde(default)]
-    pub read_timeout_ms: Option<u64>,
+    pub(crate) read_timeout_ms: Option<u64>,
     #[serde(default)]
-    pub identity_headers: IdentityHeaderNames,
+    pub(crate) identity_headers: IdentityHeaderNames,
     /// Tools refused at the gateway (`tools/call` never reaches the upstream).
     #[serde(default)]
-    pub disabled_tools: Vec<String>,
+    pub(crate) disabled_tools: Vec<String>,
     /// Who may use the app; absent means its owner only.
     #[serde(default)]
-    pub access: Option<AccessSettings>,
+    pub(crate) access: Option<AccessSettings>,
     /// Rate limits (the README's Rate limits section); absent: the gateway's defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub limits: Option<crate::limits::config::RawLimits>,
+    pub(crate) limits: Option<crate::limits::config::RawLimits>,
     /// Per-tool policy: the scopes each tool's `tools/call` needs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tools: Vec<crate::config::tool_policy::ToolPolicy>,
+    pub(crate) tools: Vec<crate::config::tool_policy::ToolPolicy>,
 }
 
 /// An app's access policy in the API's terms (see [`crate::config::access`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(description = "An app's access policy: who may use it.")]
-pub struct AccessSettings {
+pub(crate) struct AccessSettings {
     /// `owner`, `anyone` or `list`.
-    pub mode: String,
+    pub(crate) mode: String,
     #[serde(default)]
-    pub users: Vec<String>,
+    pub(crate) users: Vec<String>,
     #[serde(default)]
-    pub email_domains: Vec<String>,
+    pub(crate) email_domains: Vec<String>,
     #[serde(default)]
-    pub organizations: Vec<String>,
+    pub(crate) organizations: Vec<String>,
     /// Group names from the identity provider (WorkOS SSO).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
 }
 
 impl From<AccessSettings> for crate::config::access::RawAccess {
@@ -119,110 +119,110 @@ impl From<crate::config::access::RawAccess> for AccessSettings {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IdentityHeaderNames {
-    pub subject: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub scopes: Option<String>,
-    pub client_id: Option<String>,
+pub(crate) struct IdentityHeaderNames {
+    pub(crate) subject: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) scopes: Option<String>,
+    pub(crate) client_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization: Option<String>,
+    pub(crate) organization: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub groups: Option<String>,
+    pub(crate) groups: Option<String>,
 }
 
 /// Tool switches of a config-file app (its settings are read-only).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ToolSwitches {
-    pub disabled_tools: Vec<String>,
+pub(crate) struct ToolSwitches {
+    pub(crate) disabled_tools: Vec<String>,
     /// Scopes added to the TOML tool policy through the commands API.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub tool_scopes: crate::config::tool_policy::ToolScopes,
+    pub(crate) tool_scopes: crate::config::tool_policy::ToolScopes,
 }
 
 /// An upstream auth connection, as stored (no secret values: see `secretRef`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
-    pub id: String,
-    pub app_id: String,
-    pub provider_id: String,
-    pub provider_key: String,
-    pub provider_name: String,
-    pub key: String,
-    pub name: String,
-    pub status: String,
-    pub config: ConnectionConfig,
+    pub(crate) id: String,
+    pub(crate) app_id: String,
+    pub(crate) provider_id: String,
+    pub(crate) provider_key: String,
+    pub(crate) provider_name: String,
+    pub(crate) key: String,
+    pub(crate) name: String,
+    pub(crate) status: String,
+    pub(crate) config: ConnectionConfig,
     #[schema(required = true)]
-    pub secret_ref: Option<String>,
-    pub grants: Vec<String>,
+    pub(crate) secret_ref: Option<String>,
+    pub(crate) grants: Vec<String>,
     #[schema(required = true)]
-    pub last_validated_at: Option<String>,
+    pub(crate) last_validated_at: Option<String>,
     #[schema(required = true)]
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 /// The non-secret part of a connection's config (seed `002_*` names).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ConnectionConfig {
+pub(crate) struct ConnectionConfig {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorization_endpoint: Option<String>,
+    pub(crate) authorization_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_endpoint: Option<String>,
+    pub(crate) token_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_url: Option<String>,
+    pub(crate) refresh_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registration_endpoint: Option<String>,
+    pub(crate) registration_endpoint: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registration_auth_mode: Option<String>,
+    pub(crate) registration_auth_mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registration_client_uri: Option<String>,
+    pub(crate) registration_client_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_registered_at: Option<String>,
+    pub(crate) last_registered_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub header_name: Option<String>,
+    pub(crate) header_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub header_prefix: Option<String>,
+    pub(crate) header_prefix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_param_name: Option<String>,
+    pub(crate) query_param_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
+    pub(crate) scopes: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub audience: Option<String>,
+    pub(crate) audience: Option<String>,
     /// RFC 8693 §2.1 `resource` (token exchange).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
+    pub(crate) resource: Option<String>,
     /// RFC 8693 §2.1 `requested_token_type` (token exchange; default
     /// `urn:ietf:params:oauth:token-type:access_token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub requested_token_type: Option<String>,
+    pub(crate) requested_token_type: Option<String>,
     /// Seed `003_*` provider options.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope_separator: Option<String>,
+    pub(crate) scope_separator: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_auth_method: Option<String>,
+    pub(crate) client_auth_method: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_content_type: Option<String>,
+    pub(crate) token_content_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub authorization_params: Option<std::collections::BTreeMap<String, String>>,
+    pub(crate) authorization_params: Option<std::collections::BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pkce: Option<bool>,
+    pub(crate) pkce: Option<bool>,
     /// WorkOS Pipes: the provider slug (seed `003_*`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
+    pub(crate) provider: Option<String>,
     /// WorkOS Pipes: send the user's organization with their user id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub organization_scoped: Option<bool>,
-    pub enabled: bool,
-    pub is_default: bool,
+    pub(crate) organization_scoped: Option<bool>,
+    pub(crate) enabled: bool,
+    pub(crate) is_default: bool,
 }
 
 /// The secret fields of a connection: accepted on write, stored encrypted,
@@ -231,17 +231,17 @@ pub struct ConnectionConfig {
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionSecrets {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
+    pub(crate) client_secret: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<String>,
+    pub(crate) api_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<String>,
+    pub(crate) access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registration_initial_access_token: Option<String>,
+    pub(crate) registration_initial_access_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub registration_access_token: Option<String>,
+    pub(crate) registration_access_token: Option<String>,
 }
 
 impl std::fmt::Debug for ConnectionSecrets {
@@ -251,7 +251,7 @@ impl std::fmt::Debug for ConnectionSecrets {
 }
 
 impl ConnectionSecrets {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.client_secret.is_none()
             && self.api_key.is_none()
             && self.access_token.is_none()
@@ -261,7 +261,7 @@ impl ConnectionSecrets {
     }
 
     /// Fields set in `other` replace ours (a PATCH that sends a new secret).
-    pub fn merge(&mut self, other: ConnectionSecrets) {
+    pub(crate) fn merge(&mut self, other: ConnectionSecrets) {
         macro_rules! take {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
         }
@@ -276,28 +276,28 @@ impl ConnectionSecrets {
     }
 }
 
-pub fn app_key(id: &str) -> String {
+pub(crate) fn app_key(id: &str) -> String {
     crate::store::keys::app(id)
 }
 
-pub fn conn_prefix(app_id: &str) -> String {
+pub(crate) fn conn_prefix(app_id: &str) -> String {
     crate::store::keys::app_connections(app_id)
 }
 
-pub fn conn_key(app_id: &str, auth_id: &str) -> String {
+pub(crate) fn conn_key(app_id: &str, auth_id: &str) -> String {
     crate::store::keys::connection(app_id, auth_id)
 }
 
-pub fn tools_key(app_id: &str) -> String {
+pub(crate) fn tools_key(app_id: &str) -> String {
     crate::store::keys::tools(app_id)
 }
 
 /// RFC 3339 UTC timestamp with milliseconds, as the seeds show.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// A random identifier with a type prefix (`app_…`, `auth_…`), 128 bits.
-pub fn new_id(prefix: &str) -> Result<String, crate::util::random::RandomError> {
+pub(crate) fn new_id(prefix: &str) -> Result<String, crate::util::random::RandomError> {
     crate::util::random::id(prefix)
 }

@@ -20,34 +20,34 @@ use crate::egress::{EgressError, EgressPolicy};
 /// One routable app with its resolved upstream address.
 #[derive(Debug)]
 pub struct Route {
-    pub app: Arc<AppConfig>,
+    pub(crate) app: Arc<AppConfig>,
     /// None when the upstream host did not resolve, or (for an API-created
     /// app) resolved to an address the egress policy forbids; requests then
     /// get 502.
-    pub addr: Option<SocketAddr>,
+    pub(crate) addr: Option<SocketAddr>,
     /// False for API-created apps (see [`RouteSpec::trusted`]).
-    pub trusted: bool,
+    pub(crate) trusted: bool,
     /// The app's MCP URL: its RFC 8707 resource identifier and token audience.
-    pub resource: String,
+    pub(crate) resource: String,
     /// Where its RFC 9728 protected-resource metadata lives (sent in 401 challenges).
-    pub resource_metadata_url: String,
+    pub(crate) resource_metadata_url: String,
     /// Token audiences accepted here (RFC 8707): the resource URL in its path
     /// and host forms and any configured extras (never the gateway's own URL).
-    pub audiences: Vec<String>,
+    pub(crate) audiences: Vec<String>,
     /// Upstream credentials of the app's default auth connection.
-    pub injection: Arc<Injection>,
+    pub(crate) injection: Arc<Injection>,
     /// Tools whose `tools/call` the gateway refuses.
-    pub disabled_tools: Arc<HashSet<String>>,
+    pub(crate) disabled_tools: Arc<HashSet<String>>,
     /// Per-request constants, computed once per route rather than per request.
-    pub hot: RouteHot,
+    pub(crate) hot: RouteHot,
 }
 
 /// What the proxy's hot path needs of a route, prepared once.
-pub struct RouteHot {
+pub(crate) struct RouteHot {
     /// The upstream's `Host` (its authority).
-    pub host: http::HeaderValue,
+    pub(crate) host: http::HeaderValue,
     /// Metric handles of the app (resolved on first use).
-    pub metrics: crate::metrics::AppMetrics,
+    pub(crate) metrics: crate::metrics::AppMetrics,
 }
 
 impl std::fmt::Debug for RouteHot {
@@ -81,7 +81,8 @@ pub struct RouteSpec {
 
 impl RouteSpec {
     /// A trusted app with no upstream credentials and every tool enabled.
-    pub fn plain(app: Arc<AppConfig>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn plain(app: Arc<AppConfig>) -> Self {
         Self {
             app,
             injection: Arc::new(Injection::None),
@@ -114,7 +115,7 @@ pub struct RouteTable {
 
 /// What a request path selected.
 pub struct Selected<'a> {
-    pub route: Arc<Route>,
+    pub(crate) route: Arc<Route>,
     /// The path below the app prefix, always starting with '/'.
     pub rest: &'a str,
 }
@@ -212,12 +213,12 @@ impl RouteTable {
         table
     }
 
-    pub fn apps(&self) -> impl Iterator<Item = &Arc<AppConfig>> {
+    pub(crate) fn apps(&self) -> impl Iterator<Item = &Arc<AppConfig>> {
         self.by_slug.values().map(|r| &r.app)
     }
 
     /// The route whose MCP URL (RFC 8707 resource) is `resource`.
-    pub fn by_resource(&self, resource: &str) -> Option<&Arc<Route>> {
+    pub(crate) fn by_resource(&self, resource: &str) -> Option<&Arc<Route>> {
         self.by_slug.values().find(|r| r.resource == resource)
     }
 
@@ -326,7 +327,8 @@ impl UpstreamDns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{parse_upstream, AppConfig};
+    use crate::config::validate::parse_upstream;
+    use crate::config::AppConfig;
 
     fn app(slug: &str, host: Option<&str>) -> Arc<AppConfig> {
         Arc::new(AppConfig {

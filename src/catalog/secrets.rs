@@ -10,7 +10,7 @@ use crate::store::{Store, StoreError};
 /// Why connection secrets could not be stored or read. The management API
 /// turns these into its envelope (`api/mod.rs`, the one place).
 #[derive(Debug, thiserror::Error)]
-pub enum SecretsError {
+pub(crate) enum SecretsError {
     #[error("Secrets cannot be stored: the gateway has no encryption key (set secrets.key_env's variable)")]
     NoKey,
     #[error("A stored secret cannot be decrypted with the configured key")]
@@ -21,11 +21,11 @@ pub enum SecretsError {
     Encoding,
 }
 
-pub fn key(reference: &str) -> String {
+pub(crate) fn key(reference: &str) -> String {
     crate::store::keys::secret(reference)
 }
 
-pub async fn put(
+pub(crate) async fn put(
     store: &dyn Store,
     vault: Option<&Vault>,
     reference: &str,
@@ -39,7 +39,7 @@ pub async fn put(
     Ok(store.put(&key(reference), &sealed, None).await?)
 }
 
-pub async fn get(
+pub(crate) async fn get(
     store: &dyn Store,
     vault: Option<&Vault>,
     reference: &str,

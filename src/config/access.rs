@@ -16,44 +16,44 @@ use super::validate::FieldError;
 /// The policy as written (TOML keys; the API converts its camelCase form).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct RawAccess {
+pub(crate) struct RawAccess {
     /// `owner` (API apps only), `anyone`, or `list`.
-    pub mode: String,
+    pub(crate) mode: String,
     #[serde(default)]
-    pub users: Vec<String>,
+    pub(crate) users: Vec<String>,
     #[serde(default)]
-    pub email_domains: Vec<String>,
+    pub(crate) email_domains: Vec<String>,
     #[serde(default)]
-    pub organizations: Vec<String>,
+    pub(crate) organizations: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
 }
 
 /// The validated policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Access {
-    pub mode: AccessMode,
+pub(crate) struct Access {
+    pub(crate) mode: AccessMode,
     /// The creator of an API app; always allowed whatever the lists say.
-    pub owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// Subjects.
-    pub users: Vec<String>,
+    pub(crate) users: Vec<String>,
     /// Lower-case domains, compared exactly with a verified e-mail's domain.
-    pub email_domains: Vec<String>,
+    pub(crate) email_domains: Vec<String>,
     /// The identity provider's organization ids (`org_id`).
-    pub organizations: Vec<String>,
+    pub(crate) organizations: Vec<String>,
     /// Group names the identity provider puts the user in (WorkOS SSO).
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccessMode {
+pub(crate) enum AccessMode {
     Owner,
     Anyone,
     List,
 }
 
 impl AccessMode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Owner => "owner",
             Self::Anyone => "anyone",
@@ -64,17 +64,17 @@ impl AccessMode {
 
 /// The facts about a caller that a policy reads.
 #[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
-    pub subject: &'a str,
-    pub email: Option<&'a str>,
-    pub email_verified: bool,
-    pub org_id: Option<&'a str>,
-    pub groups: &'a [String],
+pub(crate) struct Caller<'a> {
+    pub(crate) subject: &'a str,
+    pub(crate) email: Option<&'a str>,
+    pub(crate) email_verified: bool,
+    pub(crate) org_id: Option<&'a str>,
+    pub(crate) groups: &'a [String],
 }
 
 impl Access {
     /// Open to anyone signed in (config-file apps by default).
-    pub fn anyone() -> Self {
+    pub(crate) fn anyone() -> Self {
         Access {
             mode: AccessMode::Anyone,
             owner: None,
@@ -85,7 +85,7 @@ impl Access {
         }
     }
 
-    pub fn allows(&self, c: Caller<'_>) -> bool {
+    pub(crate) fn allows(&self, c: Caller<'_>) -> bool {
         if self.mode == AccessMode::Anyone {
             return true;
         }
@@ -115,7 +115,7 @@ impl Access {
     }
 
     /// The written form, as `GET …/config` shows it.
-    pub fn to_raw(&self) -> RawAccess {
+    pub(crate) fn to_raw(&self) -> RawAccess {
         RawAccess {
             mode: self.mode.as_str().into(),
             users: self.users.clone(),
@@ -130,7 +130,7 @@ const MAX_ENTRIES: usize = 1000;
 
 /// Validates a written policy. `owner` is the app's creator (API apps); a
 /// config-file app has none, so `owner` mode is refused for it.
-pub fn access(raw: Option<RawAccess>, owner: Option<&str>) -> Result<Access, FieldError> {
+pub(crate) fn access(raw: Option<RawAccess>, owner: Option<&str>) -> Result<Access, FieldError> {
     let fail = |field: &str, msg: &str| Err((format!("access.{field}"), msg.to_string()));
     let Some(raw) = raw else {
         return Ok(match owner {

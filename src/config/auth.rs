@@ -13,95 +13,95 @@ use crate::secrets::Secret;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAuth {
-    pub issuer: Option<String>,
-    pub jwks_uri: Option<String>,
-    pub algorithms: Option<Vec<String>>,
-    pub leeway_seconds: Option<u64>,
+pub(crate) struct RawAuth {
+    pub(crate) issuer: Option<String>,
+    pub(crate) jwks_uri: Option<String>,
+    pub(crate) algorithms: Option<Vec<String>>,
+    pub(crate) leeway_seconds: Option<u64>,
     #[serde(default)]
-    pub audiences: Vec<String>,
-    pub introspection_endpoint: Option<String>,
-    pub introspection_client_id: Option<String>,
-    pub introspection_client_secret_env: Option<String>,
-    pub userinfo_endpoint: Option<String>,
-    pub jwks_refresh_seconds: Option<u64>,
-    pub jwks_refetch_interval_ms: Option<u64>,
-    pub jwks_max_stale_seconds: Option<u64>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) introspection_endpoint: Option<String>,
+    pub(crate) introspection_client_id: Option<String>,
+    pub(crate) introspection_client_secret_env: Option<String>,
+    pub(crate) userinfo_endpoint: Option<String>,
+    pub(crate) jwks_refresh_seconds: Option<u64>,
+    pub(crate) jwks_refetch_interval_ms: Option<u64>,
+    pub(crate) jwks_max_stale_seconds: Option<u64>,
     #[serde(default)]
-    pub cache: RawAuthCache,
+    pub(crate) cache: RawAuthCache,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAuthCache {
-    pub max_entries: Option<u64>,
-    pub max_memory_mb: Option<u64>,
-    pub max_ttl_seconds: Option<u64>,
-    pub safety_margin_seconds: Option<u64>,
-    pub negative_ttl_seconds: Option<u64>,
-    pub revocation_ttl_seconds: Option<u64>,
-    pub l2: Option<bool>,
-    pub l2_timeout_ms: Option<u64>,
+pub(crate) struct RawAuthCache {
+    pub(crate) max_entries: Option<u64>,
+    pub(crate) max_memory_mb: Option<u64>,
+    pub(crate) max_ttl_seconds: Option<u64>,
+    pub(crate) safety_margin_seconds: Option<u64>,
+    pub(crate) negative_ttl_seconds: Option<u64>,
+    pub(crate) revocation_ttl_seconds: Option<u64>,
+    pub(crate) l2: Option<bool>,
+    pub(crate) l2_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawIdentityHeaders {
-    pub subject: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub scopes: Option<String>,
-    pub client_id: Option<String>,
+pub(crate) struct RawIdentityHeaders {
+    pub(crate) subject: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) scopes: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// The identity provider's organization id (`org_id`).
-    pub organization: Option<String>,
+    pub(crate) organization: Option<String>,
     /// The user's groups, comma-separated (WorkOS SSO).
-    pub groups: Option<String>,
+    pub(crate) groups: Option<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct IntrospectionConfig {
-    pub endpoint: String,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
+pub(crate) struct IntrospectionConfig {
+    pub(crate) endpoint: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
-pub struct AuthConfig {
-    pub issuer: Option<String>,
-    pub jwks_uri: Option<String>,
-    pub algorithms: Vec<Algorithm>,
-    pub leeway: Duration,
+pub(crate) struct AuthConfig {
+    pub(crate) issuer: Option<String>,
+    pub(crate) jwks_uri: Option<String>,
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) leeway: Duration,
     /// Audiences accepted at every app besides the app's own resource URL.
-    pub audiences: Vec<String>,
-    pub introspection: Option<IntrospectionConfig>,
-    pub userinfo_endpoint: Option<String>,
-    pub jwks_refresh: Duration,
-    pub jwks_refetch_interval: Duration,
-    pub jwks_max_stale: Duration,
-    pub cache: CacheSettings,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) introspection: Option<IntrospectionConfig>,
+    pub(crate) userinfo_endpoint: Option<String>,
+    pub(crate) jwks_refresh: Duration,
+    pub(crate) jwks_refetch_interval: Duration,
+    pub(crate) jwks_max_stale: Duration,
+    pub(crate) cache: CacheSettings,
 }
 
 impl AuthConfig {
     /// True when some way of verifying a token is configured.
-    pub fn can_verify(&self) -> bool {
+    pub(crate) fn can_verify(&self) -> bool {
         self.jwks_uri.is_some() || self.introspection.is_some() || self.userinfo_endpoint.is_some()
     }
 }
 
 /// Headers an app receives describing the caller (never the token itself).
 #[derive(Debug, Clone, Default)]
-pub struct IdentityHeaders {
-    pub subject: Option<HeaderName>,
-    pub email: Option<HeaderName>,
-    pub name: Option<HeaderName>,
-    pub scopes: Option<HeaderName>,
-    pub client_id: Option<HeaderName>,
-    pub organization: Option<HeaderName>,
-    pub groups: Option<HeaderName>,
+pub(crate) struct IdentityHeaders {
+    pub(crate) subject: Option<HeaderName>,
+    pub(crate) email: Option<HeaderName>,
+    pub(crate) name: Option<HeaderName>,
+    pub(crate) scopes: Option<HeaderName>,
+    pub(crate) client_id: Option<HeaderName>,
+    pub(crate) organization: Option<HeaderName>,
+    pub(crate) groups: Option<HeaderName>,
 }
 
 impl IdentityHeaders {
-    pub fn all(&self) -> impl Iterator<Item = &HeaderName> {
+    pub(crate) fn all(&self) -> impl Iterator<Item = &HeaderName> {
         [
             &self.subject,
             &self.email,
@@ -132,7 +132,7 @@ fn url(field: &str, v: Option<String>) -> Result<Option<String>, FieldError> {
     }
 }
 
-pub fn auth(raw: RawAuth) -> Result<AuthConfig, FieldError> {
+pub(crate) fn auth(raw: RawAuth) -> Result<AuthConfig, FieldError> {
     let f = |k: &str| format!("auth.{k}");
     let algorithms = match raw.algorithms {
         None => vec![Algorithm::RS256, Algorithm::ES256],
@@ -210,7 +210,9 @@ pub fn auth(raw: RawAuth) -> Result<AuthConfig, FieldError> {
     })
 }
 
-pub fn identity_headers(raw: Option<RawIdentityHeaders>) -> Result<IdentityHeaders, FieldError> {
+pub(crate) fn identity_headers(
+    raw: Option<RawIdentityHeaders>,
+) -> Result<IdentityHeaders, FieldError> {
     let Some(raw) = raw else {
         return Ok(IdentityHeaders::default());
     };

@@ -9,26 +9,24 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub mod access;
-pub mod auth;
-pub mod oauth;
-pub mod raw;
-pub mod tool_policy;
-pub mod validate;
-
-pub use validate::{normalize_origin, parse_upstream};
+pub(crate) mod access;
+pub(crate) mod auth;
+pub(crate) mod oauth;
+pub(crate) mod raw;
+pub(crate) mod tool_policy;
+pub(crate) mod validate;
 
 /// A configuration problem, located by file and key.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: {key}: {message}")]
 pub struct ConfigError {
-    pub file: String,
-    pub key: String,
-    pub message: String,
+    pub(crate) file: String,
+    pub(crate) key: String,
+    pub(crate) message: String,
 }
 
 impl ConfigError {
-    pub fn new(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &Path, key: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             file: file.display().to_string(),
             key: key.into(),
@@ -40,88 +38,87 @@ impl ConfigError {
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub source: PathBuf,
     /// Externally visible base URL without a trailing slash, e.g. `https://gw.example.com`.
     pub public_url: String,
     /// `scheme://host[:port]` of `public_url`, the origin always allowed by the Origin check.
-    pub public_origin: String,
+    pub(crate) public_origin: String,
     /// `host[:port]` of `public_url` (lower-case, default port omitted): the
     /// only `Host` the gateway's own routes answer (DNS-rebinding defence).
-    pub public_authority: String,
-    pub listen: Listen,
-    pub server: ServerSettings,
-    pub storage: StorageConfig,
-    pub logging: Logging,
-    pub auth: auth::AuthConfig,
+    pub(crate) public_authority: String,
+    pub(crate) listen: Listen,
+    pub(crate) server: ServerSettings,
+    pub(crate) storage: StorageConfig,
+    pub(crate) logging: Logging,
+    pub(crate) auth: auth::AuthConfig,
     /// The authorization server for MCP clients, when configured.
-    pub oauth: Option<oauth::OAuthConfig>,
+    pub(crate) oauth: Option<oauth::OAuthConfig>,
     /// Variable holding the key that encrypts stored secrets.
-    pub secrets_key_env: String,
+    pub(crate) secrets_key_env: String,
     /// Subjects or e-mails with access to every app in the management API.
-    pub admins: Vec<String>,
+    pub(crate) admins: Vec<String>,
     /// Audiences the management API and `/api/v1/me` accept: `public_url`
     /// first, then `management.audiences`. Never an app's MCP URL.
-    pub management_audiences: Vec<String>,
+    pub(crate) management_audiences: Vec<String>,
     /// Address ranges users' URLs may reach despite the egress policy
     /// (`[security] allow_upstream_cidrs`).
-    pub allow_upstream_cidrs: Vec<ipnet::IpNet>,
+    pub(crate) allow_upstream_cidrs: Vec<ipnet::IpNet>,
     pub apps: Vec<AppConfig>,
     /// `[limits]`: defaults for every app and the store-failure policy.
-    pub limits: crate::limits::config::GatewayLimits,
+    pub(crate) limits: crate::limits::config::GatewayLimits,
     /// `[audit]`: where audit events of MCP calls go.
-    pub audit: crate::audit::config::AuditConfig,
+    pub(crate) audit: crate::audit::config::AuditConfig,
     /// `[tracing]`: OTLP trace export; None: off.
-    pub tracing: Option<crate::telemetry::TracingConfig>,
+    pub(crate) tracing: Option<crate::telemetry::TracingConfig>,
     /// `[pages]` and the config-file apps' branding.
-    pub pages: PagesConfig,
+    pub(crate) pages: PagesConfig,
 }
 
 #[derive(Debug, Clone)]
-pub struct Listen {
-    pub proxy: SocketAddr,
-    pub admin: SocketAddr,
+pub(crate) struct Listen {
+    pub(crate) proxy: SocketAddr,
+    pub(crate) admin: SocketAddr,
     /// Variable holding the admin listener's bearer token; None turns the
     /// admin write routes off.
-    pub admin_token_env: Option<String>,
+    pub(crate) admin_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ServerSettings {
-    pub threads: usize,
+pub(crate) struct ServerSettings {
+    pub(crate) threads: usize,
     /// Load balancers and proxies in front of the gateway: their
     /// `X-Forwarded-For` decides the client address of every limit.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    pub grace_period_seconds: u64,
-    pub graceful_shutdown_timeout_seconds: u64,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) grace_period_seconds: u64,
+    pub(crate) graceful_shutdown_timeout_seconds: u64,
     /// Where a new process started with `--upgrade` receives the listening
     /// sockets from the running one on SIGQUIT (Pingora's graceful upgrade).
     /// None: upgrades are off (SIGQUIT stops like SIGTERM).
-    pub upgrade_sock: Option<PathBuf>,
+    pub(crate) upgrade_sock: Option<PathBuf>,
     /// Default SSE stream policy of every app (see [`StreamPolicy`]).
-    pub stream: StreamPolicy,
+    pub(crate) stream: StreamPolicy,
 }
 
 /// How a long-lived `text/event-stream` response is kept (crate::proxy::stream).
 /// `None` means "no idle cut" and "no heartbeats" respectively.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamPolicy {
+pub(crate) struct StreamPolicy {
     /// Longest upstream silence before the stream is cut.
-    pub idle_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     /// Interval of `: keep-alive` comments written while the upstream is silent.
-    pub heartbeat: Option<Duration>,
+    pub(crate) heartbeat: Option<Duration>,
 }
 
 /// An app's overrides of the server's [`StreamPolicy`]: `None` inherits,
 /// `Some(None)` turns the setting off for this app.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StreamOverrides {
-    pub idle_timeout: Option<Option<Duration>>,
-    pub heartbeat: Option<Option<Duration>>,
+pub(crate) struct StreamOverrides {
+    pub(crate) idle_timeout: Option<Option<Duration>>,
+    pub(crate) heartbeat: Option<Option<Duration>>,
 }
 
 impl StreamOverrides {
     /// The policy in force for the app, given the server's default.
-    pub fn over(&self, server: StreamPolicy) -> StreamPolicy {
+    pub(crate) fn over(&self, server: StreamPolicy) -> StreamPolicy {
         StreamPolicy {
             idle_timeout: self.idle_timeout.unwrap_or(server.idle_timeout),
             heartbeat: self.heartbeat.unwrap_or(server.heartbeat),
@@ -130,7 +127,7 @@ impl StreamOverrides {
 }
 
 #[derive(Debug, Clone)]
-pub enum StorageConfig {
+pub(crate) enum StorageConfig {
     Embedded {
         path: PathBuf,
         /// redb's page cache in bytes (`cache_size_mib`).
@@ -144,68 +141,68 @@ pub enum StorageConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Clone)]
-pub struct Logging {
-    pub level: String,
-    pub format: LogFormat,
+pub(crate) struct Logging {
+    pub(crate) level: String,
+    pub(crate) format: LogFormat,
 }
 
 /// What the pages people see may show and load.
 #[derive(Debug, Clone, Default)]
-pub struct PagesConfig {
+pub(crate) struct PagesConfig {
     /// Lower-case hosts an app's https logo may come from.
-    pub logo_hosts: Vec<String>,
+    pub(crate) logo_hosts: Vec<String>,
     /// Branding of config-file apps, by app id (API apps keep theirs in the store).
-    pub branding: std::collections::HashMap<String, crate::web::pages::branding::Branding>,
+    pub(crate) branding: std::collections::HashMap<String, crate::web::pages::branding::Branding>,
 }
 
 /// Where an app's requests go: parsed once so the hot path only copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
+pub(crate) struct Upstream {
+    pub(crate) tls: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
     /// The authority as the upstream expects it in `Host` (port omitted when default).
-    pub authority: String,
+    pub(crate) authority: String,
     /// Path prefix prepended to forwarded paths, without a trailing slash ("" for none).
-    pub base_path: String,
+    pub(crate) base_path: String,
 }
 
 /// One MCP app behind the gateway.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    pub id: String,
-    pub slug: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub upstream: Upstream,
+    pub(crate) id: String,
+    pub(crate) slug: String,
+    pub(crate) name: String,
+    pub(crate) description: Option<String>,
+    pub(crate) upstream: Upstream,
     /// Path of the MCP endpoint below the app's prefix, e.g. `/mcp`.
-    pub mcp_path: String,
+    pub(crate) mcp_path: String,
     /// Lower-cased host name that routes to this app, if any.
-    pub host: Option<String>,
-    pub public: bool,
+    pub(crate) host: Option<String>,
+    pub(crate) public: bool,
     /// Normalised origins (`scheme://host[:port]`) allowed besides the gateway's own.
-    pub allowed_origins: Vec<String>,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) read_timeout: Duration,
     /// SSE stream settings that differ from `[server]`'s.
-    pub stream: StreamOverrides,
-    pub required_scopes: Vec<String>,
-    pub identity_headers: auth::IdentityHeaders,
+    pub(crate) stream: StreamOverrides,
+    pub(crate) required_scopes: Vec<String>,
+    pub(crate) identity_headers: auth::IdentityHeaders,
     /// Who may use the app (and be issued a token for it).
-    pub access: access::Access,
+    pub(crate) access: access::Access,
     /// The app's own rate limits (see [`crate::limits`]).
-    pub limits: crate::limits::config::AppLimits,
+    pub(crate) limits: crate::limits::config::AppLimits,
     /// Scopes each tool's `tools/call` needs (step-up, see
     /// [`crate::config::tool_policy`]).
-    pub tool_scopes: crate::config::tool_policy::ToolScopes,
+    pub(crate) tool_scopes: crate::config::tool_policy::ToolScopes,
     /// Whether the app's audit events carry arguments (see [`crate::audit`]).
-    pub audit: crate::audit::config::AppAudit,
+    pub(crate) audit: crate::audit::config::AppAudit,
 }
 
 impl Config {

@@ -10,51 +10,51 @@ use crate::secrets::Secret;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawOAuth {
-    pub token_mode: Option<String>,
-    pub signing_algorithm: Option<String>,
-    pub access_token_ttl_seconds: Option<u64>,
-    pub refresh_token_ttl_seconds: Option<u64>,
+pub(crate) struct RawOAuth {
+    pub(crate) token_mode: Option<String>,
+    pub(crate) signing_algorithm: Option<String>,
+    pub(crate) access_token_ttl_seconds: Option<u64>,
+    pub(crate) refresh_token_ttl_seconds: Option<u64>,
     #[serde(default)]
-    pub scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
     #[serde(default)]
-    pub trusted_clients: Vec<String>,
-    pub registration_ttl_seconds: Option<u64>,
-    pub registrations_per_minute: Option<u64>,
-    pub registrations_per_hour: Option<u64>,
-    pub allow_private_cimd: Option<bool>,
-    pub refresh_grace_seconds: Option<u64>,
+    pub(crate) trusted_clients: Vec<String>,
+    pub(crate) registration_ttl_seconds: Option<u64>,
+    pub(crate) registrations_per_minute: Option<u64>,
+    pub(crate) registrations_per_hour: Option<u64>,
+    pub(crate) allow_private_cimd: Option<bool>,
+    pub(crate) refresh_grace_seconds: Option<u64>,
     /// Plain-language descriptions of scopes on the consent page.
     #[serde(default)]
-    pub scope_descriptions: std::collections::BTreeMap<String, String>,
+    pub(crate) scope_descriptions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawIdp {
-    pub kind: String,
-    pub issuer: Option<String>,
-    pub client_id: Option<String>,
-    pub client_secret_env: Option<String>,
-    pub token_endpoint_auth_method: Option<String>,
-    pub scopes: Option<Vec<String>>,
-    pub authorization_endpoint: Option<String>,
-    pub token_endpoint: Option<String>,
-    pub jwks_uri: Option<String>,
-    pub userinfo_endpoint: Option<String>,
-    pub revocation_endpoint: Option<String>,
+pub(crate) struct RawIdp {
+    pub(crate) kind: String,
+    pub(crate) issuer: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret_env: Option<String>,
+    pub(crate) token_endpoint_auth_method: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) authorization_endpoint: Option<String>,
+    pub(crate) token_endpoint: Option<String>,
+    pub(crate) jwks_uri: Option<String>,
+    pub(crate) userinfo_endpoint: Option<String>,
+    pub(crate) revocation_endpoint: Option<String>,
     /// `workos_sso`: sign in through this organization…
-    pub organization: Option<String>,
+    pub(crate) organization: Option<String>,
     /// …or this connection…
-    pub connection: Option<String>,
+    pub(crate) connection: Option<String>,
     /// …or this provider (`GoogleOAuth`, `MicrosoftOAuth`, …)…
-    pub provider: Option<String>,
+    pub(crate) provider: Option<String>,
     /// …or the organization of the e-mail domain the user types first.
-    pub organizations_by_domain: Option<std::collections::BTreeMap<String, String>>,
+    pub(crate) organizations_by_domain: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenMode {
+pub(crate) enum TokenMode {
     /// The gateway issues its own JWT access tokens and opaque refresh tokens.
     Gateway,
     /// The identity provider's tokens are handed to the client (drio-compatible).
@@ -62,25 +62,25 @@ pub enum TokenMode {
 }
 
 #[derive(Debug, Clone)]
-pub struct OAuthConfig {
-    pub token_mode: TokenMode,
-    pub es256: bool,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
-    pub scopes: Vec<String>,
-    pub trusted_clients: Vec<String>,
-    pub registration_ttl: Duration,
-    pub registrations_per_minute: u64,
-    pub registrations_per_hour: u64,
-    pub allow_private_cimd: bool,
-    pub refresh_grace: Duration,
+pub(crate) struct OAuthConfig {
+    pub(crate) token_mode: TokenMode,
+    pub(crate) es256: bool,
+    pub(crate) access_token_ttl: Duration,
+    pub(crate) refresh_token_ttl: Duration,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) trusted_clients: Vec<String>,
+    pub(crate) registration_ttl: Duration,
+    pub(crate) registrations_per_minute: u64,
+    pub(crate) registrations_per_hour: u64,
+    pub(crate) allow_private_cimd: bool,
+    pub(crate) refresh_grace: Duration,
     /// Scope → what it lets a client do, in the person's words (consent page).
-    pub scope_descriptions: std::collections::BTreeMap<String, String>,
-    pub idp: IdpConfig,
+    pub(crate) scope_descriptions: std::collections::BTreeMap<String, String>,
+    pub(crate) idp: IdpConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdpKind {
+pub(crate) enum IdpKind {
     WorkOs,
     /// The WorkOS SSO API (`/sso/authorize`, `/sso/token`).
     WorkOsSso,
@@ -92,7 +92,7 @@ pub enum IdpKind {
 /// of WorkOS's `organization`, `connection` or `provider` parameters,
 /// fixed, or an organization chosen by the user's e-mail domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SsoTarget {
+pub(crate) enum SsoTarget {
     Organization(String),
     Connection(String),
     Provider(String),
@@ -101,25 +101,25 @@ pub enum SsoTarget {
 }
 
 #[derive(Debug, Clone)]
-pub struct IdpConfig {
-    pub kind: IdpKind,
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-    pub basic_auth: bool,
-    pub scopes: Vec<String>,
-    pub authorization_endpoint: Option<String>,
-    pub token_endpoint: Option<String>,
-    pub jwks_uri: Option<String>,
-    pub userinfo_endpoint: Option<String>,
-    pub revocation_endpoint: Option<String>,
+pub(crate) struct IdpConfig {
+    pub(crate) kind: IdpKind,
+    pub(crate) issuer: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) basic_auth: bool,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) authorization_endpoint: Option<String>,
+    pub(crate) token_endpoint: Option<String>,
+    pub(crate) jwks_uri: Option<String>,
+    pub(crate) userinfo_endpoint: Option<String>,
+    pub(crate) revocation_endpoint: Option<String>,
     /// `workos_sso` only.
-    pub sso: Option<SsoTarget>,
+    pub(crate) sso: Option<SsoTarget>,
 }
 
 type FieldError = (String, String);
 
-pub fn oauth(
+pub(crate) fn oauth(
     raw: RawOAuth,
     idp: Option<RawIdp>,
     public_url: &url::Url,

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 /// Tool name → the scopes its `tools/call` needs (each list sorted, no
 /// duplicates; tools without scopes are absent).
-pub type ToolScopes = BTreeMap<String, Vec<String>>;
+pub(crate) type ToolScopes = BTreeMap<String, Vec<String>>;
 
 /// Longest scope token and most scopes per tool the gateway keeps.
 const MAX_SCOPE_LEN: usize = 128;
@@ -32,10 +32,10 @@ pub(crate) const MAX_TOOL_NAME: usize = 256;
 /// in the management API.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ToolPolicy {
-    pub name: String,
+pub(crate) struct ToolPolicy {
+    pub(crate) name: String,
     #[serde(default, alias = "required_scopes")]
-    pub required_scopes: Vec<String>,
+    pub(crate) required_scopes: Vec<String>,
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.

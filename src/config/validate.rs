@@ -248,7 +248,6 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
     }
 
     Ok(Config {
-        source: path.to_path_buf(),
         public_url,
         public_origin,
         public_authority,
@@ -455,7 +454,7 @@ fn stream_seconds(v: Option<u64>) -> Result<Option<Option<Duration>>, String> {
 }
 
 /// True when `host` (a bare, lower-case name) is `public_url`'s host.
-pub fn is_public_host(public_url: &str, host: &str) -> bool {
+pub(crate) fn is_public_host(public_url: &str, host: &str) -> bool {
     Url::parse(public_url)
         .ok()
         .and_then(|u| {
@@ -467,7 +466,7 @@ pub fn is_public_host(public_url: &str, host: &str) -> bool {
 
 /// Why an upstream base URL is refused (the message names the value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UpstreamUrlError {
+pub(crate) enum UpstreamUrlError {
     #[error("`{0}` is not a URL: {1}")]
     NotAUrl(String, String),
     #[error("scheme `{0}` is not http or https")]
@@ -479,7 +478,7 @@ pub enum UpstreamUrlError {
 }
 
 /// Parses an upstream base URL (`http(s)://host[:port][/base]`).
-pub fn parse_upstream(s: &str) -> Result<Upstream, UpstreamUrlError> {
+pub(crate) fn parse_upstream(s: &str) -> Result<Upstream, UpstreamUrlError> {
     let url = Url::parse(s).map_err(|e| UpstreamUrlError::NotAUrl(s.into(), e.to_string()))?;
     let tls = match url.scheme() {
         "http" => false,
@@ -514,7 +513,7 @@ pub fn parse_upstream(s: &str) -> Result<Upstream, UpstreamUrlError> {
 }
 
 /// `scheme://host[:port]` in its ASCII serialisation, or None if `s` isn't one.
-pub fn normalize_origin(s: &str) -> Option<String> {
+pub(crate) fn normalize_origin(s: &str) -> Option<String> {
     let url = Url::parse(s).ok()?;
     if url.path() != "/" && !url.path().is_empty() {
         return None;

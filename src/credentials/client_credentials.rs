@@ -29,7 +29,7 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
-    pub fn new(settings: ProviderSettings, egress: EgressClient) -> Self {
+    pub(crate) fn new(settings: ProviderSettings, egress: EgressClient) -> Self {
         Self {
             settings,
             egress,
@@ -38,7 +38,7 @@ impl ClientCredentials {
         }
     }
 
-    pub async fn header(&self) -> Result<HeaderValue, InjectError> {
+    pub(crate) async fn header(&self) -> Result<HeaderValue, InjectError> {
         if let Some(c) = self.fresh() {
             crate::telemetry::note("cache.hit", true);
             return Ok(c);
@@ -62,7 +62,7 @@ impl ClientCredentials {
     }
 
     /// Fetches a token now.
-    pub async fn fetch(&self) -> Result<HeaderValue, InjectError> {
+    pub(crate) async fn fetch(&self) -> Result<HeaderValue, InjectError> {
         self.try_fetch()
             .await
             .map_err(|e| InjectError::Unavailable(e.to_string()))
@@ -70,7 +70,7 @@ impl ClientCredentials {
 
     /// Fetches a token now; the error says why in classes only (used to
     /// validate a connection).
-    pub async fn try_fetch(&self) -> Result<HeaderValue, TokenCallError> {
+    pub(crate) async fn try_fetch(&self) -> Result<HeaderValue, TokenCallError> {
         let s = &self.settings;
         let mut params = vec![("grant_type", "client_credentials".to_string())];
         if let Some(scope) = s.scope() {

@@ -20,14 +20,14 @@ use http::{HeaderName, HeaderValue};
 use crate::auth::Principal;
 use crate::catalog::{Connection, ConnectionSecrets};
 
-pub mod client_credentials;
+pub(crate) mod client_credentials;
 pub(crate) mod elicitation;
-pub mod oauth;
+pub(crate) mod oauth;
 pub mod per_user;
-pub mod token_exchange;
-pub mod workos_pipes;
+pub(crate) mod token_exchange;
+pub(crate) mod workos_pipes;
 
-pub use token_exchange::Subject;
+pub(crate) use token_exchange::Subject;
 
 /// How requests to one app are credentialed.
 pub enum Injection {
@@ -47,14 +47,14 @@ pub enum Injection {
 /// What one request gets, resolved in `request_filter` (where a failure can
 /// still be answered) and applied in `upstream_request_filter`.
 #[derive(Clone)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     None,
     Header(HeaderName, HeaderValue),
     Query { name: String, pair: String },
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum InjectError {
+pub(crate) enum InjectError {
     /// The user has not connected their upstream account (or it was revoked).
     #[error("connect your account at {connect_url}")]
     NotConnected { connect_url: String },
@@ -69,7 +69,7 @@ pub enum InjectError {
 /// Why a connection's settings cannot make credentials. The text is what
 /// the management API reports as the connection's `lastError`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConnectionError {
+pub(crate) enum ConnectionError {
     /// A required field (named as in the API's JSON) is not set.
     #[error("{0} is missing")]
     Missing(&'static str),
@@ -95,7 +95,7 @@ pub enum ConnectionError {
 impl Injection {
     /// Builds the injection for a connection and its decrypted secrets.
     /// Returns the connection's problem as text when it cannot be used.
-    pub fn build(
+    pub(crate) fn build(
         conn: &Connection,
         secrets: &ConnectionSecrets,
         ctx: &oauth::OAuthContext,
@@ -172,7 +172,10 @@ impl Injection {
         }
     }
 
-    pub async fn resolve(&self, principal: Option<&Principal>) -> Result<Resolved, InjectError> {
+    pub(crate) async fn resolve(
+        &self,
+        principal: Option<&Principal>,
+    ) -> Result<Resolved, InjectError> {
         self.resolve_for(Subject {
             principal,
             bearer: None,
@@ -181,7 +184,7 @@ impl Injection {
     }
 
     /// The connection type, as traces name it.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Injection::None => "none",
             Injection::Header(..) => "header",
@@ -195,7 +198,7 @@ impl Injection {
 
     /// Whether resolving needs the caller (per-user kinds): the proxy then
     /// reads the JSON-RPC body, so a refusal can answer its request id.
-    pub fn per_user(&self) -> bool {
+    pub(crate) fn per_user(&self) -> bool {
         matches!(
             self,
             Injection::PerUser(_) | Injection::TokenExchange(_) | Injection::WorkosPipes(_)
@@ -204,7 +207,7 @@ impl Injection {
 
     /// Like [`Self::resolve`], with the bearer the client presented (the
     /// subject token of a token exchange outside gateway token mode).
-    pub async fn resolve_for(&self, who: Subject<'_>) -> Result<Resolved, InjectError> {
+    pub(crate) async fn resolve_for(&self, who: Subject<'_>) -> Result<Resolved, InjectError> {
         let principal = who.principal;
         match self {
             Injection::None => Ok(Resolved::None),
@@ -234,7 +237,7 @@ impl Injection {
 }
 
 /// Marks a credential header so HTTP/2 HPACK never indexes it.
-pub fn mark_sensitive(mut v: HeaderValue) -> HeaderValue {
+pub(crate) fn mark_sensitive(mut v: HeaderValue) -> HeaderValue {
     v.set_sensitive(true);
     v
 }
@@ -242,7 +245,7 @@ pub fn mark_sensitive(mut v: HeaderValue) -> HeaderValue {
 /// Applies a resolved credential to the upstream request: a header replaces
 /// any copy the client sent; a query credential replaces a same-named
 /// parameter.
-pub fn apply(
+pub(crate) fn apply(
     resolved: &Resolved,
     upstream: &mut pingora::http::RequestHeader,
 ) -> pingora::Result<()> {

@@ -21,42 +21,42 @@ use crate::store::Store;
 
 /// What credential builders need from the gateway.
 #[derive(Clone)]
-pub struct OAuthContext {
+pub(crate) struct OAuthContext {
     /// User-supplied token and refresh endpoints go through the egress policy.
-    pub egress: EgressClient,
-    pub store: Arc<dyn Store>,
-    pub vault: Option<Arc<Vault>>,
-    pub public_url: String,
+    pub(crate) egress: EgressClient,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) vault: Option<Arc<Vault>>,
+    pub(crate) public_url: String,
     /// Gateway token mode: where a token exchange finds the user's IdP
     /// access token (their session). None: the client's bearer is it.
-    pub sessions: Option<Arc<dyn super::token_exchange::SubjectTokens>>,
+    pub(crate) sessions: Option<Arc<dyn super::token_exchange::SubjectTokens>>,
     /// Upstream token expiry is judged by this clock.
-    pub clock: crate::util::clock::Clock,
+    pub(crate) clock: crate::util::clock::Clock,
     /// The WorkOS API base of a `workos_sso` sign-in (WorkOS Pipes); None
     /// with any other identity provider.
-    pub workos_api: Option<String>,
+    pub(crate) workos_api: Option<String>,
 }
 
 #[derive(Debug, Clone)]
-pub struct ProviderSettings {
-    pub connection_id: String,
-    pub app_id: String,
-    pub authorization_endpoint: Option<String>,
-    pub token_endpoint: String,
-    pub refresh_url: Option<String>,
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-    pub scopes: Vec<String>,
-    pub scope_separator: String,
-    pub audience: Option<String>,
-    pub basic_auth: bool,
-    pub json_body: bool,
-    pub pkce: bool,
-    pub authorization_params: Vec<(String, String)>,
+pub(crate) struct ProviderSettings {
+    pub(crate) connection_id: String,
+    pub(crate) app_id: String,
+    pub(crate) authorization_endpoint: Option<String>,
+    pub(crate) token_endpoint: String,
+    pub(crate) refresh_url: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) scope_separator: String,
+    pub(crate) audience: Option<String>,
+    pub(crate) basic_auth: bool,
+    pub(crate) json_body: bool,
+    pub(crate) pkce: bool,
+    pub(crate) authorization_params: Vec<(String, String)>,
 }
 
 impl ProviderSettings {
-    pub fn from_connection(
+    pub(crate) fn from_connection(
         conn: &Connection,
         secrets: &ConnectionSecrets,
     ) -> Result<Self, super::ConnectionError> {
@@ -85,24 +85,22 @@ impl ProviderSettings {
         })
     }
 
-    pub fn scope(&self) -> Option<String> {
+    pub(crate) fn scope(&self) -> Option<String> {
         (!self.scopes.is_empty()).then(|| self.scopes.join(&self.scope_separator))
     }
 }
 
 #[derive(Deserialize)]
-pub struct TokenResponse {
-    pub access_token: String,
+pub(crate) struct TokenResponse {
+    pub(crate) access_token: String,
     #[serde(default)]
-    pub expires_in: Option<u64>,
+    pub(crate) expires_in: Option<u64>,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
     #[serde(default)]
-    pub token_type: Option<String>,
+    pub(crate) id_token: Option<String>,
     #[serde(default)]
-    pub id_token: Option<String>,
-    #[serde(default)]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 /// The error codes of RFC 6749 §5.2, RFC 8693 §2.2.2 (`invalid_target`)
@@ -121,7 +119,7 @@ const STANDARD_ERRORS: [&str; 8] = [
 ];
 
 #[derive(Debug, thiserror::Error)]
-pub enum TokenCallError {
+pub(crate) enum TokenCallError {
     /// The provider refused the grant with a 4xx; `error` is an RFC 6749
     /// §5.2 code when the body carried one, else None.
     #[error("the token endpoint refused: status {status}{}", error.map(|e| format!(" ({e})")).unwrap_or_default())]
@@ -135,7 +133,7 @@ pub enum TokenCallError {
 
 impl TokenCallError {
     /// True when the provider says the client itself is not accepted.
-    pub fn rejects_client(&self) -> bool {
+    pub(crate) fn rejects_client(&self) -> bool {
         matches!(
             self,
             TokenCallError::Refused { status: 401, .. }
@@ -149,7 +147,7 @@ impl TokenCallError {
 
 /// POSTs a token request to an operator-configured endpoint (the identity
 /// provider) with `params` plus client authentication.
-pub async fn token_request(
+pub(crate) async fn token_request(
     http: &reqwest::Client,
     s: &ProviderSettings,
     url: &str,
@@ -160,7 +158,7 @@ pub async fn token_request(
 
 /// POSTs a token request to a user-supplied endpoint, through the egress
 /// policy.
-pub async fn user_token_request(
+pub(crate) async fn user_token_request(
     egress: &EgressClient,
     s: &ProviderSettings,
     url: &str,

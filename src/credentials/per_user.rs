@@ -33,14 +33,18 @@ const MARGIN: u64 = 30;
 
 #[derive(Serialize, Deserialize, Clone)]
 pub struct UserTokens {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
+    pub(crate) access_token: String,
+    pub(crate) refresh_token: Option<String>,
     /// Unix seconds; 0 when the provider stated none.
-    pub expires_at: u64,
+    pub(crate) expires_at: u64,
 }
 
 impl UserTokens {
-    pub fn from_response(t: TokenResponse, previous_refresh: Option<String>, now: u64) -> Self {
+    pub(crate) fn from_response(
+        t: TokenResponse,
+        previous_refresh: Option<String>,
+        now: u64,
+    ) -> Self {
         Self {
             access_token: t.access_token,
             // RFC 6749 §6: a provider may keep the old refresh token.
@@ -55,19 +59,19 @@ impl UserTokens {
 }
 
 pub struct PerUser {
-    pub settings: ProviderSettings,
+    pub(crate) settings: ProviderSettings,
     ctx: OAuthContext,
     /// Fresh tokens by store key; also the single flight of misses
     /// (`try_get_with` runs one load per key, others of that key wait for it).
     local: Cache<String, Arc<UserTokens>>,
 }
 
-pub fn tokens_key(auth_id: &str, subject: &str) -> String {
+pub(crate) fn tokens_key(auth_id: &str, subject: &str) -> String {
     keys::user_tokens(auth_id, &hex::encode(Sha256::digest(subject.as_bytes())))
 }
 
 impl PerUser {
-    pub fn new(conn: &Connection, settings: ProviderSettings, ctx: OAuthContext) -> Self {
+    pub(crate) fn new(conn: &Connection, settings: ProviderSettings, ctx: OAuthContext) -> Self {
         let _ = conn;
         Self {
             settings,
@@ -79,7 +83,7 @@ impl PerUser {
         }
     }
 
-    pub async fn connect_url(&self, principal: Option<&Principal>) -> String {
+    pub(crate) async fn connect_url(&self, principal: Option<&Principal>) -> String {
         issue_connect_url(
             &self.ctx,
             &self.settings.app_id,
@@ -89,7 +93,10 @@ impl PerUser {
         .await
     }
 
-    pub async fn header(&self, principal: Option<&Principal>) -> Result<HeaderValue, InjectError> {
+    pub(crate) async fn header(
+        &self,
+        principal: Option<&Principal>,
+    ) -> Result<HeaderValue, InjectError> {
         match self.token_header(principal).await {
             Err(InjectError::NotConnected { .. }) => Err(InjectError::NotConnected {
                 connect_url: self.connect_url(principal).await,
@@ -161,12 +168,6 @@ impl PerUser {
             .open(key, &sealed)
             .map_err(|e| unavailable(e.to_string()))?;
         Ok(serde_json::from_slice(&plain).ok().map(Arc::new))
-    }
-
-    pub async fn save(&self, key: &str, tokens: &UserTokens) -> Result<(), InjectError> {
-        save_tokens(&self.ctx, key, tokens).await?;
-        self.local.invalidate(key).await;
-        Ok(())
     }
 
     async fn refreshed(&self, key: &str, old: &UserTokens) -> Result<Arc<UserTokens>, InjectError> {
@@ -266,35 +267,35 @@ async fn issue_link(
 /// Who a connect link was issued to (`ctkt:{ticket}`).
 #[derive(Serialize, Deserialize)]
 pub struct ConnectTicket {
-    pub subject: String,
+    pub(crate) subject: String,
     /// Shown on the confirmation page, so a person who opened someone else's
     /// link sees whose account it is.
     #[serde(default)]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     /// The organization of the user's sign-in (WorkOS Pipes needs it).
     #[serde(default)]
-    pub org_id: Option<String>,
-    pub app_id: String,
-    pub auth_id: String,
+    pub(crate) org_id: Option<String>,
+    pub(crate) app_id: String,
+    pub(crate) auth_id: String,
     /// A token exchange the STS refused with `interaction_required`: the
     /// gateway session whose IdP tokens a fresh sign-in replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
+    pub(crate) session_id: Option<String>,
 }
 
 /// A connect link proven to be opened by its user (`lproof:{token}`, single
 /// use; written by `oauth::proof`, spent by the link).
 #[derive(Serialize, Deserialize)]
-pub struct LinkProof {
-    pub ticket: String,
+pub(crate) struct LinkProof {
+    pub(crate) ticket: String,
 }
 
-pub fn ticket_key(ticket: &str) -> String {
+pub(crate) fn ticket_key(ticket: &str) -> String {
     keys::connect_ticket(ticket)
 }
 
 /// Seals and stores a user's upstream tokens (bound to their store key).
-pub async fn save_tokens(
+pub(crate) async fn save_tokens(
     ctx: &OAuthContext,
     key: &str,
     tokens: &UserTokens,

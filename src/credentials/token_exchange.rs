@@ -39,7 +39,7 @@ const DEFAULT_LIFE: Duration = Duration::from_secs(300);
 /// Implemented where sessions are owned (`oauth::sessions`), so this module
 /// does not reach up into the authorization server.
 #[async_trait]
-pub trait SubjectTokens: Send + Sync {
+pub(crate) trait SubjectTokens: Send + Sync {
     /// The session's IdP access token; None when the session is gone or
     /// holds none.
     async fn access_token(&self, session_id: &str) -> Result<Option<String>, SubjectTokenError>;
@@ -47,7 +47,7 @@ pub trait SubjectTokens: Send + Sync {
 
 /// Why a session's IdP token could not be read (never the token itself).
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum SubjectTokenError {
+pub(crate) enum SubjectTokenError {
     #[error("the store cannot be read: {0}")]
     Store(String),
     #[error("the session record is unreadable")]
@@ -58,10 +58,10 @@ pub enum SubjectTokenError {
 
 /// Who a credential is resolved for.
 #[derive(Clone, Copy, Default)]
-pub struct Subject<'a> {
-    pub principal: Option<&'a Principal>,
+pub(crate) struct Subject<'a> {
+    pub(crate) principal: Option<&'a Principal>,
     /// The bearer the client presented (upstream token mode's subject token).
-    pub bearer: Option<&'a str>,
+    pub(crate) bearer: Option<&'a str>,
 }
 
 struct Exchanged {
@@ -79,7 +79,7 @@ pub struct TokenExchange {
 }
 
 impl TokenExchange {
-    pub fn new(
+    pub(crate) fn new(
         conn: &Connection,
         secrets: &ConnectionSecrets,
         ctx: OAuthContext,
@@ -100,7 +100,7 @@ impl TokenExchange {
         })
     }
 
-    pub async fn header(&self, who: Subject<'_>) -> Result<HeaderValue, InjectError> {
+    pub(crate) async fn header(&self, who: Subject<'_>) -> Result<HeaderValue, InjectError> {
         let p = who.principal.ok_or(InjectError::Refused {
             reason: "no_subject_token",
         })?;
@@ -199,7 +199,7 @@ impl TokenExchange {
 
     /// One RFC 8693 §2.1 request; also used to check a new connection (with
     /// a made-up subject token).
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         subject_token: String,
     ) -> Result<super::oauth::TokenResponse, TokenCallError> {

@@ -138,7 +138,7 @@ pub(crate) fn valid_provider_slug(s: &str) -> bool {
 }
 
 impl WorkosPipes {
-    pub fn new(
+    pub(crate) fn new(
         conn: &Connection,
         secrets: &ConnectionSecrets,
         ctx: OAuthContext,
@@ -174,7 +174,10 @@ impl WorkosPipes {
         })
     }
 
-    pub async fn header(&self, principal: Option<&Principal>) -> Result<HeaderValue, InjectError> {
+    pub(crate) async fn header(
+        &self,
+        principal: Option<&Principal>,
+    ) -> Result<HeaderValue, InjectError> {
         let Some(p) = principal else {
             return Err(self.not_connected(None).await);
         };

@@ -32,7 +32,7 @@ use ipnet::IpNet;
 
 /// Why an address is forbidden: a class of the special-purpose registries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AddressClass {
+pub(crate) enum AddressClass {
     Loopback,
     Unspecified,
     Private,
@@ -139,7 +139,7 @@ fn classify_v6(ip: Ipv6Addr) -> Option<AddressClass> {
 }
 
 /// The class of a forbidden address, or None when it is global.
-pub fn classify(ip: IpAddr) -> Option<AddressClass> {
+pub(crate) fn classify(ip: IpAddr) -> Option<AddressClass> {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => classify_v6(v6),
@@ -148,7 +148,7 @@ pub fn classify(ip: IpAddr) -> Option<AddressClass> {
 
 /// Why an outbound URL or address is refused.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum EgressError {
+pub(crate) enum EgressError {
     #[error("is not an http(s) URL with a host")]
     InvalidUrl,
     #[error("resolves to a {0} address")]
@@ -170,7 +170,7 @@ impl EgressPolicy {
 
     /// Ok when the gateway may connect to `ip` for a user. An IPv4-mapped
     /// address is judged as the IPv4 address it connects to.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), EgressError> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), EgressError> {
         let ip = ip.to_canonical();
         if self.allow.iter().any(|net| net.contains(&ip)) {
             return Ok(());
@@ -184,7 +184,11 @@ impl EgressPolicy {
     /// Resolves `host` and checks every address; refuses when any is
     /// forbidden (a name with one private answer is not half-trusted) or
     /// when nothing resolves. Returns the addresses with `port`.
-    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, EgressError> {
+    pub(crate) async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, EgressError> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = bare.parse::<IpAddr>() {
             self.check_ip(ip)?;
@@ -205,7 +209,7 @@ impl EgressPolicy {
 
     /// Checks a user-supplied URL: http(s), a host, and every address the
     /// host resolves to allowed.
-    pub async fn check_url(&self, url: &str) -> Result<(), EgressError> {
+    pub(crate) async fn check_url(&self, url: &str) -> Result<(), EgressError> {
         let url = url::Url::parse(url).map_err(|_| EgressError::InvalidUrl)?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(EgressError::InvalidUrl);
@@ -255,13 +259,13 @@ impl reqwest::dns::Resolve for PolicyResolver {
 /// no redirects (a redirect could point anywhere), and IP-literal hosts
 /// checked before sending (reqwest resolves no literal).
 #[derive(Clone)]
-pub struct EgressClient {
+pub(crate) struct EgressClient {
     http: reqwest::Client,
     policy: Arc<EgressPolicy>,
 }
 
 impl EgressClient {
-    pub fn new(policy: Arc<EgressPolicy>) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(policy: Arc<EgressPolicy>) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .dns_resolver(Arc::new(PolicyResolver(Arc::clone(&policy))))
@@ -273,12 +277,12 @@ impl EgressClient {
         Ok(Self { http, policy })
     }
 
-    pub fn policy(&self) -> &EgressPolicy {
+    pub(crate) fn policy(&self) -> &EgressPolicy {
         &self.policy
     }
 
     /// A request to `url`, or why the URL may not be called.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: reqwest::Method,
         url: &str,
@@ -295,7 +299,7 @@ impl EgressClient {
         Ok(self.http.request(method, parsed))
     }
 
-    pub fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, EgressError> {
+    pub(crate) fn post(&self, url: &str) -> Result<reqwest::RequestBuilder, EgressError> {
         self.request(reqwest::Method::POST, url)
     }
 }
@@ -304,7 +308,7 @@ impl EgressClient {
 /// the user: never any byte the remote sent (an internal service's answer
 /// must not be readable through an error message).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OutboundFailure {
+pub(crate) enum OutboundFailure {
     #[error("connect")]
     Connect,
     #[error("timeout")]
@@ -368,7 +372,7 @@ impl From<reqwest::Error> for OutboundFailure {
 
 /// Parses `allow_upstream_cidrs` entries: `10.0.0.0/8`, `::1/128`, or a
 /// bare address (one host). Host bits past the prefix are cleared.
-pub fn parse_cidr(s: &str) -> Option<IpNet> {
+pub(crate) fn parse_cidr(s: &str) -> Option<IpNet> {
     if let Ok(net) = s.parse::<IpNet>() {
         return Some(net.trunc());
     }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// A field (relative to where the limits are written) and what is wrong
 /// with it: the shape `crate`'s config validation reports in. Kept local
 /// so the config layer can depend on these types, not the other way round.
-pub type FieldError = (String, String);
+pub(crate) type FieldError = (String, String);
 
 const MAX_REQUESTS: u64 = 1_000_000;
 const MAX_PERIOD_SECONDS: u64 = 86_400;
@@ -23,55 +23,55 @@ const MAX_TOOL_NAME: usize = 128;
 /// One rate as written. `perSeconds` in the API, `per_seconds` in TOML.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct RawRate {
-    pub requests: u64,
+pub(crate) struct RawRate {
+    pub(crate) requests: u64,
     #[serde(rename = "perSeconds", alias = "per_seconds")]
-    pub per_seconds: u64,
+    pub(crate) per_seconds: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub burst: Option<u64>,
+    pub(crate) burst: Option<u64>,
 }
 
 /// An app's limits as written (`[[apps]] limits = {…}`, API `config.limits`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct RawLimits {
+pub(crate) struct RawLimits {
     /// Each user (token subject; the client address on a public app).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<RawRate>,
+    pub(crate) user: Option<RawRate>,
     /// Each OAuth client (the token's `client_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client: Option<RawRate>,
+    pub(crate) client: Option<RawRate>,
     /// The whole app, every caller together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<RawRate>,
+    pub(crate) app: Option<RawRate>,
     /// `tools/call` of one tool, every caller together.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub tools: BTreeMap<String, RawRate>,
+    pub(crate) tools: BTreeMap<String, RawRate>,
 }
 
 /// `[limits]`: what happens when the shared store fails, and defaults for
 /// every app that does not set its own.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawGatewayLimits {
+pub(crate) struct RawGatewayLimits {
     /// `allow` (default: fail open) or `deny`.
-    pub on_store_error: Option<String>,
-    pub user: Option<RawRate>,
-    pub client: Option<RawRate>,
-    pub app: Option<RawRate>,
+    pub(crate) on_store_error: Option<String>,
+    pub(crate) user: Option<RawRate>,
+    pub(crate) client: Option<RawRate>,
+    pub(crate) app: Option<RawRate>,
 }
 
 /// A validated rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate {
-    pub requests: u64,
-    pub per_seconds: u64,
-    pub burst: u64,
+pub(crate) struct Rate {
+    pub(crate) requests: u64,
+    pub(crate) per_seconds: u64,
+    pub(crate) burst: u64,
 }
 
 impl Rate {
     /// Microseconds between two requests at the steady rate.
-    pub fn interval_us(&self) -> f64 {
+    pub(crate) fn interval_us(&self) -> f64 {
         self.per_seconds as f64 * 1e6 / self.requests as f64
     }
 }
@@ -88,29 +88,29 @@ impl fmt::Display for Rate {
 
 /// An app's validated limits; `raw` is kept to show them back in the API.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct AppLimits {
-    pub user: Option<Rate>,
-    pub client: Option<Rate>,
-    pub app: Option<Rate>,
-    pub tools: BTreeMap<String, Rate>,
-    pub raw: RawLimits,
+pub(crate) struct AppLimits {
+    pub(crate) user: Option<Rate>,
+    pub(crate) client: Option<Rate>,
+    pub(crate) app: Option<Rate>,
+    pub(crate) tools: BTreeMap<String, Rate>,
+    pub(crate) raw: RawLimits,
 }
 
 impl AppLimits {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.user.is_none() && self.client.is_none() && self.app.is_none() && self.tools.is_empty()
     }
 }
 
 /// What a failing store means for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnStoreError {
+pub(crate) enum OnStoreError {
     Allow,
     Deny,
 }
 
 impl OnStoreError {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Allow => "allow",
             Self::Deny => "deny",
@@ -120,11 +120,11 @@ impl OnStoreError {
 
 /// The validated `[limits]` table.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GatewayLimits {
-    pub on_store_error: OnStoreError,
-    pub user: Option<Rate>,
-    pub client: Option<Rate>,
-    pub app: Option<Rate>,
+pub(crate) struct GatewayLimits {
+    pub(crate) on_store_error: OnStoreError,
+    pub(crate) user: Option<Rate>,
+    pub(crate) client: Option<Rate>,
+    pub(crate) app: Option<Rate>,
 }
 
 impl Default for GatewayLimits {
@@ -162,7 +162,7 @@ fn opt(raw: &Option<RawRate>, field: &str) -> Result<Option<Rate>, FieldError> {
 }
 
 /// Validates an app's limits; field names are relative to the app (`limits.…`).
-pub fn app_limits(raw: Option<RawLimits>) -> Result<AppLimits, FieldError> {
+pub(crate) fn app_limits(raw: Option<RawLimits>) -> Result<AppLimits, FieldError> {
     let Some(raw) = raw else {
         return Ok(AppLimits::default());
     };
@@ -191,7 +191,7 @@ pub fn app_limits(raw: Option<RawLimits>) -> Result<AppLimits, FieldError> {
 }
 
 /// Validates `[limits]`; field names are relative to it.
-pub fn gateway_limits(raw: &RawGatewayLimits) -> Result<GatewayLimits, FieldError> {
+pub(crate) fn gateway_limits(raw: &RawGatewayLimits) -> Result<GatewayLimits, FieldError> {
     let on_store_error = match raw.on_store_error.as_deref() {
         None | Some("allow") => OnStoreError::Allow,
         Some("deny") => OnStoreError::Deny,

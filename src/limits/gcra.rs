@@ -19,16 +19,16 @@ const SWEEP_ABOVE: usize = 10_000;
 
 /// One limit of one request: a key, its rate, and what this request costs.
 #[derive(Debug, Clone)]
-pub struct Cell {
-    pub key: String,
-    pub interval_us: f64,
-    pub burst: u64,
-    pub cost: u64,
+pub(crate) struct Cell {
+    pub(crate) key: String,
+    pub(crate) interval_us: f64,
+    pub(crate) burst: u64,
+    pub(crate) cost: u64,
 }
 
 /// The outcome of charging a request's cells.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Allowed,
     /// `index` of the cell that refused (the one to wait longest for), and
     /// how long until the request would be allowed.
@@ -40,7 +40,7 @@ pub enum Outcome {
 
 /// Computes the outcome and, when allowed, the new TATs (same order as cells).
 /// `tats[i]` is the stored TAT of cell `i` (0 when absent); times in µs.
-pub fn decide(cells: &[Cell], tats: &[f64], now: f64) -> (Outcome, Vec<f64>) {
+pub(crate) fn decide(cells: &[Cell], tats: &[f64], now: f64) -> (Outcome, Vec<f64>) {
     let mut new = Vec::with_capacity(cells.len());
     let mut worst: Option<(usize, f64)> = None;
     for (i, (c, tat)) in cells.iter().zip(tats).enumerate() {
@@ -64,7 +64,7 @@ pub fn decide(cells: &[Cell], tats: &[f64], now: f64) -> (Outcome, Vec<f64>) {
 }
 
 /// The in-process table (embedded store: one instance, nothing to share).
-pub struct Local {
+pub(crate) struct Local {
     started: Instant,
     tats: Mutex<HashMap<String, f64>>,
 }
@@ -79,7 +79,7 @@ impl Default for Local {
 }
 
 impl Local {
-    pub fn charge(&self, cells: &[Cell]) -> Outcome {
+    pub(crate) fn charge(&self, cells: &[Cell]) -> Outcome {
         let now = self.started.elapsed().as_micros() as f64;
         // A poisoned lock only means another request panicked mid-update;
         // the numbers are still usable.

@@ -27,11 +27,11 @@ use crate::errors::ApiError;
 use crate::store::keys;
 use crate::web::LocalResponse;
 
-pub mod config;
+pub(crate) mod config;
 pub(crate) mod gcra;
 pub(crate) mod redis;
 
-pub use config::{AppLimits, GatewayLimits, OnStoreError, Rate, RawGatewayLimits, RawLimits};
+pub(crate) use config::{GatewayLimits, OnStoreError, Rate};
 use gcra::{Cell, Outcome};
 
 /// JSON-RPC error code of a rate-limited `tools/call` (implementation-defined
@@ -55,7 +55,7 @@ pub(crate) enum LimitsError {
     Metrics(#[from] prometheus::Error),
 }
 
-pub struct Limiter {
+pub(crate) struct Limiter {
     backend: Backend,
     defaults: GatewayLimits,
     /// `[allowed, limited]` per entry of [`KINDS`].

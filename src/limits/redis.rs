@@ -46,7 +46,7 @@ return {0, 0}
 
 /// Why a shared limit could not be checked.
 #[derive(Debug, thiserror::Error)]
-pub enum SharedLimitError {
+pub(crate) enum SharedLimitError {
     #[error("invalid Redis URL")]
     Url,
     #[error("redis: {0}")]
@@ -57,7 +57,7 @@ pub enum SharedLimitError {
     Answer,
 }
 
-pub struct Shared {
+pub(crate) struct Shared {
     conn: ConnectionManager,
     prefix: String,
     timeout: Duration,
@@ -65,7 +65,11 @@ pub struct Shared {
 
 impl Shared {
     /// Prepares the connection without contacting Redis (it connects on first use).
-    pub fn new(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, SharedLimitError> {
+    pub(crate) fn new(
+        url: &str,
+        key_prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, SharedLimitError> {
         // redis-rs parse errors never echo the URL, but say nothing anyway:
         // it may carry a password.
         let client = Client::open(url).map_err(|_| SharedLimitError::Url)?;
@@ -83,7 +87,7 @@ impl Shared {
         })
     }
 
-    pub async fn charge(&self, cells: &[Cell]) -> Result<Outcome, SharedLimitError> {
+    pub(crate) async fn charge(&self, cells: &[Cell]) -> Result<Outcome, SharedLimitError> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(GCRA_SCRIPT).arg(cells.len());
         for c in cells {

@@ -25,26 +25,26 @@ use crate::web::{LocalRequest, LocalResponse};
 /// An authorization waiting for the user to sign in (`pend:{state}`).
 #[derive(Serialize, Deserialize, Clone)]
 pub struct Pending {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub client_state: Option<String>,
-    pub code_challenge: String,
-    pub scope: String,
-    pub resource: Option<String>,
-    pub nonce: String,
-    pub idp_verifier: String,
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) client_state: Option<String>,
+    pub(crate) code_challenge: String,
+    pub(crate) scope: String,
+    pub(crate) resource: Option<String>,
+    pub(crate) nonce: String,
+    pub(crate) idp_verifier: String,
     /// Set when this sign-in only proves who opened a connect link
     /// ([`super::proof`]): no client, no code, no consent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proof: Option<super::proof::ProofRequest>,
+    pub(crate) proof: Option<super::proof::ProofRequest>,
 }
 
-pub fn pending_key(state: &str) -> String {
+pub(crate) fn pending_key(state: &str) -> String {
     keys::pending(state)
 }
 
 /// A registered client or a client metadata document.
-pub async fn lookup(
+pub(crate) async fn lookup(
     state: &State,
     oauth: &OAuthServer,
     client_id: &str,
@@ -68,7 +68,7 @@ pub async fn lookup(
         .ok_or_else(|| OAuthError::invalid_client("unknown client_id (register it first)"))
 }
 
-pub fn page(status: u16, title: &str, text: &str) -> LocalResponse {
+pub(crate) fn page(status: u16, title: &str, text: &str) -> LocalResponse {
     LocalResponse::message_page(status, title, text)
 }
 
@@ -80,14 +80,14 @@ pub fn page(status: u16, title: &str, text: &str) -> LocalResponse {
 /// the operator trusts get them redirected; everyone else sees the error
 /// page. (A user who denies on the consent page has seen the client, and
 /// the denial goes back to it as `access_denied`.)
-pub fn redirects_errors(oauth: &OAuthServer, client_id: &str) -> bool {
+pub(crate) fn redirects_errors(oauth: &OAuthServer, client_id: &str) -> bool {
     oauth.cfg.trusted_clients.iter().any(|c| c == client_id)
 }
 
 /// The page shown instead of an error redirect. `description` is the
 /// gateway's own text (never a provider's or client's free text); `error`
 /// is the RFC 6749 code, shown for support.
-pub fn error_page(error: &str, description: &str) -> LocalResponse {
+pub(crate) fn error_page(error: &str, description: &str) -> LocalResponse {
     let todo = match error {
         "access_denied" => "Go back to your application and sign in again, with an account that may use it. If you think you should have access, contact the gateway's operator and quote the request id below.",
         "temporarily_unavailable" | "server_error" => "Wait a moment, then start again from your application. If it keeps happening, contact the gateway's operator and quote the request id below.",
@@ -102,7 +102,7 @@ pub fn error_page(error: &str, description: &str) -> LocalResponse {
 }
 
 /// An error sent back to a proven redirect URI.
-pub fn redirect_error(
+pub(crate) fn redirect_error(
     state: &State,
     redirect_uri: &str,
     client_state: Option<&str>,
@@ -117,7 +117,11 @@ pub fn redirect_error(
     LocalResponse::redirect(&with_params(redirect_uri, &p))
 }
 
-pub async fn authorize(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn authorize(
+    state: &State,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     let q = query(req);
     let Some(client_id) = q.get("client_id").filter(|c| !c.is_empty()) else {
         return page(400, "Invalid request", "client_id is required.");
@@ -313,7 +317,7 @@ pub(super) async fn idp_url(
 /// The gateway resource a requested `resource` names, compared as
 /// canonical URIs (RFC 8707 §2; scheme and host case-insensitive, no
 /// trailing slash), or None.
-pub fn canonical_resource(state: &State, requested: &str) -> Option<String> {
+pub(crate) fn canonical_resource(state: &State, requested: &str) -> Option<String> {
     let canon = |s: &str| -> Option<String> {
         let u = url::Url::parse(s).ok()?;
         if u.fragment().is_some() {

@@ -19,21 +19,25 @@ use crate::web::{LocalRequest, LocalResponse};
 /// A bridge code (`code:{sha256(code)}`), 60 s, single use.
 #[derive(Serialize, Deserialize, Clone)]
 pub struct CodeGrant {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub code_challenge: String,
-    pub scope: String,
-    pub resource: Option<String>,
-    pub user: User,
+    pub(crate) client_id: String,
+    pub(crate) redirect_uri: String,
+    pub(crate) code_challenge: String,
+    pub(crate) scope: String,
+    pub(crate) resource: Option<String>,
+    pub(crate) user: User,
     /// The IdP's tokens, sealed under the code's key (never stored in clear).
-    pub upstream: Option<super::sessions::Sealed>,
+    pub(crate) upstream: Option<super::sessions::Sealed>,
 }
 
-pub fn code_key(code: &str) -> String {
+pub(crate) fn code_key(code: &str) -> String {
     keys::auth_code(&sha256_hex(code))
 }
 
-pub async fn callback(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn callback(
+    state: &State,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     let q = query(req);
     let Some(idp_state) = q.get("state") else {
         return page(
@@ -185,7 +189,7 @@ pub(super) async fn sign_in(
 /// Whether the signed-in user may use the app the authorization is for
 /// (the management audience is open to anyone signed in: what they see
 /// there is still only their own). No code is issued otherwise.
-pub fn may_use(state: &State, p: &Pending, user: &User) -> bool {
+pub(crate) fn may_use(state: &State, p: &Pending, user: &User) -> bool {
     let Some(resource) = p.resource.as_deref() else {
         return true;
     };
@@ -206,7 +210,7 @@ pub fn may_use(state: &State, p: &Pending, user: &User) -> bool {
 }
 
 /// Mints the one-time bridge code and sends the browser back to the client.
-pub async fn issue_code(
+pub(crate) async fn issue_code(
     state: &State,
     p: Pending,
     user: User,

@@ -27,7 +27,7 @@ const MAX_DOC: usize = 64 * 1024;
 /// Fetches of one host's documents per minute.
 const PER_HOST_PER_MINUTE: u32 = 10;
 
-pub struct Cache {
+pub(crate) struct Cache {
     found: Moka<String, Arc<Client>>,
     /// Why a document could not be used, for a minute.
     failed: Moka<String, String>,
@@ -54,11 +54,11 @@ impl Default for Cache {
     }
 }
 
-pub fn is_cimd(client_id: &str) -> bool {
+pub(crate) fn is_cimd(client_id: &str) -> bool {
     client_id.starts_with("https://") || client_id.starts_with("http://")
 }
 
-pub async fn resolve(
+pub(crate) async fn resolve(
     cache: &Cache,
     http_allowed_private: bool,
     client_id: &str,

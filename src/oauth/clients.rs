@@ -10,28 +10,28 @@ use crate::errors::OAuthError;
 /// A client as the gateway knows it (`client:{id}` for registrations).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Client {
-    pub client_id: String,
+    pub(crate) client_id: String,
     #[serde(default)]
-    pub client_name: Option<String>,
+    pub(crate) client_name: Option<String>,
     pub redirect_uris: Vec<String>,
-    pub grant_types: Vec<String>,
-    pub response_types: Vec<String>,
-    pub token_endpoint_auth_method: String,
+    pub(crate) grant_types: Vec<String>,
+    pub(crate) response_types: Vec<String>,
+    pub(crate) token_endpoint_auth_method: String,
     /// SHA-256 (hex) of the client secret, for confidential clients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_hash: Option<String>,
+    pub(crate) secret_hash: Option<String>,
     #[serde(default)]
-    pub client_id_issued_at: u64,
+    pub(crate) client_id_issued_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_uri: Option<String>,
+    pub(crate) client_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logo_uri: Option<String>,
+    pub(crate) logo_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub software_id: Option<String>,
+    pub(crate) software_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub software_version: Option<String>,
+    pub(crate) software_version: Option<String>,
 }
 
 impl Client {
@@ -184,7 +184,7 @@ pub fn check_redirect_uri(u: &str) -> Result<(), OAuthError> {
     }
 }
 
-pub fn is_loopback(url: &url::Url) -> bool {
+pub(crate) fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),

@@ -130,7 +130,12 @@ async fn granted(state: &State, sub: &str, client_id: &str, resource: Option<&st
         .unwrap_or_default()
 }
 
-pub async fn already_given(state: &State, oauth: &OAuthServer, sub: &str, p: &Pending) -> bool {
+pub(crate) async fn already_given(
+    state: &State,
+    oauth: &OAuthServer,
+    sub: &str,
+    p: &Pending,
+) -> bool {
     if oauth.cfg.trusted_clients.contains(&p.client_id) {
         return true;
     }
@@ -144,7 +149,7 @@ pub async fn already_given(state: &State, oauth: &OAuthServer, sub: &str, p: &Pe
         .all(|s| scopes.iter().any(|x| x == s))
 }
 
-pub async fn show(
+pub(crate) async fn show(
     state: &State,
     oauth: &OAuthServer,
     pending: Pending,
@@ -277,7 +282,11 @@ pub async fn show(
     resp
 }
 
-pub async fn decide(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn decide(
+    state: &State,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
         .into_owned()
         .collect();

@@ -16,16 +16,16 @@ use crate::web::pages::signin;
 use crate::web::{LocalRequest, LocalResponse};
 
 #[derive(Serialize, Deserialize)]
-pub struct DevCode {
-    pub email: String,
+pub(crate) struct DevCode {
+    pub(crate) email: String,
 }
 
-pub fn login_page(req: &LocalRequest) -> LocalResponse {
+pub(crate) fn login_page(req: &LocalRequest) -> LocalResponse {
     let q = query(req);
     signin::dev(q.get("state").map(String::as_str).unwrap_or(""), None)
 }
 
-pub async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
     let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
         .into_owned()
         .collect();
@@ -61,7 +61,7 @@ pub async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
 }
 
 /// The user a dev code stands for.
-pub async fn redeem(state: &State, code: &str) -> Option<super::idp::User> {
+pub(crate) async fn redeem(state: &State, code: &str) -> Option<super::idp::User> {
     let c: DevCode = state
         .store
         .take_json(&keys::dev_code(&sha256_hex(code)))

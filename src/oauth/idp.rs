@@ -22,37 +22,37 @@ use crate::config::oauth::{IdpConfig, IdpKind};
 use crate::credentials::oauth::{token_request, ProviderSettings, TokenCallError};
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Endpoints {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
+pub(crate) struct Endpoints {
+    pub(crate) issuer: String,
+    pub(crate) authorization_endpoint: String,
+    pub(crate) token_endpoint: String,
     #[serde(default)]
-    pub jwks_uri: Option<String>,
+    pub(crate) jwks_uri: Option<String>,
     #[serde(default)]
-    pub userinfo_endpoint: Option<String>,
+    pub(crate) userinfo_endpoint: Option<String>,
     #[serde(default)]
-    pub revocation_endpoint: Option<String>,
+    pub(crate) revocation_endpoint: Option<String>,
 }
 
 /// What the IdP's token endpoint returned.
 #[derive(Debug, Clone, serde::Serialize, Deserialize)]
-pub struct IdpTokens {
-    pub access_token: String,
+pub(crate) struct IdpTokens {
+    pub(crate) access_token: String,
     #[serde(default)]
-    pub refresh_token: Option<String>,
+    pub(crate) refresh_token: Option<String>,
     #[serde(default)]
-    pub id_token: Option<String>,
+    pub(crate) id_token: Option<String>,
     #[serde(default)]
-    pub expires_in: Option<u64>,
+    pub(crate) expires_in: Option<u64>,
     #[serde(default)]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 /// The signed-in user: the standard OIDC claims the bridge keeps.
-pub use crate::auth::claims::UserInfo as User;
+pub(crate) use crate::auth::claims::UserInfo as User;
 
 #[derive(Debug, thiserror::Error)]
-pub enum IdpError {
+pub(crate) enum IdpError {
     #[error("the identity provider refused: {0}")]
     Refused(String),
     #[error("the identity provider is unavailable: {0}")]
@@ -61,8 +61,8 @@ pub enum IdpError {
     BadIdToken(String),
 }
 
-pub struct Idp {
-    pub cfg: IdpConfig,
+pub(crate) struct Idp {
+    pub(crate) cfg: IdpConfig,
     http: reqwest::Client,
     endpoints: ArcSwapOption<Endpoints>,
     id_keys: Arc<Jwks>,
@@ -71,7 +71,11 @@ pub struct Idp {
 impl Idp {
     /// `metrics` are the process's (exported on `/metrics`): the IdP's key
     /// fetches count in `drio_jwks_refresh_total` with the others.
-    pub fn new(cfg: IdpConfig, http: reqwest::Client, metrics: Arc<AuthMetrics>) -> Arc<Idp> {
+    pub(crate) fn new(
+        cfg: IdpConfig,
+        http: reqwest::Client,
+        metrics: Arc<AuthMetrics>,
+    ) -> Arc<Idp> {
         Arc::new_cyclic(|me: &std::sync::Weak<Idp>| {
             let source: Arc<dyn KeySource> = Arc::new(IdpKeys(me.clone()));
             let settings = JwksSettings {
@@ -88,17 +92,17 @@ impl Idp {
         })
     }
 
-    pub fn is_dev(&self) -> bool {
+    pub(crate) fn is_dev(&self) -> bool {
         self.cfg.kind == IdpKind::Dev
     }
 
     /// The WorkOS SSO API (see [`super::workos_sso`]): no OIDC endpoints.
-    pub fn is_workos_sso(&self) -> bool {
+    pub(crate) fn is_workos_sso(&self) -> bool {
         self.cfg.kind == IdpKind::WorkOsSso
     }
 
     /// The IdP's endpoints: configured, or discovered once and cached.
-    pub async fn endpoints(&self) -> Result<Arc<Endpoints>, IdpError> {
+    pub(crate) async fn endpoints(&self) -> Result<Arc<Endpoints>, IdpError> {
         if let Some(e) = self.endpoints.load_full() {
             return Ok(e);
         }
@@ -192,7 +196,7 @@ impl Idp {
         })
     }
 
-    pub async fn exchange_code(
+    pub(crate) async fn exchange_code(
         &self,
         code: &str,
         verifier: &str,
@@ -211,7 +215,7 @@ impl Idp {
         self.token(p).await
     }
 
-    pub async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         refresh_token: &str,
         resource: Option<&str>,
@@ -227,7 +231,11 @@ impl Idp {
     }
 
     /// Verifies an ID token and returns its user (OIDC Core §3.1.3.7).
-    pub async fn verify_id_token(&self, id_token: &str, nonce: &str) -> Result<User, IdpError> {
+    pub(crate) async fn verify_id_token(
+        &self,
+        id_token: &str,
+        nonce: &str,
+    ) -> Result<User, IdpError> {
         let bad = |m: &str| IdpError::BadIdToken(m.to_string());
         let header = jsonwebtoken::decode_header(id_token).map_err(|_| bad("malformed header"))?;
         if matches!(
@@ -274,7 +282,7 @@ impl Idp {
         Ok(data.claims.user)
     }
 
-    pub async fn userinfo(&self, access_token: &str) -> Result<User, IdpError> {
+    pub(crate) async fn userinfo(&self, access_token: &str) -> Result<User, IdpError> {
         let e = self.endpoints().await?;
         let url = e
             .userinfo_endpoint
@@ -305,7 +313,7 @@ impl Idp {
     }
 
     /// Best effort (RFC 7009): the IdP forgets a token the gateway revoked.
-    pub async fn revoke(&self, token: &str) {
+    pub(crate) async fn revoke(&self, token: &str) {
         // WorkOS SSO issues no refresh tokens and has no revocation endpoint.
         if self.is_workos_sso() {
             return;
@@ -336,7 +344,7 @@ fn idp_span(operation: &'static str) -> Option<crate::telemetry::Child> {
 }
 
 /// The IdP's JWKS, located through discovery when not configured.
-pub struct IdpKeys(pub std::sync::Weak<Idp>);
+pub(crate) struct IdpKeys(pub std::sync::Weak<Idp>);
 
 #[async_trait]
 impl KeySource for IdpKeys {

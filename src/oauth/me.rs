@@ -10,7 +10,7 @@ use crate::store::StoreExt;
 use crate::web::LocalResponse;
 
 /// For a caller the management guard admitted (see [`crate::routes`]).
-pub async fn me(state: &State, user: &crate::api::Caller) -> LocalResponse {
+pub(crate) async fn me(state: &State, user: &crate::api::Caller) -> LocalResponse {
     let p = &user.principal;
     let stored: Option<User> = state
         .store

@@ -15,10 +15,10 @@ use crate::config::oauth::TokenMode;
 use crate::state::State;
 use crate::web::{LocalRequest, LocalResponse};
 
-pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 const PRM: &str = "/.well-known/oauth-protected-resource";
 
-pub async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse> {
+pub(crate) async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse> {
     if req.method != http::Method::GET && req.method != http::Method::HEAD {
         return None;
     }

@@ -20,35 +20,35 @@ use crate::web::LocalRequest;
 
 pub mod authorize;
 pub mod callback;
-pub mod cimd;
+pub(crate) mod cimd;
 pub mod clients;
 pub mod consent;
-pub mod dev;
-pub mod idp;
-pub mod me;
-pub mod metadata;
-pub mod proof;
-pub mod register;
-pub mod revoke;
-pub mod session_tokens;
+pub(crate) mod dev;
+pub(crate) mod idp;
+pub(crate) mod me;
+pub(crate) mod metadata;
+pub(crate) mod proof;
+pub(crate) mod register;
+pub(crate) mod revoke;
+pub(crate) mod session_tokens;
 pub mod sessions;
 pub mod signing;
-pub mod token;
-pub mod upstream_refresh;
-pub mod workos_sso;
+pub(crate) mod token;
+pub(crate) mod upstream_refresh;
+pub(crate) mod workos_sso;
 
-pub struct OAuthServer {
-    pub cfg: OAuthConfig,
-    pub idp: Arc<idp::Idp>,
+pub(crate) struct OAuthServer {
+    pub(crate) cfg: OAuthConfig,
+    pub(crate) idp: Arc<idp::Idp>,
     /// Gateway token mode only.
-    pub keys: Option<Arc<signing::Keyring>>,
-    pub cimd: cimd::Cache,
+    pub(crate) keys: Option<Arc<signing::Keyring>>,
+    pub(crate) cimd: cimd::Cache,
     /// Expiries, grace windows and rate-limit windows read this clock.
-    pub clock: crate::util::clock::Clock,
+    pub(crate) clock: crate::util::clock::Clock,
 }
 
 impl OAuthServer {
-    pub fn scopes_supported(&self) -> Vec<String> {
+    pub(crate) fn scopes_supported(&self) -> Vec<String> {
         let mut s: Vec<String> = ["openid", "profile", "email", "offline_access"]
             .map(String::from)
             .to_vec();
@@ -106,12 +106,12 @@ impl From<sessions::SessionError> for crate::errors::OAuthError {
     }
 }
 
-pub fn random(n: usize) -> Result<String, crate::errors::OAuthError> {
+pub(crate) fn random(n: usize) -> Result<String, crate::errors::OAuthError> {
     crate::util::random::token(n)
         .map_err(|e| crate::errors::OAuthError::server_error(e.to_string()))
 }
 
-pub fn sha256_hex(s: &str) -> String {
+pub(crate) fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
@@ -132,7 +132,7 @@ pub fn pkce_ok(verifier: &str, challenge: &str) -> bool {
 
 /// `uri` with extra query parameters (the client's redirect URI with code,
 /// state and iss, or with an error).
-pub fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
     let mut u = match url::Url::parse(uri) {
         Ok(u) => u,
         Err(_) => return uri.to_string(),
@@ -147,9 +147,9 @@ pub fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// How long pending authorizations live (issue: 10 minutes, single use).
-pub const PENDING_TTL: Duration = Duration::from_secs(600);
+pub(crate) const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Bridge codes: 60 s, single use.
-pub const CODE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const CODE_TTL: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {

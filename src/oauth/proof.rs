@@ -40,7 +40,7 @@ const PROOF_TTL: Duration = Duration::from_secs(120);
 
 /// What the sign-in must prove, kept in the pending authorization.
 #[derive(Serialize, Deserialize, Clone)]
-pub struct ProofRequest {
+pub(crate) struct ProofRequest {
     subject_sha256: String,
     ticket: String,
     app_id: String,
@@ -66,7 +66,7 @@ fn expired() -> LocalResponse {
 }
 
 /// `GET /api/v1/auth/prove?ticket=…`: starts the sign-in.
-pub async fn start(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn start(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
     let Some(ticket) = super::query(req).remove("ticket") else {
         return expired();
     };

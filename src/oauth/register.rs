@@ -70,7 +70,11 @@ impl Registered {
     }
 }
 
-pub async fn register(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn register(
+    state: &State,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     match try_register(state, oauth, req).await {
         Ok(r) => r,
         Err(e) => LocalResponse::oauth_error(&e),
@@ -102,7 +106,11 @@ async fn try_register(
 }
 
 /// Stores (or re-stores, extending its life) a registered client.
-pub async fn save(state: &State, oauth: &OAuthServer, client: &Client) -> Result<(), OAuthError> {
+pub(crate) async fn save(
+    state: &State,
+    oauth: &OAuthServer,
+    client: &Client,
+) -> Result<(), OAuthError> {
     state
         .store
         .put_json(
@@ -114,7 +122,7 @@ pub async fn save(state: &State, oauth: &OAuthServer, client: &Client) -> Result
         .map_err(|e| OAuthError::temporarily_unavailable(format!("store: {e}")))
 }
 
-pub fn key(client_id: &str) -> String {
+pub(crate) fn key(client_id: &str) -> String {
     keys::client(client_id)
 }
 

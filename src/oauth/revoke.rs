@@ -25,7 +25,11 @@ pub(crate) struct Revoked {}
 /// Revocation requests per client address and minute.
 const PER_MINUTE: u64 = 60;
 
-pub async fn revoke(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn revoke(
+    state: &State,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     match try_revoke(state, oauth, req).await {
         Ok(()) => LocalResponse::json(200, &Revoked {}).no_store(),
         Err(e) => LocalResponse::oauth_error(&e),

@@ -19,13 +19,13 @@ use crate::store::{keys, Store};
 /// written before a secrets key was required; nothing writes it any more.
 #[derive(Serialize, Deserialize, Clone)]
 #[serde(tag = "t", content = "v")]
-pub enum Sealed {
+pub(crate) enum Sealed {
     Plain(String),
     Sealed(String),
 }
 
 /// A session's store key; also the reference its sealed values are bound to.
-pub fn key(sid: &str) -> String {
+pub(crate) fn key(sid: &str) -> String {
     keys::session(sid)
 }
 

@@ -25,7 +25,7 @@ use crate::store::StoreError;
 /// endpoint turns these into OAuth errors (RFC 6749 §5.2) in one place,
 /// `From<SessionError> for OAuthError` in `oauth/mod.rs`.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// Unknown, expired, revoked, reused or another client's token.
     #[error("the refresh token is invalid, expired or revoked")]
     InvalidGrant,
@@ -53,23 +53,23 @@ fn random(n: usize) -> Result<String, SessionError> {
 /// What a token endpoint returns (RFC 6749 §5.1).
 #[derive(Serialize, Deserialize, Clone, Debug, utoipa::ToSchema)]
 #[schema(as = TokenResponse)]
-pub struct Issued {
-    pub access_token: String,
+pub(crate) struct Issued {
+    pub(crate) access_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    pub expires_in: u64,
-    pub token_type: String,
+    pub(crate) refresh_token: Option<String>,
+    pub(crate) expires_in: u64,
+    pub(crate) token_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    pub(crate) scope: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
 pub struct Session {
-    pub sid: String,
-    pub client_id: String,
-    pub user: User,
-    pub scope: String,
-    pub resource: Option<String>,
+    pub(crate) sid: String,
+    pub(crate) client_id: String,
+    pub(crate) user: User,
+    pub(crate) scope: String,
+    pub(crate) resource: Option<String>,
     /// Upstream IdP tokens, sealed when a secrets key is configured.
     upstream: Option<Sealed>,
     upstream_expires_at: u64,
@@ -83,11 +83,11 @@ pub struct Session {
     /// The answer to the last rotation, for retries within the grace window.
     grace: Option<Sealed>,
     /// SHA-256 (hex) and expiry of access tokens issued in this session.
-    pub access: Vec<(String, u64)>,
+    pub(crate) access: Vec<(String, u64)>,
     expires_at: u64,
 }
 
-pub use super::session_tokens::{key, Sealed};
+pub(crate) use super::session_tokens::{key, Sealed};
 
 pub(super) fn seal(
     state: &State,
@@ -132,7 +132,7 @@ fn store_err(e: StoreError) -> SessionError {
 }
 
 /// Starts a session for a redeemed code and issues its first tokens.
-pub async fn create(
+pub(crate) async fn create(
     state: &State,
     oauth: &OAuthServer,
     client_id: &str,
@@ -219,7 +219,7 @@ fn issue(
 }
 
 /// Rotates a refresh token (see the module docs for the rules).
-pub async fn refresh(
+pub(crate) async fn refresh(
     state: &State,
     oauth: &OAuthServer,
     client_id: &str,
@@ -239,7 +239,7 @@ pub async fn refresh(
 /// Replaces the IdP tokens of `subject`'s session `sid` after they signed
 /// in again ([`super::proof`]): the next token exchange uses the new access
 /// token as its subject token (RFC 8693 §2.1).
-pub async fn replace_upstream(
+pub(crate) async fn replace_upstream(
     state: &State,
     oauth: &OAuthServer,
     sid: &str,
@@ -278,7 +278,7 @@ pub async fn replace_upstream(
 /// to five seconds for it. The lease is renewed while the work runs (an IdP
 /// call may outlast it) and released only by its holder; it expires by
 /// itself should an instance die holding it.
-pub async fn locked<T, E: From<SessionError>>(
+pub(crate) async fn locked<T, E: From<SessionError>>(
     state: &State,
     lock: &str,
     work: impl std::future::Future<Output = Result<T, E>>,
@@ -382,7 +382,11 @@ fn in_grace(s: &Session, hash: &str, now: u64, grace: Duration) -> bool {
 
 /// Ends a session: its refresh tokens stop working and every access token it
 /// issued is revoked on every instance; the IdP is told (best effort).
-pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(), SessionError> {
+pub(crate) async fn revoke(
+    state: &State,
+    oauth: &OAuthServer,
+    sid: &str,
+) -> Result<(), SessionError> {
     let Some(bytes) = state.store.take(&key(sid)).await.map_err(store_err)? else {
         return Ok(());
     };
@@ -402,7 +406,10 @@ pub async fn revoke(state: &State, oauth: &OAuthServer, sid: &str) -> Result<(),
     Ok(())
 }
 
-pub async fn revoke_access(state: &State, hashes: &[(String, u64)]) -> Result<(), SessionError> {
+pub(crate) async fn revoke_access(
+    state: &State,
+    hashes: &[(String, u64)],
+) -> Result<(), SessionError> {
     for (h, exp) in hashes {
         let mut hash = [0u8; 32];
         if hex::decode_to_slice(h, &mut hash).is_ok() {
@@ -417,7 +424,7 @@ pub async fn revoke_access(state: &State, hashes: &[(String, u64)]) -> Result<()
 }
 
 /// The session a refresh token belongs to, if the token is its current or previous one.
-pub async fn find(state: &State, presented: &str) -> Option<Session> {
+pub(crate) async fn find(state: &State, presented: &str) -> Option<Session> {
     let (sid, _) = presented.split_once('.')?;
     let s: Session = serde_json::from_slice(&state.store.get(&key(sid)).await.ok()??).ok()?;
     let h = sha256_hex(presented);

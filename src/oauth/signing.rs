@@ -58,7 +58,7 @@ struct Current {
     key: EncodingKey,
 }
 
-pub struct Keyring {
+pub(crate) struct Keyring {
     store: Arc<dyn Store>,
     vault: Option<Arc<Vault>>,
     es256: bool,
@@ -67,7 +67,7 @@ pub struct Keyring {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("signing key: {0}")]
@@ -76,7 +76,7 @@ pub enum KeyError {
 
 impl Keyring {
     /// Loads the keys, creating the first one if the store has none.
-    pub async fn load_or_create(
+    pub(crate) async fn load_or_create(
         store: Arc<dyn Store>,
         vault: Option<Arc<Vault>>,
         es256: bool,
@@ -105,7 +105,7 @@ impl Keyring {
         })
     }
 
-    pub fn sign(&self, claims: &impl Serialize) -> Result<String, KeyError> {
+    pub(crate) fn sign(&self, claims: &impl Serialize) -> Result<String, KeyError> {
         let c = self.current.load();
         let mut header = Header::new(c.alg);
         header.kid = Some(c.kid.clone());
@@ -115,7 +115,7 @@ impl Keyring {
 
     /// Current and previous public keys, read from the store so a rotation
     /// made by another instance is seen here (and adopted for signing).
-    pub async fn public_jwks(&self) -> Result<JwkSet, KeyError> {
+    pub(crate) async fn public_jwks(&self) -> Result<JwkSet, KeyError> {
         let stored = read(self.store.as_ref()).await?;
         if let Some(first) = stored.keys.first() {
             if first.kid != self.current.load().kid {
@@ -128,7 +128,7 @@ impl Keyring {
     }
 
     /// Makes a new key current; the previous one stays published.
-    pub async fn rotate(&self) -> Result<String, KeyError> {
+    pub(crate) async fn rotate(&self) -> Result<String, KeyError> {
         let (before, mut stored) = read_stored(self.store.as_ref()).await?;
         let fresh = generate(self.es256, self.vault.as_deref(), self.clock.now_secs())?;
         let kid = fresh.kid.clone();

@@ -47,7 +47,7 @@ fn respond(r: Result<Issued, OAuthError>) -> LocalResponse {
     }
 }
 
-pub async fn token(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn token(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
     respond(
         async {
             let p = params(req)?;
@@ -66,7 +66,7 @@ pub async fn token(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> Lo
     )
 }
 
-pub async fn refresh_route(
+pub(crate) async fn refresh_route(
     state: &State,
     oauth: &OAuthServer,
     req: &LocalRequest,

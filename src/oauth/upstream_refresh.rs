@@ -25,7 +25,7 @@ struct Answer {
     issued: Sealed,
 }
 
-pub async fn refresh(
+pub(crate) async fn refresh(
     state: &State,
     oauth: &OAuthServer,
     client_id: &str,

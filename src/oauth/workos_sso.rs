@@ -34,7 +34,7 @@ use crate::store::StoreExt;
 use crate::web::{LocalRequest, LocalResponse};
 
 /// The page that asks for the work e-mail (organizations by domain).
-pub const EMAIL_PATH: &str = "/api/v1/auth/sso/email";
+pub(crate) const EMAIL_PATH: &str = "/api/v1/auth/sso/email";
 
 fn callback(state: &State) -> String {
     format!("{}/api/v1/auth/callback", state.config.public_url)
@@ -110,7 +110,11 @@ async fn waiting(state: &State, idp_state: &str) -> Result<(), LocalResponse> {
 }
 
 /// `GET /api/v1/auth/sso/email?state=…`
-pub async fn email_page(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn email_page(
+    state: &State,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     let q = query(req);
     let idp_state = q.get("state").map(String::as_str).unwrap_or("");
     if let Err(refusal) = waiting(state, idp_state).await {
@@ -121,7 +125,11 @@ pub async fn email_page(state: &State, oauth: &OAuthServer, req: &LocalRequest) 
 
 /// `POST /api/v1/auth/sso/email` (`state`, `email`): on to the organization
 /// of the e-mail's domain.
-pub async fn email_submit(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn email_submit(
+    state: &State,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
         .into_owned()
         .collect();

@@ -13,7 +13,7 @@ use crate::catalog::route::Route;
 use crate::errors::ApiError;
 use crate::state::State;
 
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     state: &State,
     head: &RequestHeader,
     route: &Route,
@@ -34,7 +34,7 @@ pub async fn authenticate(
 
 /// Whether the app's access policy lets this caller in (checked after the
 /// token, on every request: a policy change applies to tokens already out).
-pub fn may_use(route: &Route, p: &Principal) -> bool {
+pub(crate) fn may_use(route: &Route, p: &Principal) -> bool {
     route.app.access.allows(crate::config::access::Caller {
         subject: &p.subject,
         email: p.email.as_deref(),
@@ -45,7 +45,7 @@ pub fn may_use(route: &Route, p: &Principal) -> bool {
 }
 
 /// The envelope and challenge for a refused request.
-pub fn refusal(
+pub(crate) fn refusal(
     err: &TokenError,
     route: &Route,
     state: &State,
@@ -98,7 +98,7 @@ pub fn refusal(
 
 /// Writes the principal into the app's configured identity headers, after
 /// removing any copy the client sent (a client must not claim an identity).
-pub fn identity_headers(
+pub(crate) fn identity_headers(
     upstream: &mut RequestHeader,
     route: &Route,
     principal: Option<&Principal>,

@@ -19,12 +19,12 @@ const EXPOSE_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenti
 
 /// Local routes any origin may call from a browser (declared in
 /// [`crate::routes`]).
-pub fn is_public_cors_path(path: &str) -> bool {
+pub(crate) fn is_public_cors_path(path: &str) -> bool {
     crate::routes::cors_for(path) == crate::routes::Cors::AnyOrigin
 }
 
 /// Headers added to every answer of a public CORS route.
-pub fn public_headers() -> [(HeaderName, HeaderValue); 2] {
+pub(crate) fn public_headers() -> [(HeaderName, HeaderValue); 2] {
     [
         (ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
         (
@@ -35,18 +35,18 @@ pub fn public_headers() -> [(HeaderName, HeaderValue); 2] {
 }
 
 /// The answer to a preflight of a public CORS route.
-pub fn public_preflight() -> LocalResponse {
+pub(crate) fn public_preflight() -> LocalResponse {
     preflight(HeaderValue::from_static("*"), "GET, POST, OPTIONS")
 }
 
 /// The answer to a preflight of an app, for an allowed origin.
-pub fn app_preflight(origin: HeaderValue) -> LocalResponse {
+pub(crate) fn app_preflight(origin: HeaderValue) -> LocalResponse {
     preflight(origin, "GET, POST, DELETE, OPTIONS")
         .with_header(VARY, HeaderValue::from_static("origin"))
 }
 
 /// Headers added to an app's responses for an allowed cross-origin caller.
-pub fn app_headers(origin: &HeaderValue) -> [(HeaderName, HeaderValue); 3] {
+pub(crate) fn app_headers(origin: &HeaderValue) -> [(HeaderName, HeaderValue); 3] {
     [
         (ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone()),
         (
@@ -75,6 +75,6 @@ fn preflight(origin: HeaderValue, methods: &'static str) -> LocalResponse {
 }
 
 /// True for a CORS preflight (an OPTIONS naming the method it prepares).
-pub fn is_preflight(req: &pingora::http::RequestHeader) -> bool {
+pub(crate) fn is_preflight(req: &pingora::http::RequestHeader) -> bool {
     req.method == http::Method::OPTIONS && req.headers.contains_key("access-control-request-method")
 }

@@ -14,7 +14,7 @@ use crate::catalog::route::Route;
 use crate::web::LocalResponse;
 
 /// Pingora replays at most this much of a body read before proxying.
-pub const MAX_INSPECTED_BODY: usize = 64 * 1024;
+pub(crate) const MAX_INSPECTED_BODY: usize = 64 * 1024;
 
 /// JSON-RPC "invalid params": what MCP servers answer for an unknown tool.
 const INVALID_PARAMS: i64 = -32602;
@@ -24,9 +24,9 @@ const INVALID_REQUEST: i64 = -32600;
 /// MCP 2026-07-28: routing headers that disagree with the body.
 const HEADER_MISMATCH: i64 = -32020;
 /// Implementation-defined server error: the user must connect an account.
-pub const AUTH_REQUIRED: i64 = -32001;
+pub(crate) const AUTH_REQUIRED: i64 = -32001;
 
-pub enum Inspected {
+pub(crate) enum Inspected {
     /// Nothing to inspect (not a POST, or nothing configured needs it).
     Skipped,
     Body(Option<Value>),
@@ -39,7 +39,7 @@ pub enum Inspected {
 /// rejects that a lenient server might still accept (a lone surrogate,
 /// `1e400`, deep nesting, a byte-order mark). Failing open there would let
 /// a disabled tool through.
-pub async fn inspect(
+pub(crate) async fn inspect(
     session: &mut Session,
     needed: bool,
     strict: bool,
@@ -158,7 +158,7 @@ pub fn request_id(body: Option<&Value>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-pub fn error_response(
+pub(crate) fn error_response(
     id: &Value,
     code: i64,
     message: &str,

@@ -6,7 +6,7 @@
 use crate::state::State;
 use crate::web::{LocalRequest, LocalResponse};
 
-pub use crate::web::MAX_LOCAL_BODY;
+pub(crate) use crate::web::MAX_LOCAL_BODY;
 
 /// True when `path` belongs to the gateway rather than to an app.
 pub fn is_local_path(path: &str) -> bool {
@@ -32,7 +32,7 @@ pub fn authority_matches(host: &[u8], expected: &str, https: bool) -> bool {
 }
 
 /// Answers a local route (see [`crate::routes`]).
-pub async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse {
     crate::routes::dispatch(state, req).await
 }
 

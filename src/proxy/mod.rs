@@ -28,20 +28,20 @@ use crate::metrics::{method_label, UpstreamErrorKind};
 use crate::state::State;
 
 mod authn;
-pub mod cors;
-pub mod ctx;
+pub(crate) mod cors;
+pub(crate) mod ctx;
 mod forward;
 pub mod jsonrpc;
 pub mod local;
-pub mod origin;
+pub(crate) mod origin;
 mod prepare;
-pub mod request_id;
-pub mod respond;
+pub(crate) mod request_id;
+pub(crate) mod respond;
 mod stream;
 
-pub use ctx::Ctx;
+pub(crate) use ctx::Ctx;
 
-pub struct Gateway {
+pub(crate) struct Gateway {
     state: Arc<State>,
     /// Upstream connections of [`stream`]'s long-lived responses (its own
     /// pool: those connections are rarely reusable anyway).
@@ -49,7 +49,7 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(state: Arc<State>) -> Self {
+    pub(crate) fn new(state: Arc<State>) -> Self {
         Self {
             state,
             stream_connector: pingora::connectors::http::v1::Connector::new(None),

@@ -5,7 +5,7 @@
 
 use crate::config::AppConfig;
 
-pub fn origin_allowed(origin: Option<&[u8]>, public_origin: &str, app: &AppConfig) -> bool {
+pub(crate) fn origin_allowed(origin: Option<&[u8]>, public_origin: &str, app: &AppConfig) -> bool {
     let Some(raw) = origin else { return true };
     let Ok(origin) = std::str::from_utf8(raw) else {
         return false;
@@ -25,7 +25,7 @@ pub fn origin_allowed(origin: Option<&[u8]>, public_origin: &str, app: &AppConfi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_upstream;
+    use crate::config::validate::parse_upstream;
     use std::time::Duration;
 
     fn app() -> AppConfig {

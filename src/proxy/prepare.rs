@@ -18,7 +18,7 @@ use crate::state::State;
 ///
 /// Also gathers the audit event's facts: the body's messages, the JSON-RPC
 /// code of a refusal, and when the upstream's part begins.
-pub async fn prepare_upstream(
+pub(crate) async fn prepare_upstream(
     session: &mut Session,
     state: &State,
     ctx: &mut Ctx,
@@ -287,7 +287,7 @@ async fn wants_url_elicitation(
 /// The `initialize` of this response declared URL-mode elicitation:
 /// remember it under the session id the upstream chose. Awaited (once per
 /// session): the client's next request may follow at once.
-pub async fn remember_url_elicitation(
+pub(crate) async fn remember_url_elicitation(
     state: &State,
     resp: &pingora::http::ResponseHeader,
     ctx: &Ctx,

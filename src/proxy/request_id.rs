@@ -16,7 +16,7 @@ use std::cell::Cell;
 /// Longest client-supplied id we keep.
 const MAX_LEN: usize = 128;
 
-pub fn from_client_or_new(header: Option<&[u8]>) -> String {
+pub(crate) fn from_client_or_new(header: Option<&[u8]>) -> String {
     match header {
         Some(v) if is_sane(v) => String::from_utf8_lossy(v).into_owned(),
         _ => new_id(),

@@ -40,7 +40,7 @@ async fn drain_small_body(session: &mut Session) -> pingora::Result<()> {
 }
 
 /// Writes a complete response. Returns the status written.
-pub async fn write(
+pub(crate) async fn write(
     session: &mut Session,
     request_id: &str,
     resp: LocalResponse,
@@ -69,7 +69,7 @@ pub async fn write(
 }
 
 /// Writes a drio error envelope.
-pub async fn error(
+pub(crate) async fn error(
     session: &mut Session,
     request_id: &str,
     err: &ApiError,
@@ -83,7 +83,7 @@ pub async fn error(
 }
 
 /// Same as [`error`] with extra headers (e.g. `WWW-Authenticate`).
-pub async fn error_with(
+pub(crate) async fn error_with(
     session: &mut Session,
     request_id: &str,
     err: &ApiError,
@@ -95,7 +95,10 @@ pub async fn error_with(
 }
 
 /// Reads the request body up to `limit` bytes; `None` if it is larger.
-pub async fn read_body(session: &mut Session, limit: usize) -> pingora::Result<Option<Bytes>> {
+pub(crate) async fn read_body(
+    session: &mut Session,
+    limit: usize,
+) -> pingora::Result<Option<Bytes>> {
     let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = session.read_request_body().await? {
         if buf.len() + chunk.len() > limit {

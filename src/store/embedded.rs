@@ -35,7 +35,7 @@ const HEADER: usize = 8;
 /// hundreds of MiB per hour. The working set is small (hot sessions and
 /// token verdicts, which L1 caches in front anyway); the OS page cache still
 /// holds the rest of the file.
-pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
+pub(crate) const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
 /// Per-channel broadcast buffer; a subscriber that falls this far behind
 /// loses the oldest messages rather than slowing publishers down.
@@ -68,7 +68,7 @@ impl EmbeddedStore {
     /// Opens (or creates) the database file at `path`, creating parent
     /// directories, with redb's page cache bounded to `cache_bytes`.
     /// Blocking: call it at startup or from `spawn_blocking`.
-    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
+    pub(crate) fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Unavailable(format!("creating {}: {e}", parent.display()))

@@ -61,25 +61,25 @@ pub(crate) const CONNECTIONS: &str = "conn:";
 /// Prefix of every sealed connection secret, for the start-up check.
 pub(crate) const SECRETS: &str = "secret:";
 
-pub fn app(id: &str) -> String {
+pub(crate) fn app(id: &str) -> String {
     format!("{APPS}{id}")
 }
 
 /// Prefix of one app's connections (`conn:{app_id}:`), for scans.
-pub fn app_connections(app_id: &str) -> String {
+pub(crate) fn app_connections(app_id: &str) -> String {
     format!("{CONNECTIONS}{app_id}:")
 }
 
-pub fn connection(app_id: &str, auth_id: &str) -> String {
+pub(crate) fn connection(app_id: &str, auth_id: &str) -> String {
     format!("{CONNECTIONS}{app_id}:{auth_id}")
 }
 
 /// An app's capped stream of audit events (see `crate::audit`).
-pub fn audit_stream(app_id: &str) -> String {
+pub(crate) fn audit_stream(app_id: &str) -> String {
     format!("audit:{app_id}")
 }
 
-pub fn tools(app_id: &str) -> String {
+pub(crate) fn tools(app_id: &str) -> String {
     format!("tools:{app_id}")
 }
 
@@ -89,154 +89,154 @@ pub fn secret(reference: &str) -> String {
 }
 
 /// The app owning a public host name.
-pub fn host(host: &str) -> String {
+pub(crate) fn host(host: &str) -> String {
     format!("host:{host}")
 }
 
 /// The app owning a slug.
-pub fn slug(slug: &str) -> String {
+pub(crate) fn slug(slug: &str) -> String {
     format!("slug:{slug}")
 }
 
 // ---- authorization server --------------------------------------------------
 
 /// The gateway's signing keys (one record for all of them).
-pub const SIGNING_KEYS: &str = "oauth:keys";
+pub(crate) const SIGNING_KEYS: &str = "oauth:keys";
 
 /// A signing key's private half is sealed bound to this name (the record
 /// holds several keys; each is bound to its own `kid`). Not a store key of
 /// its own: the name under [`SIGNING_KEYS`] the vault binds it to.
-pub fn signing_key(kid: &str) -> String {
+pub(crate) fn signing_key(kid: &str) -> String {
     format!("{SIGNING_KEYS}:{kid}")
 }
 
 /// A registered client (RFC 7591).
-pub fn client(client_id: &str) -> String {
+pub(crate) fn client(client_id: &str) -> String {
     format!("client:{client_id}")
 }
 
 /// A pending authorization, by the `state` sent to the IdP.
-pub fn pending(state: &str) -> String {
+pub(crate) fn pending(state: &str) -> String {
     format!("pend:{state}")
 }
 
 /// An authorization code, by its SHA-256 (hex).
-pub fn auth_code(code_hash: &str) -> String {
+pub(crate) fn auth_code(code_hash: &str) -> String {
     format!("code:{code_hash}")
 }
 
 /// A redeemed code, by its SHA-256 (hex): replay detection.
-pub fn used_code(code_hash: &str) -> String {
+pub(crate) fn used_code(code_hash: &str) -> String {
     format!("used:{code_hash}")
 }
 
 /// A dev-login code, by its SHA-256 (hex).
-pub fn dev_code(code_hash: &str) -> String {
+pub(crate) fn dev_code(code_hash: &str) -> String {
     format!("devcode:{code_hash}")
 }
 
 /// A consent page awaiting the user's answer.
-pub fn consent(id: &str) -> String {
+pub(crate) fn consent(id: &str) -> String {
     format!("consent:{id}")
 }
 
 /// A remembered approval: hashes of user, client and audience.
-pub fn consented(sub_hash: &str, client_hash: &str, audience_hash: &str) -> String {
+pub(crate) fn consented(sub_hash: &str, client_hash: &str, audience_hash: &str) -> String {
     format!("consented:{sub_hash}:{client_hash}:{audience_hash}")
 }
 
 /// A refresh session.
-pub fn session(sid: &str) -> String {
+pub(crate) fn session(sid: &str) -> String {
     format!("sess:{sid}")
 }
 
 /// The answer to an upstream (pass-through) refresh, by the token's hash.
-pub fn refresh_answer(token_hash: &str) -> String {
+pub(crate) fn refresh_answer(token_hash: &str) -> String {
     format!("rtans:{token_hash}")
 }
 
 /// The lease serialising refreshes of one session.
-pub fn session_lock(sid: &str) -> String {
+pub(crate) fn session_lock(sid: &str) -> String {
     format!("lock:sess:{sid}")
 }
 
 /// The lease serialising refreshes of one upstream refresh token.
-pub fn refresh_lock(token_hash: &str) -> String {
+pub(crate) fn refresh_lock(token_hash: &str) -> String {
     format!("lock:rt:{token_hash}")
 }
 
 /// A signed-in user's profile.
-pub fn user(sub: &str) -> String {
+pub(crate) fn user(sub: &str) -> String {
     format!("user:{sub}")
 }
 
 /// An issued access token's record, by its SHA-256 (hex).
-pub fn token(hash_hex: &str) -> String {
+pub(crate) fn token(hash_hex: &str) -> String {
     format!("tok:{hash_hex}")
 }
 
 /// Registration counter of one client address bucket in one window.
-pub fn registration_limit(bucket: &str, window_secs: u64, slot: u64) -> String {
+pub(crate) fn registration_limit(bucket: &str, window_secs: u64, slot: u64) -> String {
     format!("rl:reg:{bucket}:{window_secs}:{slot}")
 }
 
 /// Revocation counter of one client address in one minute.
-pub fn revocation_limit(ip: &str, minute: u64) -> String {
+pub(crate) fn revocation_limit(ip: &str, minute: u64) -> String {
     format!("rl:revoke:{ip}:{minute}")
 }
 
 /// A rate-limit cell (GCRA, `src/limits/`) of one app's caller: `who` is
 /// `sub:{subject}` or `addr:{bucket}`.
-pub fn limit_user(app_id: &str, who: &str) -> String {
+pub(crate) fn limit_user(app_id: &str, who: &str) -> String {
     format!("rl:user:{app_id}:{who}")
 }
 
 /// A rate-limit cell of one OAuth client of an app.
-pub fn limit_client(app_id: &str, client_id: &str) -> String {
+pub(crate) fn limit_client(app_id: &str, client_id: &str) -> String {
     format!("rl:client:{app_id}:{client_id}")
 }
 
 /// A rate-limit cell of a whole app.
-pub fn limit_app(app_id: &str) -> String {
+pub(crate) fn limit_app(app_id: &str) -> String {
     format!("rl:app:{app_id}")
 }
 
 /// A rate-limit cell of one tool of an app (all callers together).
-pub fn limit_tool(app_id: &str, tool: &str) -> String {
+pub(crate) fn limit_tool(app_id: &str, tool: &str) -> String {
     format!("rl:tool:{app_id}:{tool}")
 }
 
 /// A client's URL-mode elicitation capability, remembered for one MCP
 /// session of one user of one app (`user_session` is a digest).
-pub fn elicitation_capability(app_id: &str, user_session: &str) -> String {
+pub(crate) fn elicitation_capability(app_id: &str, user_session: &str) -> String {
     format!("elcap:{app_id}:{user_session}")
 }
 
 // ---- per-user upstream credentials -----------------------------------------
 
 /// A user's upstream tokens for one connection, by the subject's SHA-256.
-pub fn user_tokens(auth_id: &str, subject_hash: &str) -> String {
+pub(crate) fn user_tokens(auth_id: &str, subject_hash: &str) -> String {
     format!("utok:{auth_id}:{subject_hash}")
 }
 
 /// A connect link's ticket.
-pub fn connect_ticket(ticket: &str) -> String {
+pub(crate) fn connect_ticket(ticket: &str) -> String {
     format!("ctkt:{ticket}")
 }
 
 /// Proof that the browser holding a connect link signed in as the user it
 /// was issued to (`oauth::proof`), by its one-time token.
-pub fn link_proof(token: &str) -> String {
+pub(crate) fn link_proof(token: &str) -> String {
     format!("lproof:{token}")
 }
 
 /// A user-connect flow in progress, by its `state`.
-pub fn user_connect(state: &str) -> String {
+pub(crate) fn user_connect(state: &str) -> String {
     format!("uconnect:{state}")
 }
 
 /// A user-connect confirmation awaiting the user.
-pub fn user_confirm(id: &str) -> String {
+pub(crate) fn user_confirm(id: &str) -> String {
     format!("uconfirm:{id}")
 }
 

@@ -18,7 +18,7 @@ use super::{Store, StoreError};
 
 /// Why a lease could not be had.
 #[derive(Debug, thiserror::Error)]
-pub enum LockError {
+pub(crate) enum LockError {
     #[error("the lease is held by another worker")]
     Busy,
     #[error(transparent)]
@@ -29,9 +29,9 @@ pub enum LockError {
 
 /// How long a lease lives without renewal, and how long to wait for one.
 #[derive(Debug, Clone, Copy)]
-pub struct LeaseSettings {
-    pub ttl: Duration,
-    pub wait: Duration,
+pub(crate) struct LeaseSettings {
+    pub(crate) ttl: Duration,
+    pub(crate) wait: Duration,
 }
 
 impl Default for LeaseSettings {
@@ -45,7 +45,7 @@ impl Default for LeaseSettings {
 
 /// A held lease; released by [`Lease::release`] (or by expiry if the
 /// holder dies).
-pub struct Lease {
+pub(crate) struct Lease {
     store: Arc<dyn Store>,
     key: String,
     token: [u8; 16],
@@ -54,7 +54,7 @@ pub struct Lease {
 
 impl Lease {
     /// Takes the lease at `key`, polling until `settings.wait` has passed.
-    pub async fn acquire(
+    pub(crate) async fn acquire(
         store: Arc<dyn Store>,
         key: &str,
         settings: LeaseSettings,
@@ -79,7 +79,7 @@ impl Lease {
     }
 
     /// Extends the lease if this holder still has it; false once it is lost.
-    pub async fn renew(&self) -> Result<bool, StoreError> {
+    pub(crate) async fn renew(&self) -> Result<bool, StoreError> {
         self.store
             .compare_and_swap(
                 &self.key,
@@ -91,7 +91,7 @@ impl Lease {
     }
 
     /// Releases the lease if this holder still has it: never another's.
-    pub async fn release(self) -> Result<bool, StoreError> {
+    pub(crate) async fn release(self) -> Result<bool, StoreError> {
         self.store
             .compare_and_swap(&self.key, Some(&self.token), None, None)
             .await
@@ -99,7 +99,7 @@ impl Lease {
 
     /// Runs `work` holding the lease, renewing it every third of its life,
     /// then releases it. Returns the work's output.
-    pub async fn hold<T>(self, work: impl Future<Output = T>) -> T {
+    pub(crate) async fn hold<T>(self, work: impl Future<Output = T>) -> T {
         let every = (self.ttl / 3).max(Duration::from_millis(10));
         tokio::pin!(work);
         let mut tick = tokio::time::interval(every);

@@ -18,10 +18,10 @@ use tokio::sync::mpsc;
 
 pub mod embedded;
 pub mod keys;
-pub mod lock;
+pub(crate) mod lock;
 pub mod open;
 pub mod redis;
-pub mod vault;
+pub(crate) mod vault;
 
 /// Why a store operation failed. Callers map `Unavailable` to 503 and never
 /// treat it as "not found".
@@ -130,7 +130,7 @@ pub fn is_stream_id(s: &str) -> bool {
 
 /// Typed helpers over the byte-oriented [`Store`].
 #[async_trait]
-pub trait StoreExt: Store {
+pub(crate) trait StoreExt: Store {
     async fn get_json<T: DeserializeOwned + Send>(
         &self,
         key: &str,

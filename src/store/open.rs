@@ -23,7 +23,7 @@ pub async fn open_embedded(path: &Path) -> Result<Arc<dyn Store>, StoreError> {
 
 /// [`open_embedded`] with redb's page cache bounded to `cache_bytes`
 /// (`[storage] cache_size_mib`).
-pub async fn open_embedded_with_cache(
+pub(crate) async fn open_embedded_with_cache(
     path: &Path,
     cache_bytes: usize,
 ) -> Result<Arc<dyn Store>, StoreError> {

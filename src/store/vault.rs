@@ -26,7 +26,7 @@ const V2_LABEL: &[u8] = b"drio-vault/2\0";
 /// Why a secret could not be sealed or opened. Deliberately coarse: which
 /// check failed is of use to an attacker, not to an operator.
 #[derive(Debug, thiserror::Error)]
-pub enum VaultError {
+pub(crate) enum VaultError {
     #[error("the secrets key must be 32 bytes, base64-encoded")]
     BadKey,
     #[error("a stored secret cannot be opened (wrong key, moved or tampered data)")]
@@ -36,13 +36,13 @@ pub enum VaultError {
 }
 
 /// Seals and opens secrets with the gateway's secrets key.
-pub struct Vault {
+pub(crate) struct Vault {
     key: LessSafeKey,
 }
 
 impl Vault {
     /// From a base64-encoded 32-byte key (`secrets.key_env`).
-    pub fn from_base64(key: &str) -> Result<Self, VaultError> {
+    pub(crate) fn from_base64(key: &str) -> Result<Self, VaultError> {
         use base64::Engine;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(key.trim())
@@ -54,7 +54,7 @@ impl Vault {
     }
 
     /// Seals `plaintext` bound to the store key `record_key`.
-    pub fn seal(&self, record_key: &str, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
+    pub(crate) fn seal(&self, record_key: &str, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| VaultError::Random)?;
         let mut buf = plaintext.to_vec();
@@ -74,13 +74,13 @@ impl Vault {
 
     /// Opens a blob stored under `record_key` (a version-1 blob must have
     /// been bound to the record key too).
-    pub fn open(&self, record_key: &str, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+    pub(crate) fn open(&self, record_key: &str, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
         self.open_v1_as(record_key, record_key, sealed)
     }
 
     /// Opens a blob stored under `record_key` whose version-1 form was bound
     /// to `v1_reference` instead (connection secrets, signing keys).
-    pub fn open_v1_as(
+    pub(crate) fn open_v1_as(
         &self,
         record_key: &str,
         v1_reference: &str,
@@ -105,7 +105,11 @@ impl Vault {
     }
 
     /// [`Vault::seal`] as base64 text, for secrets held inside JSON records.
-    pub fn seal_text(&self, record_key: &str, plaintext: &[u8]) -> Result<String, VaultError> {
+    pub(crate) fn seal_text(
+        &self,
+        record_key: &str,
+        plaintext: &[u8],
+    ) -> Result<String, VaultError> {
         use base64::Engine;
         let sealed = self.seal(record_key, plaintext)?;
         Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
@@ -113,7 +117,7 @@ impl Vault {
 
     /// Opens what [`Vault::seal_text`] wrote (or its version-1 form bound to
     /// `v1_reference`).
-    pub fn open_text(
+    pub(crate) fn open_text(
         &self,
         record_key: &str,
         v1_reference: &str,

@@ -10,38 +10,38 @@ use serde::Deserialize;
 /// `[tracing]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTracing {
+pub(crate) struct RawTracing {
     /// The collector's traces URL (`http://collector:4318/v1/traces`);
     /// absent: tracing is off.
-    pub otlp_endpoint: Option<String>,
+    pub(crate) otlp_endpoint: Option<String>,
     /// Fraction of new traces kept (0.0–1.0, default 1.0).
-    pub sample_ratio: Option<f64>,
+    pub(crate) sample_ratio: Option<f64>,
     /// `service.name` of the exported resource (default `drio-gateway`).
-    pub service_name: Option<String>,
+    pub(crate) service_name: Option<String>,
     /// Extra export headers: header name → environment variable holding
     /// its value (e.g. a collector's API key), never the value itself.
     #[serde(default)]
-    pub headers_env: std::collections::BTreeMap<String, String>,
+    pub(crate) headers_env: std::collections::BTreeMap<String, String>,
     /// Longest wait before a batch is sent (default 5000 ms).
-    pub batch_delay_ms: Option<u64>,
+    pub(crate) batch_delay_ms: Option<u64>,
     /// Spans buffered before new ones are dropped (default 2048).
-    pub queue: Option<usize>,
+    pub(crate) queue: Option<usize>,
 }
 
 /// Validated `[tracing]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TracingConfig {
-    pub endpoint: String,
-    pub sample_ratio: f64,
-    pub service_name: String,
+pub(crate) struct TracingConfig {
+    pub(crate) endpoint: String,
+    pub(crate) sample_ratio: f64,
+    pub(crate) service_name: String,
     /// (header name, environment variable).
-    pub headers_env: Vec<(String, String)>,
-    pub batch_delay: Duration,
-    pub queue: usize,
+    pub(crate) headers_env: Vec<(String, String)>,
+    pub(crate) batch_delay: Duration,
+    pub(crate) queue: usize,
 }
 
 /// Validates `[tracing]`; `None`: off. Errors name the key below `tracing.`.
-pub fn tracing(raw: &RawTracing) -> Result<Option<TracingConfig>, (String, String)> {
+pub(crate) fn tracing(raw: &RawTracing) -> Result<Option<TracingConfig>, (String, String)> {
     let Some(endpoint) = &raw.otlp_endpoint else {
         return Ok(None);
     };

@@ -14,7 +14,7 @@
 //! Off (no `[tracing] otlp_endpoint`), [`start_request`] returns `None` after
 //! one `OnceLock` read and nothing else is created on the request path.
 
-pub mod config;
+pub(crate) mod config;
 mod export;
 
 use std::net::IpAddr;
@@ -33,12 +33,12 @@ use opentelemetry_sdk::trace::{
 };
 use opentelemetry_sdk::Resource;
 
-pub use config::TracingConfig;
+pub(crate) use config::TracingConfig;
 
 /// Why tracing could not start (a startup error: fail closed rather than
 /// run without the traces the operator asked for).
 #[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
+pub(crate) enum TelemetryError {
     #[error("tracing.headers_env.{header}: environment variable {var} is not set")]
     MissingHeaderEnv { header: String, var: String },
     #[error("tracing: cannot build the OTLP exporter: {0}")]
@@ -53,7 +53,7 @@ static TRACING: OnceLock<(SdkTracerProvider, SdkTracer)> = OnceLock::new();
 
 /// Starts the exporter. Idempotent: a second call (tests building several
 /// states in one process) keeps the first.
-pub fn init(
+pub(crate) fn init(
     cfg: Option<&TracingConfig>,
     registry: &prometheus::Registry,
 ) -> Result<(), TelemetryError> {
@@ -106,7 +106,7 @@ pub fn init(
 }
 
 /// Sends what is queued (graceful shutdown).
-pub fn shutdown() {
+pub(crate) fn shutdown() {
     if let Some((provider, _)) = TRACING.get() {
         let _ = provider.force_flush();
     }

@@ -12,11 +12,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A cheap, cloneable handle to "now".
 #[derive(Clone, Default)]
-pub struct Clock(Source);
+pub(crate) struct Clock(Source);
 
 #[derive(Clone, Default)]
 enum Source {
@@ -24,17 +24,19 @@ enum Source {
     System,
     /// Milliseconds since the Unix epoch, moved only by [`Clock::advance`];
     /// shared by every clone.
+    #[cfg_attr(not(test), allow(dead_code))] // only unit tests advance time
     Manual(Arc<AtomicU64>),
 }
 
 impl Clock {
     /// The system's wall clock.
-    pub fn system() -> Self {
+    pub(crate) fn system() -> Self {
         Self(Source::System)
     }
 
     /// A clock standing still at `unix_secs` until advanced (tests).
-    pub fn manual(unix_secs: u64) -> Self {
+    #[cfg(test)]
+    pub(crate) fn manual(unix_secs: u64) -> Self {
         Self(Source::Manual(Arc::new(AtomicU64::new(
             unix_secs.saturating_mul(1000),
         ))))
@@ -42,11 +44,11 @@ impl Clock {
 
     /// Whole seconds since the Unix epoch (0 if the system clock is set
     /// before 1970, which every expiry then treats as long past).
-    pub fn now_secs(&self) -> u64 {
+    pub(crate) fn now_secs(&self) -> u64 {
         self.now_millis() / 1000
     }
 
-    pub fn now_millis(&self) -> u64 {
+    pub(crate) fn now_millis(&self) -> u64 {
         match &self.0 {
             Source::System => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -58,7 +60,8 @@ impl Clock {
 
     /// Moves a manual clock forward; the system clock cannot be moved, and
     /// asking is a bug in the test.
-    pub fn advance(&self, by: Duration) {
+    #[cfg(test)]
+    pub(crate) fn advance(&self, by: std::time::Duration) {
         match &self.0 {
             Source::System => panic!("advance() on the system clock"),
             Source::Manual(ms) => {
@@ -87,7 +90,7 @@ mod tests {
         let c = Clock::manual(1_000);
         let shared = c.clone();
         assert_eq!(c.now_secs(), 1_000);
-        c.advance(Duration::from_millis(1_500));
+        c.advance(std::time::Duration::from_millis(1_500));
         assert_eq!(shared.now_secs(), 1_001);
         assert_eq!(shared.now_millis(), 1_001_500);
     }

@@ -9,22 +9,22 @@ use base64::Engine;
 /// The system random number generator failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the system random number generator failed")]
-pub struct RandomError;
+pub(crate) struct RandomError;
 
 /// `n` random bytes.
-pub fn bytes(n: usize) -> Result<Vec<u8>, RandomError> {
+pub(crate) fn bytes(n: usize) -> Result<Vec<u8>, RandomError> {
     let mut b = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| RandomError)?;
     Ok(b)
 }
 
 /// `n` random bytes, base64url without padding (≥ 128 bits for n ≥ 16).
-pub fn token(n: usize) -> Result<String, RandomError> {
+pub(crate) fn token(n: usize) -> Result<String, RandomError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes(n)?))
 }
 
 /// An identifier with a type prefix (`app_…`, `auth_…`): 128 random bits, hex.
-pub fn id(prefix: &str) -> Result<String, RandomError> {
+pub(crate) fn id(prefix: &str) -> Result<String, RandomError> {
     Ok(format!("{prefix}_{}", hex::encode(bytes(16)?)))
 }
 

@@ -13,7 +13,7 @@ use http::HeaderMap;
 use ipnet::IpNet;
 
 /// The client address of a request from `peer` with these headers.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub(crate) fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
     let peer = canonical(peer);
     if !is_trusted(peer, trusted) {
         return peer;
@@ -41,7 +41,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 }
 
 /// True when `ip` is one of the operator's proxies.
-pub fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+pub(crate) fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
     !trusted.is_empty() && trusted.iter().any(|n| n.contains(&canonical(ip)))
 }
 
@@ -56,7 +56,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
 
 /// The bucket a per-address limit counts in: the address for IPv4, its /64
 /// for IPv6 (one host usually owns a whole /64).
-pub fn limit_bucket(ip: IpAddr) -> String {
+pub(crate) fn limit_bucket(ip: IpAddr) -> String {
     // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`: count
     // them as the IPv4 address, not all in the one /64 they share.
     match canonical(ip) {

@@ -4,8 +4,8 @@
 //! domain errors become HTTP (drio's envelope, RFC 6749 §5.2 errors) and
 //! where pages get their security headers (CSP, `X-Frame-Options`, no-store).
 
-pub mod client_addr;
-pub mod pages;
+pub(crate) mod client_addr;
+pub(crate) mod pages;
 
 use std::net::IpAddr;
 
@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::errors::{ApiError, OAuthError};
 
 /// Largest request body a local route accepts (OAuth forms, management JSON).
-pub const MAX_LOCAL_BODY: usize = 1024 * 1024;
+pub(crate) const MAX_LOCAL_BODY: usize = 1024 * 1024;
 
 pub struct LocalRequest {
     pub method: Method,
@@ -29,12 +29,12 @@ pub struct LocalRequest {
 }
 
 impl LocalRequest {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The value of cookie `name`, across every `Cookie` header (RFC 6265 §5.4).
-    pub fn cookie(&self, name: &str) -> Option<&str> {
+    pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
         self.headers
             .get_all(http::header::COOKIE)
             .iter()
@@ -48,13 +48,13 @@ impl LocalRequest {
 
 #[derive(Debug)]
 pub struct LocalResponse {
-    pub status: u16,
-    pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub body: Bytes,
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body: Bytes,
 }
 
 impl LocalResponse {
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
+    pub(crate) fn new(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Self {
         Self {
             status,
             headers: vec![(
@@ -65,23 +65,23 @@ impl LocalResponse {
         }
     }
 
-    pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
+    pub(crate) fn json<T: Serialize>(status: u16, value: &T) -> Self {
         match serde_json::to_vec(value) {
             Ok(body) => Self::new(status, "application/json", body),
             Err(_) => Self::api_error(&ApiError::internal(), ""),
         }
     }
 
-    pub fn api_error(err: &ApiError, request_id: &str) -> Self {
+    pub(crate) fn api_error(err: &ApiError, request_id: &str) -> Self {
         Self::new(err.status, "application/json", err.body(request_id))
     }
 
     /// An RFC 6749 error; token responses are never cacheable (§5.1).
-    pub fn oauth_error(err: &OAuthError) -> Self {
+    pub(crate) fn oauth_error(err: &OAuthError) -> Self {
         Self::new(err.status, "application/json", err.body()).no_store()
     }
 
-    pub fn html(status: u16, body: impl Into<Bytes>) -> Self {
+    pub(crate) fn html(status: u16, body: impl Into<Bytes>) -> Self {
         Self::new(status, "text/html; charset=utf-8", body)
             .with_header(HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY"))
             .with_header(
@@ -93,12 +93,12 @@ impl LocalResponse {
 
     /// A page telling a person what happened, what to do and the request
     /// id (see [`pages::message`]); `text` is the gateway's own words.
-    pub fn message_page(status: u16, title: &str, text: &str) -> Self {
+    pub(crate) fn message_page(status: u16, title: &str, text: &str) -> Self {
         pages::message::page(status, title, text, None)
     }
 
     /// The page shown when the store cannot be reached mid-flow.
-    pub fn store_down_page() -> Self {
+    pub(crate) fn store_down_page() -> Self {
         pages::message::page(
             503,
             "Try again",
@@ -110,7 +110,7 @@ impl LocalResponse {
     /// Lets this page's forms end up at `source` too. Browsers apply
     /// `form-action` to the redirects after a submission (CSP 3), and the
     /// consent form's answer redirects to the client.
-    pub fn allow_form_target(mut self, source: &str) -> Self {
+    pub(crate) fn allow_form_target(mut self, source: &str) -> Self {
         for (name, value) in self.headers.iter_mut() {
             if name.as_str() != "content-security-policy" {
                 continue;
@@ -128,7 +128,7 @@ impl LocalResponse {
     }
 
     /// A 302 to `location`; returns 500 if the location is not a valid header.
-    pub fn redirect(location: &str) -> Self {
+    pub(crate) fn redirect(location: &str) -> Self {
         match HeaderValue::from_str(location) {
             Ok(v) => Self::new(302, "text/plain; charset=utf-8", Bytes::new())
                 .with_header(http::header::LOCATION, v)
@@ -137,12 +137,12 @@ impl LocalResponse {
         }
     }
 
-    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+    pub(crate) fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self
     }
 
-    pub fn no_store(self) -> Self {
+    pub(crate) fn no_store(self) -> Self {
         self.with_header(
             http::header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
@@ -152,7 +152,7 @@ impl LocalResponse {
 }
 
 /// Text made safe for HTML element content and attribute values.
-pub fn escape_html(s: &str) -> String {
+pub(crate) fn escape_html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

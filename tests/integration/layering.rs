@@ -158,6 +158,24 @@ fn only_the_server_imports_the_proxy() {
     );
 }
 
+/// `bootstrap.rs` builds every service, so it sees them all; only the
+/// server (and `main.rs`, through it) may start it. Anything else importing
+/// it would point back up at the top of the graph.
+#[test]
+fn only_the_server_imports_the_bootstrap() {
+    let g = edges(&modules());
+    assert!(g.contains_key("bootstrap"), "src/bootstrap.rs is read");
+    let importers: Vec<&String> = g
+        .iter()
+        .filter(|(m, to)| *m != "server" && to.contains("bootstrap"))
+        .map(|(m, _)| m)
+        .collect();
+    assert!(
+        importers.is_empty(),
+        "modules importing bootstrap: {importers:?}"
+    );
+}
+
 #[test]
 fn the_checker_finds_a_cycle_when_there_is_one() {
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -94,7 +94,7 @@ pub(super) async fn start(
 
 /// The answer to the confirmation page: only Confirm, from the browser that
 /// got the page, asks WorkOS for the user's page.
-pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
         .into_owned()
         .collect();
@@ -163,7 +163,7 @@ pub async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
 }
 
 /// Where WorkOS Pipes sends the person back once the account is connected.
-pub fn done() -> LocalResponse {
+pub(crate) fn done() -> LocalResponse {
     page(
         200,
         "Connected",

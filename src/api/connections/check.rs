@@ -27,7 +27,7 @@ fn url(field: &str, v: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
-pub fn shape(c: &ConnectionConfig, s: &ConnectionSecrets) -> Result<(), ApiError> {
+pub(crate) fn shape(c: &ConnectionConfig, s: &ConnectionSecrets) -> Result<(), ApiError> {
     let need = |ok: bool, field: &str, why: &str| {
         if ok {
             Ok(())
@@ -161,7 +161,7 @@ pub fn shape(c: &ConnectionConfig, s: &ConnectionSecrets) -> Result<(), ApiError
 
 /// WorkOS Pipes knows users by their WorkOS id: only a gateway signing
 /// users in with WorkOS SSO (`idp.kind = "workos_sso"`) has it as subject.
-pub fn identity_provider(state: &State, c: &ConnectionConfig) -> Result<(), ApiError> {
+pub(crate) fn identity_provider(state: &State, c: &ConnectionConfig) -> Result<(), ApiError> {
     if c.kind == "workos_pipes"
         && crate::credentials::workos_pipes::api_base(&state.config).is_none()
     {
@@ -257,7 +257,7 @@ struct Registered {
 
 /// Registers the gateway at the upstream (RFC 7591) when the connection
 /// names a registration endpoint and has no client yet.
-pub async fn register_upstream(
+pub(crate) async fn register_upstream(
     state: &State,
     conn: &mut Connection,
     s: &mut ConnectionSecrets,
@@ -329,7 +329,7 @@ enum CheckError {
 
 /// Sets `status`, `lastValidatedAt` and `lastError`. OAuth connections are
 /// checked against the token endpoint; static credentials by their shape.
-pub async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets) {
+pub(crate) async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets) {
     let result: Result<(), CheckError> = match conn.config.kind.as_str() {
         "token_exchange" => exchange_reachable(state, conn, s).await,
         "workos_pipes" => pipes_reachable(state, conn, s).await,

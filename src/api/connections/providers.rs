@@ -5,15 +5,15 @@ use serde_json::json;
 
 use crate::errors::ApiError;
 
-pub struct Provider {
-    pub id: &'static str,
-    pub key: &'static str,
-    pub name: &'static str,
-    pub kind: &'static str,
-    pub docs_url: &'static str,
+pub(crate) struct Provider {
+    pub(crate) id: &'static str,
+    pub(crate) key: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) docs_url: &'static str,
 }
 
-pub const PROVIDERS: &[Provider] = &[
+pub(crate) const PROVIDERS: &[Provider] = &[
     Provider {
         id: "provider_oauth",
         key: "custom-oauth",
@@ -59,7 +59,7 @@ pub const PROVIDERS: &[Provider] = &[
 ];
 
 /// The provider named by `providerKey`, or implied by `config.type`.
-pub fn resolve(
+pub(crate) fn resolve(
     provider_key: Option<&str>,
     kind: Option<&str>,
 ) -> Result<&'static Provider, ApiError> {
@@ -88,7 +88,7 @@ pub fn resolve(
     }
 }
 
-pub fn list() -> Vec<crate::api::view::ProviderView> {
+pub(crate) fn list() -> Vec<crate::api::view::ProviderView> {
     PROVIDERS
         .iter()
         .map(|p| {

@@ -15,39 +15,39 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 /// Largest decoded inline logo.
-pub const MAX_LOGO_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_LOGO_BYTES: usize = 32 * 1024;
 const MAX_URL: usize = 2048;
 const MAX_NAME: usize = 80;
 
 /// An app's branding as stored and as the API shows it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Branding {
+pub(crate) struct Branding {
     #[serde(
         default,
         alias = "display_name",
         skip_serializing_if = "Option::is_none"
     )]
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     #[serde(default, alias = "logo_url", skip_serializing_if = "Option::is_none")]
-    pub logo_url: Option<String>,
+    pub(crate) logo_url: Option<String>,
     #[serde(
         default,
         alias = "accent_color",
         skip_serializing_if = "Option::is_none"
     )]
-    pub accent_color: Option<String>,
+    pub(crate) accent_color: Option<String>,
     #[serde(
         default,
         alias = "company_url",
         skip_serializing_if = "Option::is_none"
     )]
-    pub company_url: Option<String>,
+    pub(crate) company_url: Option<String>,
 }
 
 /// Why branding is refused; each names its field (camelCase, as the API).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BrandingError {
+pub(crate) enum BrandingError {
     #[error("must be 1-{MAX_NAME} characters without control characters")]
     DisplayName,
     #[error("must be an https URL on a host in [pages] logo_hosts, or a data:image/png, image/jpeg or image/webp base64 URI")]
@@ -66,7 +66,7 @@ pub enum BrandingError {
 
 impl BrandingError {
     /// The API field the error is about.
-    pub fn field(&self) -> &'static str {
+    pub(crate) fn field(&self) -> &'static str {
         match self {
             Self::DisplayName => "branding.displayName",
             Self::LogoScheme | Self::LogoHost(_) | Self::LogoTooLarge | Self::LogoData => {
@@ -78,7 +78,7 @@ impl BrandingError {
     }
 
     /// The config file's key for the same field.
-    pub fn toml_key(&self) -> String {
+    pub(crate) fn toml_key(&self) -> String {
         let f = self.field().trim_start_matches("branding.");
         let snake: String = f
             .chars()
@@ -96,7 +96,7 @@ impl BrandingError {
 
 impl Branding {
     /// Checks every field; `logo_hosts` are the operator's allowed logo hosts.
-    pub fn validate(&self, logo_hosts: &[String]) -> Result<(), BrandingError> {
+    pub(crate) fn validate(&self, logo_hosts: &[String]) -> Result<(), BrandingError> {
         if let Some(n) = &self.display_name {
             let n = n.trim();
             if n.is_empty() || n.chars().count() > MAX_NAME || n.chars().any(char::is_control) {

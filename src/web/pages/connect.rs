@@ -8,12 +8,12 @@ use super::{brand_header, esc, Brand, Page};
 use crate::web::LocalResponse;
 
 pub(crate) struct View<'a> {
-    pub brand: &'a Brand,
-    pub provider: &'a str,
-    pub connection: &'a str,
-    pub account: &'a str,
-    pub confirm_id: &'a str,
-    pub csrf: &'a str,
+    pub(crate) brand: &'a Brand,
+    pub(crate) provider: &'a str,
+    pub(crate) connection: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) confirm_id: &'a str,
+    pub(crate) csrf: &'a str,
 }
 
 pub(crate) fn confirm(v: View<'_>) -> LocalResponse {

@@ -26,31 +26,31 @@ pub(crate) enum Target {
 
 /// One requested scope.
 pub(crate) struct Scope {
-    pub id: String,
-    pub description: String,
+    pub(crate) id: String,
+    pub(crate) description: String,
     /// Already approved for this client and resource.
-    pub granted: bool,
+    pub(crate) granted: bool,
 }
 
 /// Everything the consent page shows.
 pub(crate) struct View<'a> {
-    pub brand: &'a Brand,
-    pub app_description: Option<&'a str>,
-    pub company_url: Option<&'a str>,
-    pub target: Target,
-    pub client_name: Option<&'a str>,
+    pub(crate) brand: &'a Brand,
+    pub(crate) app_description: Option<&'a str>,
+    pub(crate) company_url: Option<&'a str>,
+    pub(crate) target: Target,
+    pub(crate) client_name: Option<&'a str>,
     /// The verified host the tokens go to, and what it is the host of.
-    pub client_host: &'a str,
-    pub host_kind: &'a str,
+    pub(crate) client_host: &'a str,
+    pub(crate) host_kind: &'a str,
     /// The host of a client metadata document's URL (its `client_id`).
-    pub metadata_host: Option<&'a str>,
-    pub loopback: bool,
-    pub scopes: Vec<Scope>,
-    pub account: &'a str,
+    pub(crate) metadata_host: Option<&'a str>,
+    pub(crate) loopback: bool,
+    pub(crate) scopes: Vec<Scope>,
+    pub(crate) account: &'a str,
     /// Restarts sign-in (the "Not you?" link), relative to the gateway.
-    pub restart: &'a str,
-    pub consent_id: &'a str,
-    pub csrf: &'a str,
+    pub(crate) restart: &'a str,
+    pub(crate) consent_id: &'a str,
+    pub(crate) csrf: &'a str,
 }
 
 pub(crate) fn page(v: View<'_>) -> LocalResponse {

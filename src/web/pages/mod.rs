@@ -21,7 +21,7 @@
 //! proc-macro crate on a machine where compile time is scarce; escaping is
 //! explicit at each interpolation and tested per page.
 
-pub mod branding;
+pub(crate) mod branding;
 pub(crate) mod connect;
 pub(crate) mod consent;
 pub(crate) mod message;
@@ -80,11 +80,11 @@ pub(crate) fn esc(s: &str) -> String {
 #[derive(Default)]
 pub(crate) struct Brand {
     /// Shown name of the app (display name, else its name).
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `(src, CSP img-src source)` of a logo that passes the rules now.
-    pub logo: Option<(String, String)>,
+    pub(crate) logo: Option<(String, String)>,
     /// Accent and its text colour.
-    pub accent: Option<(String, &'static str)>,
+    pub(crate) accent: Option<(String, &'static str)>,
 }
 
 impl Brand {
@@ -117,10 +117,10 @@ impl Brand {
 /// One page: a title (plain text), its markup (built with [`esc`]) and an
 /// optional app brand.
 pub(crate) struct Page<'a> {
-    pub status: u16,
-    pub title: &'a str,
-    pub body: String,
-    pub brand: Option<&'a Brand>,
+    pub(crate) status: u16,
+    pub(crate) title: &'a str,
+    pub(crate) body: String,
+    pub(crate) brand: Option<&'a Brand>,
 }
 
 impl Page<'_> {
