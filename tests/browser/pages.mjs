@@ -104,6 +104,8 @@ allow_upstream_cidrs = ["127.0.0.0/8"]
 
 [oauth]
 token_mode = "gateway"
+# Client metadata documents on loopback http (the CIMD consent page below).
+allow_private_cimd = true
 scopes = ["tools:call"]
 scope_descriptions = { "tools:call" = "Run the app's tools for you" }
 
@@ -241,6 +243,27 @@ async function signInFlow(browser, gw, sink, width, scheme) {
   check(back.origin === sink.url && back.searchParams.has('code'), `${variant}: redirected to the client with a code (${page.url()})`);
   const foreign = requests.filter((u) => !u.startsWith(gw.url) && !u.startsWith('data:') && !u.startsWith(redirect));
   check(foreign.length === 0, `${variant}: pages loaded nothing from elsewhere: ${foreign.join(', ')}`);
+  check(cspErrors.length === 0, `${variant}: no CSP violations: ${cspErrors.join(' | ')}`);
+  await ctx.close();
+}
+
+/** A client identified by a metadata document (CIMD): the consent page
+ * names the host that publishes it beside the host its tokens go to. */
+async function metadataDocumentClient(browser, gw, docs, sink, width, scheme) {
+  const variant = `${width}-${scheme}`;
+  const { ctx, page, requests, cspErrors } = await context(browser, width, scheme);
+  const clientId = `${docs.url}/clients/notes-web.json`;
+  const redirect = `${sink.url}/callback`;
+  const { url } = authorizeUrl(gw, { client_id: clientId }, redirect, { resource: `${gw.url}/apps/everything/mcp` });
+  await page.goto(url);
+  check(page.url().startsWith(`${gw.url}/api/v1/auth/dev/login`), `${variant}: CIMD client at the sign-in (${page.url()})`);
+  await page.type('#email', 'ada@example.com');
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  await inspect(page, 'consent-cimd', variant);
+  const text = await page.evaluate(() => document.body.innerText);
+  check(text.includes('Notes Web') && text.includes('Its details are published by') && text.includes(new URL(docs.url).hostname), `${variant}: the consent names the client and the host that publishes it`);
+  const foreign = requests.filter((u) => !u.startsWith(gw.url) && !u.startsWith('data:'));
+  check(foreign.length === 0, `${variant}: the browser fetched nothing of the document's: ${foreign.join(', ')}`);
   check(cspErrors.length === 0, `${variant}: no CSP violations: ${cspErrors.join(' | ')}`);
   await ctx.close();
 }
@@ -464,6 +487,12 @@ async function main() {
     res.writeHead(200, { 'content-type': 'image/png' });
     res.end();
   });
+  // Serves client metadata documents: the document's client_id is its own URL.
+  const docs = await server((req, res) => {
+    const self = `http://127.0.0.1:${req.socket.localPort}${req.url}`;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ client_id: self, client_name: 'Notes Web', redirect_uris: [`${sink.url}/callback`], token_endpoint_auth_method: 'none', grant_types: ['authorization_code'], response_types: ['code'] }));
+  });
   const gw = await startGateway(upstream.url);
   const workos = await server((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
@@ -485,6 +514,7 @@ async function main() {
       for (const scheme of ['light', 'dark']) {
         console.log(`== sign-in, consent, errors, connect at ${width} px, ${scheme}`);
         await signInFlow(browser, gw, sink, width, scheme);
+        await metadataDocumentClient(browser, gw, docs, sink, width, scheme);
         await errorPages(browser, gw, width, scheme);
         await connectPages(browser, gw, sink, upstream.url, width, scheme);
         await ssoEmailPages(browser, ssoGw, sink, workos, width, scheme);
