@@ -375,9 +375,10 @@ async fn rotate(
 }
 
 /// Whether `hash` is the refresh token rotated out last, presented within
-/// the grace window (whole seconds, so a 1 s window lasts up to 2 s).
+/// the grace window (whole seconds, so a 1 s window lasts up to 2 s). A
+/// zero window is none: even a retry in the same second is reuse.
 fn in_grace(s: &Session, hash: &str, now: u64, grace: Duration) -> bool {
-    s.previous.as_deref() == Some(hash) && now <= s.rotated_at + grace.as_secs()
+    !grace.is_zero() && s.previous.as_deref() == Some(hash) && now <= s.rotated_at + grace.as_secs()
 }
 
 /// Ends a session: its refresh tokens stop working and every access token it
@@ -476,5 +477,9 @@ mod tests {
             "past the window"
         );
         assert!(!in_grace(&s, "old", clock.now_secs(), Duration::ZERO));
+        assert!(
+            !in_grace(&s, "old", s.rotated_at, Duration::ZERO),
+            "a zero window is none, even within the same second"
+        );
     }
 }

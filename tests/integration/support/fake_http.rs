@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,12 +10,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{header, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper::body::Incoming;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// One request, read whole.
 pub struct FakeRequest {
@@ -78,43 +75,27 @@ impl FakeServer {
         let listener = TcpListener::bind((ip, 0)).await.expect("bind fake");
         let addr = listener.local_addr().unwrap();
         let handler = Arc::new(handler);
-        let server = tokio::spawn(async move {
-            let mut conns = JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let handler = handler.clone();
-                conns.spawn(async move {
-                    let svc = service_fn(move |r: http::Request<hyper::body::Incoming>| {
-                        let handler = handler.clone();
-                        async move {
-                            let (parts, body) = r.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let query = url::form_urlencoded::parse(
-                                parts.uri.query().unwrap_or("").as_bytes(),
-                            )
-                            .into_owned()
-                            .collect();
-                            let req = FakeRequest {
-                                method: parts.method,
-                                path: parts.uri.path().to_string(),
-                                query,
-                                headers: parts.headers,
-                                body,
-                            };
-                            Ok::<_, Infallible>(handler(req).await)
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-                while conns.try_join_next().is_some() {}
+        // The harness's one accept loop (support/http_server.rs).
+        let server = super::http_server::spawn(listener, move |r: http::Request<Incoming>| {
+            let handler = handler.clone();
+            async move {
+                let (parts, body) = r.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let query = url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+                handler(FakeRequest {
+                    method: parts.method,
+                    path: parts.uri.path().to_string(),
+                    query,
+                    headers: parts.headers,
+                    body,
+                })
+                .await
             }
         });
         FakeServer { addr, server }

@@ -1,5 +1,6 @@
 //! The one HTTP/1.1 accept loop every fake server of the harness runs on
-//! (MCP upstream, identity provider, OAuth provider): accept, serve each
+//! (MCP upstream, identity provider, OAuth provider, the WorkOS and STS
+//! fakes of `fake_http.rs`, the OTLP receiver): accept, serve each
 //! connection on its own task, forget finished ones. Dropping or aborting
 //! the loop's task drops its `JoinSet`, which aborts every connection.
 
