@@ -4,12 +4,13 @@
 //! (one `EVAL` per request, [`redis`]); on the embedded store they live in
 //! process.
 //!
-//! A refusal is `429 rate_limited` in drio's envelope with `Retry-After`
-//! (RFC 9110 §10.2.3, delay-seconds), or, when the request is one MCP
-//! `tools/call` the gateway read, a JSON-RPC 2.0 error (code
-//! [`RATE_LIMITED`]) naming the limit. When Redis fails the request is
-//! allowed or refused (503) per `limits.on_store_error`, and the change of
-//! state is logged once each way.
+//! [`enforce`] answers with a [`Refusal`]; the proxy turns it into `429
+//! rate_limited` in drio's envelope with `Retry-After` (RFC 9110 §10.2.3,
+//! delay-seconds), or, when the request is one MCP `tools/call` the gateway
+//! read, a JSON-RPC 2.0 error (code [`RATE_LIMITED`]) naming the limit. When
+//! Redis fails the request is allowed or refused ([`Refusal::Unavailable`],
+//! a 503) per `limits.on_store_error`, and the change of state is logged
+//! once each way.
 //!
 //! Keys hold only configured or authenticated values (app id, token subject
 //! or client address, token `client_id`, a tool name from the config),
@@ -18,14 +19,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::auth::Principal;
 use crate::catalog::route::Route;
 use crate::config::{Config, StorageConfig};
-use crate::errors::ApiError;
 use crate::store::keys;
-use crate::web::LocalResponse;
 
 pub(crate) mod config;
 pub(crate) mod gcra;
@@ -64,7 +63,7 @@ pub(crate) struct Limiter {
     /// Whether the last shared check failed (logs once per change).
     failing: AtomicBool,
     /// Whose `X-Forwarded-For` names the client (`server.trusted_proxies`).
-    trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Limiter {
@@ -157,21 +156,6 @@ impl Limiter {
     }
 }
 
-/// The user key of a caller without a token: its address bucket (IPv4
-/// address, IPv6 /64), as every per-address limit of the gateway counts.
-pub(crate) fn caller_bucket(session: &pingora::proxy::Session, limiter: &Limiter) -> String {
-    let head = session.req_header();
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| {
-            let trusted = &limiter.trusted_proxies;
-            let ip = crate::web::client_addr::client_ip(a.ip(), &head.headers, trusted);
-            crate::web::client_addr::limit_bucket(ip)
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// One limit a request is checked against.
 struct Check<'a> {
     kind: usize,
@@ -201,18 +185,55 @@ fn tool_calls(body: &Value) -> Vec<(&str, u64)> {
     out
 }
 
+/// Why a request is refused; the proxy writes it (drio's envelope, or a
+/// JSON-RPC error for one `tools/call`). The texts name only configured
+/// values: the limit, a configured tool name, its rate.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Refusal<'a> {
+    /// The store could not be asked and `on_store_error = "deny"`.
+    #[error("Rate limits cannot be checked right now; try again shortly")]
+    Unavailable,
+    #[error("Rate limit exceeded ({}: {rate}); retry in {retry_secs} s", limit_name(limit, *tool))]
+    Limited {
+        /// One of the limit names: `user`, `client`, `app`, `tool`.
+        limit: &'static str,
+        /// The configured tool name, for a per-tool limit.
+        tool: Option<&'a str>,
+        rate: Rate,
+        /// Whole seconds until the request would be allowed (at least 1).
+        retry_secs: u64,
+    },
+}
+
+/// "tool echo" for a per-tool limit, else the limit's name.
+fn limit_name(limit: &str, tool: Option<&str>) -> String {
+    match tool {
+        Some(tool) => format!("tool {tool}"),
+        None => limit.to_string(),
+    }
+}
+
+impl Refusal<'_> {
+    /// `Retry-After`, in seconds.
+    pub(crate) fn retry_after(&self) -> u64 {
+        match self {
+            Refusal::Unavailable => 1,
+            Refusal::Limited { retry_secs, .. } => *retry_secs,
+        }
+    }
+}
+
 /// Checks a request to `route` against every limit that applies; returns
-/// the refusal to send, or `None` to go on. `caller` is the user key when
+/// why it is refused, or `None` to go on. `caller` is the user key when
 /// there is no token (the client address bucket). `body` is the parsed
 /// JSON-RPC body when the gateway read it.
-pub(crate) async fn enforce(
+pub(crate) async fn enforce<'r>(
     limiter: &Limiter,
-    route: &Route,
+    route: &'r Route,
     principal: Option<&Principal>,
     caller: impl FnOnce() -> String,
     body: Option<&Value>,
-    request_id: &str,
-) -> Option<LocalResponse> {
+) -> Option<Refusal<'r>> {
     let (app, d) = (&route.app, &limiter.defaults);
     let mut checks: Vec<Check> = Vec::with_capacity(4);
     let mut cells: Vec<Cell> = Vec::with_capacity(4);
@@ -268,17 +289,7 @@ pub(crate) async fn enforce(
     let outcome = match limiter.charge(&cells).await {
         Ok(o) => o,
         Err(()) if limiter.defaults.on_store_error == OnStoreError::Allow => return None,
-        Err(()) => {
-            let err = ApiError::new(
-                503,
-                "rate_limit_unavailable",
-                "Rate limits cannot be checked right now; try again shortly",
-            );
-            return Some(LocalResponse::api_error(&err, request_id).with_header(
-                http::header::RETRY_AFTER,
-                http::HeaderValue::from_static("1"),
-            ));
-        }
+        Err(()) => return Some(Refusal::Unavailable),
     };
     match outcome {
         Outcome::Allowed => {
@@ -290,43 +301,12 @@ pub(crate) async fn enforce(
         Outcome::Limited { index, wait_us } => {
             let c = &checks[index];
             limiter.decisions[c.kind][1].inc();
-            Some(refusal(c, wait_us, body, request_id))
+            Some(Refusal::Limited {
+                limit: KINDS[c.kind],
+                tool: c.tool,
+                rate: c.rate,
+                retry_secs: wait_us.div_ceil(1_000_000).max(1),
+            })
         }
     }
-}
-
-fn refusal(c: &Check, wait_us: u64, body: Option<&Value>, request_id: &str) -> LocalResponse {
-    let retry = wait_us.div_ceil(1_000_000).max(1);
-    let kind = KINDS[c.kind];
-    let what = match c.tool {
-        Some(tool) => format!("tool {tool}"),
-        None => kind.to_string(),
-    };
-    let message = format!(
-        "Rate limit exceeded ({what}: {}); retry in {retry} s",
-        c.rate
-    );
-    let mut details = json!({ "limit": kind, "retryAfterSeconds": retry });
-    if let Some(tool) = c.tool {
-        details["tool"] = json!(tool);
-    }
-    let retry_after = http::HeaderValue::from(retry);
-    // One MCP tools/call: answer in JSON-RPC (HTTP 200, like a disabled
-    // tool), so the client's tool call fails with a message it can show;
-    // SDK transports turn a non-2xx answer into a transport failure.
-    let single_call = body
-        .filter(|b| b.get("method").and_then(Value::as_str) == Some("tools/call"))
-        .filter(|b| b.get("id").is_some());
-    match single_call {
-        Some(b) => {
-            let error = json!({ "code": RATE_LIMITED, "message": message, "data": details });
-            let body = json!({ "jsonrpc": "2.0", "id": b["id"], "error": error });
-            LocalResponse::new(200, "application/json", body.to_string())
-        }
-        None => LocalResponse::api_error(
-            &ApiError::new(429, "rate_limited", message).with_details(details),
-            request_id,
-        ),
-    }
-    .with_header(http::header::RETRY_AFTER, retry_after)
 }

@@ -32,6 +32,7 @@ pub(crate) mod cors;
 pub(crate) mod ctx;
 mod forward;
 pub mod jsonrpc;
+mod limited;
 pub mod local;
 pub(crate) mod origin;
 mod prepare;

@@ -96,18 +96,12 @@ async fn prepare(
         return Ok(Some(refusal));
     }
     if limiter.applies(route) {
-        let caller = || limits::caller_bucket(session, limiter);
+        let caller = || super::limited::caller_bucket(session, limiter);
         let principal = ctx.principal.as_deref();
-        let refusal = limits::enforce(
-            limiter,
-            route,
-            principal,
-            caller,
-            body.as_ref(),
-            &ctx.request_id,
-        );
-        if let Some(refusal) = refusal.await {
-            return Ok(Some(refusal));
+        let refusal = limits::enforce(limiter, route, principal, caller, body.as_ref()).await;
+        if let Some(refusal) = refusal {
+            let answer = super::limited::response(&refusal, body.as_ref(), &ctx.request_id);
+            return Ok(Some(answer));
         }
     }
     let bearer = session
