@@ -252,7 +252,7 @@ async fn h2c_multiplexes_sse_streams_on_one_connection() {
     gw.metrics_until(|t| t.contains(&format!("drio_open_streams {STREAMS}")))
         .await;
     // Every stream gets its own events, in order, interleaved on one connection.
-    let mut last = vec![0u64; STREAMS];
+    let mut last = [0u64; STREAMS];
     for _ in 0..3 {
         for ((body, buf), last) in streams.iter_mut().zip(last.iter_mut()) {
             let seq = next_seq(body, buf).await;
