@@ -7,10 +7,19 @@
 #
 #   bash benches/streams.sh
 #   COUNTS="1000 5000 10000" HOLD=30 bash benches/streams.sh
+#   COUNTS="1000 5000" PROTO=h1 bash benches/streams.sh
 #
 # Environment (all optional): COUNTS ("1000 5000 10000"), HOLD (20 s),
 # EVERY_MS (1000), THREADS (2, the gateway's), RAMP (2000 new streams per
-# second), GATEWAY_BIN and SSE_BIN (skip the build), KEEP_TMP=1.
+# second), PROTO (h1 or h2, see below), GATEWAY_BIN and SSE_BIN (skip the
+# build), KEEP_TMP=1.
+#
+# PROTO=h1: one HTTP/1.1 connection per stream, so the gateway holds two
+# descriptors per stream (client and upstream side). PROTO=h2: the gateway
+# runs with `[server] h2c = true` and the streams are HTTP/2 streams, 100 per
+# connection (ceil(N/100) client connections), so it holds about N + N/100.
+# The default is h2 when the largest N would need more descriptors over
+# HTTP/1.1 than the hard `ulimit -n` allows, else h1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=streams
@@ -23,11 +32,22 @@ THREADS=${THREADS:-2}
 RAMP=${RAMP:-2000}
 need_tools curl:curl
 
-# Each stream is one client socket, one gateway socket each side, one upstream socket.
+# Over HTTP/1.1 each stream is one client socket and one upstream socket in the
+# gateway; over h2 the client sockets are shared, 100 streams each. The
+# upstream (a process of its own) holds one socket per stream either way.
 max=0; for n in $COUNTS; do ((n > max)) && max=$n; done
-want=$((max * 2 + 4096))
-ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
-(($(ulimit -n) >= want)) || echo "== warning: ulimit -n is $(ulimit -n), $want wanted; raise the hard limit (e.g. /etc/security/limits.conf) for N=$max"
+h1_want=$((max * 2 + 4096))
+hard=$(ulimit -Hn)
+if [ -z "${PROTO:-}" ]; then
+  if [ "$hard" != unlimited ] && ((h1_want > hard)); then PROTO=h2; else PROTO=h1; fi
+fi
+case $PROTO in
+  h1) want=$h1_want; H2C=false; CLIENT_FLAGS=() ;;
+  h2) want=$((max + max / 100 + 4096)); H2C=true; CLIENT_FLAGS=(--h2) ;;
+  *) die "PROTO must be h1 or h2, not $PROTO" ;;
+esac
+ulimit -n "$want" 2>/dev/null || ulimit -n "$hard" || true
+(($(ulimit -n) >= want)) || echo "== warning: ulimit -n is $(ulimit -n), $want wanted; raise the hard limit (e.g. /etc/security/limits.conf) for N=$max over $PROTO"
 
 if [ -n "${SSE_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then :; else
   build_gateway --example sse_bench
@@ -46,6 +66,7 @@ admin = "127.0.0.1:$ADMIN"
 threads = $THREADS
 grace_period_seconds = 0
 graceful_shutdown_timeout_seconds = 1
+h2c = $H2C
 [storage]
 backend = "embedded"
 path = "$TMP/gateway.redb"
@@ -64,12 +85,12 @@ URL="http://127.0.0.1:$GW/apps/sse/mcp"
 
 open_streams() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^drio_open_streams / {print $2}'; }
 
-echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; gateway threads $THREADS; an event every $EVERY_MS ms per stream; hold $HOLD s"
-echo "| streams | open (gateway) | RSS before MiB | RSS open MiB | KiB per stream | events | out of order | failed |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores; gateway threads $THREADS; an event every $EVERY_MS ms per stream; hold $HOLD s; $PROTO"
+echo "| proto | streams | open (gateway) | gateway fds | RSS before MiB | RSS open MiB | KiB per stream | events | out of order | failed |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for n in $COUNTS; do
   read -r rss0 _ < <(proc_stats "$GW_PID")
-  "$SSE_BIN" clients "$URL" "$n" "$HOLD" "$RAMP" >"$TMP/clients-$n.txt" 2>&1 &
+  "$SSE_BIN" clients "${CLIENT_FLAGS[@]}" "$URL" "$n" "$HOLD" "$RAMP" >"$TMP/clients-$n.txt" 2>&1 &
   cpid=$!
   # Sample once every stream had time to open (ramp), halfway through the rest.
   ramp_s=$(( (n + RAMP - 1) / RAMP ))
@@ -79,8 +100,8 @@ for n in $COUNTS; do
   wait "$cpid" || true
   res=$(grep '^SSE_RESULT' "$TMP/clients-$n.txt" || echo "SSE_RESULT open=0 events=0 out_of_order=? failed=?")
   eval "${res#SSE_RESULT }"
-  awk -v n="$n" -v o="$opened" -v a="$rss0" -v b="$rss1" -v ev="$events" -v ooo="$out_of_order" -v f="$failed" 'BEGIN {
-    printf "| %d | %s | %.1f | %.1f | %.1f | %s | %s | %s |\n", n, o, a / 1024, b / 1024, (o > 0 ? (b - a) / o : 0), ev, ooo, f }'
+  awk -v p="$PROTO" -v n="$n" -v o="$opened" -v fd="$fds" -v a="$rss0" -v b="$rss1" -v ev="$events" -v ooo="$out_of_order" -v f="$failed" 'BEGIN {
+    printf "| %s | %d | %s | %s | %.1f | %.1f | %.1f | %s | %s | %s |\n", p, n, o, fd, a / 1024, b / 1024, (o > 0 ? (b - a) / o : 0), ev, ooo, f }'
   # Let the gateway notice the closed streams before the next size.
   for _ in $(seq 1 100); do [ "$(open_streams)" = 0 ] && break; sleep 0.2; done
 done

@@ -135,6 +135,16 @@ fn build_server(state: Arc<State>, upgrade: bool) -> Server {
         Gateway::new(state.clone()),
         "drio-proxy",
     );
+    if cfg.server.h2c {
+        // HTTP/2 with prior knowledge (RFC 9113 §3.3) besides HTTP/1.1: Pingora
+        // peeks at the first bytes of each connection for the h2 preface.
+        // `HttpServerOptions` is non-exhaustive, hence the default then a field.
+        let mut options = pingora::apps::HttpServerOptions::default();
+        options.h2c = true;
+        if let Some(app) = proxy.app_logic_mut() {
+            app.server_options = Some(options);
+        }
+    }
     proxy.add_tcp(&cfg.listen.proxy.to_string());
 
     let mut admin = Service::new("drio-admin".to_string(), AdminApp::new(state.clone()));

@@ -96,6 +96,11 @@ pub(crate) struct ServerSettings {
     pub(crate) upgrade_sock: Option<PathBuf>,
     /// Default SSE stream policy of every app (see [`StreamPolicy`]).
     pub(crate) stream: StreamPolicy,
+    /// Whether the proxy listener also serves cleartext HTTP/2 to clients
+    /// that start with the connection preface (prior knowledge, RFC 9113
+    /// §3.3); HTTP/1.1 is served either way. Many streams then share one
+    /// connection, and one descriptor, instead of one each.
+    pub(crate) h2c: bool,
 }
 
 /// How a long-lived `text/event-stream` response is kept (crate::proxy::stream).

@@ -75,6 +75,8 @@ pub(crate) struct RawServer {
     pub(crate) stream_idle_timeout_seconds: Option<u64>,
     /// SSE comment heartbeat interval during upstream silence (0 = off, the default).
     pub(crate) stream_heartbeat_seconds: Option<u64>,
+    /// Serve HTTP/2 with prior knowledge on the proxy listener (off by default).
+    pub(crate) h2c: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -94,6 +94,7 @@ pub(super) fn validate(path: &Path, raw: RawConfig) -> Result<Config, ConfigErro
                 .map_err(|m| err("server.stream_heartbeat_seconds", m))?
                 .flatten(),
         },
+        h2c: raw.server.h2c.unwrap_or(false),
     };
 
     let storage = storage(path, &raw)?;
@@ -611,6 +612,13 @@ admin = "127.0.0.1:9090"
         )
         .unwrap_err();
         assert_eq!(e.key, "storage.cache_size_mib", "{e}");
+    }
+
+    #[test]
+    fn h2c_is_off_unless_asked_for() {
+        assert!(!load("").unwrap().server.h2c);
+        assert!(load("[server]\nh2c = true\n").unwrap().server.h2c);
+        assert!(load("[server]\nh2c = 1\n").is_err());
     }
 
     #[test]

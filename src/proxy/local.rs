@@ -3,6 +3,9 @@
 //! so there is no second HTTP server and no extra hop. The routes are in
 //! [`crate::routes`]; their request and response types in [`crate::web`].
 
+use http::{header, HeaderMap};
+use pingora::http::RequestHeader;
+
 use crate::state::State;
 use crate::web::{LocalRequest, LocalResponse};
 
@@ -29,6 +32,19 @@ pub fn authority_matches(host: &[u8], expected: &str, https: bool) -> bool {
     host.len() == expected.len() + default_port.len()
         && host[..expected.len()].eq_ignore_ascii_case(expected)
         && &host[expected.len()..] == default_port
+}
+
+/// The request's headers for a local handler, with `Host` even over HTTP/2,
+/// which names the host in `:authority` instead (RFC 9113 §8.3.1): handlers
+/// (discovery on an app's own host) read `Host`, as an HTTP/1 hop would.
+pub(crate) fn headers_with_host(head: &RequestHeader) -> HeaderMap {
+    let mut headers = head.headers.clone();
+    if !headers.contains_key(header::HOST) {
+        if let Some(v) = head.uri.authority().and_then(|a| a.as_str().parse().ok()) {
+            headers.insert(header::HOST, v);
+        }
+    }
+    headers
 }
 
 /// Answers a local route (see [`crate::routes`]).

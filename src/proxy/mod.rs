@@ -122,7 +122,7 @@ impl Gateway {
             method: head.method.clone(),
             path: head.uri.path().to_string(),
             query: head.uri.query().map(str::to_string),
-            headers: head.headers.clone(),
+            headers: local::headers_with_host(head),
             body,
             client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| {
                 crate::web::client_addr::client_ip(

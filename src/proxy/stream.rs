@@ -266,6 +266,12 @@ async fn relay(
             }
             Step::ClientGone(r) => {
                 return Err(match r {
+                    // Over HTTP/2 the client leaves with RST_STREAM, which
+                    // Pingora reports as an h2 error: it is a hang-up all the same.
+                    Err(e) if *e.etype() == ErrorType::H2Error => {
+                        Error::because(ErrorType::ConnectionClosed, "client left the stream", e)
+                            .into_down()
+                    }
                     Err(e) => e.into_down(),
                     Ok(_) => Error::explain(ErrorType::ConnectionClosed, "client left the stream")
                         .into_down(),

@@ -8,6 +8,7 @@ mod config_cli;
 mod egress;
 mod elicitation;
 mod graceful;
+mod h2c;
 mod hardening;
 mod idp_selftest;
 mod keepalive;
