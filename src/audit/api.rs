@@ -21,7 +21,7 @@ pub(crate) async fn list(
     id: &str,
     req: &LocalRequest,
 ) -> Result<LocalResponse, ApiError> {
-    let app_id = match load(state, user, id).await? {
+    let app_id = match load(&state.api(), user, id).await? {
         AppRef::Stored(r) => r.id,
         AppRef::Config(a) if user.admin => a.id,
         AppRef::Config(_) => return Err(ApiError::not_found("App")),
