@@ -589,7 +589,7 @@ async fn managed(
 ) -> LocalResponse {
     use api::{apps, commands, connections};
     if handler == H::Me {
-        return oauth::me::me(state, user).await;
+        return oauth::me::me(&state.oauth_ctx(), user).await;
     }
     let cx = &state.api();
     let result = async {
@@ -625,12 +625,10 @@ async fn open(
     [id, auth]: Params<'_>,
 ) -> LocalResponse {
     use oauth::{authorize, callback, consent, dev, metadata, register, revoke, token};
-    let api_cx = &state.api();
+    let (api_cx, cx) = (&state.api(), &state.oauth_ctx());
     let not_found = || LocalResponse::api_error(&ApiError::not_found("Route"), &req.request_id);
     match (handler, oauth) {
-        (H::Discovery, _) => metadata::dispatch(state, req)
-            .await
-            .unwrap_or_else(not_found),
+        (H::Discovery, _) => metadata::dispatch(cx, req).await.unwrap_or_else(not_found),
         (H::Templates, _) => api::templates::list(),
         (H::OpenApi, _) => OPENAPI.get().map_or_else(not_found, |serve| serve()),
         (H::ConnectStart, _) => api::connect::start(api_cx, req, id, auth).await,
@@ -639,18 +637,18 @@ async fn open(
         (H::ConnectDone, _) => api::connect::done(),
         (H::ConnectPipes, _) => api::connect::pipes_confirm(api_cx, req).await,
         (H::Healthz, _) => LocalResponse::json(200, &serde_json::json!({"status": "ok"})),
-        (H::Register, Some(o)) => register::register(state, o, req).await,
-        (H::Authorize, Some(o)) => authorize::authorize(state, o, req).await,
-        (H::Callback, Some(o)) => callback::callback(state, o, req).await,
-        (H::Prove, Some(o)) => oauth::proof::start(state, o, req).await,
-        (H::Consent, Some(o)) => consent::decide(state, o, req).await,
-        (H::Token, Some(o)) => token::token(state, o, req).await,
-        (H::Refresh, Some(o)) => token::refresh_route(state, o, req).await,
-        (H::Revoke, Some(o)) => revoke::revoke(state, o, req).await,
+        (H::Register, Some(o)) => register::register(cx, o, req).await,
+        (H::Authorize, Some(o)) => authorize::authorize(cx, o, req).await,
+        (H::Callback, Some(o)) => callback::callback(cx, o, req).await,
+        (H::Prove, Some(o)) => oauth::proof::start(cx, o, req).await,
+        (H::Consent, Some(o)) => consent::decide(cx, o, req).await,
+        (H::Token, Some(o)) => token::token(cx, o, req).await,
+        (H::Refresh, Some(o)) => token::refresh_route(cx, o, req).await,
+        (H::Revoke, Some(o)) => revoke::revoke(cx, o, req).await,
         (H::DevLoginPage, Some(_)) => dev::login_page(req),
-        (H::DevLogin, Some(_)) => dev::submit(state, req).await,
-        (H::SsoEmailPage, Some(o)) => oauth::workos_sso::email_page(state, o, req).await,
-        (H::SsoEmail, Some(o)) => oauth::workos_sso::email_submit(state, o, req).await,
+        (H::DevLogin, Some(_)) => dev::submit(cx, req).await,
+        (H::SsoEmailPage, Some(o)) => oauth::workos_sso::email_page(cx, o, req).await,
+        (H::SsoEmail, Some(o)) => oauth::workos_sso::email_submit(cx, o, req).await,
         _ => not_found(),
     }
 }

@@ -3,9 +3,10 @@
 //! few accessors that work on them (the catalog's handles, route rebuilds).
 //!
 //! Built once at start by [`crate::bootstrap`] (on the gateway's background
-//! runtime) and shared by `Arc`; this module only holds it. Handlers get what
-//! they need from here ([`State::api`] lends the management API its
-//! context); nothing reaches back into the proxy or the bootstrap.
+//! runtime) and shared by `Arc`; this module only holds it. Handlers never
+//! see it: [`State::api`] and [`State::oauth_ctx`] lend each one the small
+//! context of handles it uses. Nothing reaches back into the proxy or the
+//! bootstrap.
 
 use std::sync::Arc;
 
@@ -92,6 +93,20 @@ impl State {
                 instance: &self.instance,
             },
             oauth_enabled: self.oauth.is_some(),
+        }
+    }
+
+    /// The handles the authorization server's handlers use.
+    pub(crate) fn oauth_ctx(&self) -> crate::oauth::OAuthCtx<'_> {
+        crate::oauth::OAuthCtx {
+            config: &self.config,
+            store: &self.store,
+            routes: &self.routes,
+            http: &self.http,
+            auth: &self.auth,
+            vault: &self.vault,
+            clock: &self.clock,
+            oauth: self.oauth.as_deref(),
         }
     }
 
