@@ -601,7 +601,7 @@ async fn managed(
             H::DeleteApp => apps::delete(cx, user, id).await,
             H::GetConfig => apps::get_config(cx, user, id).await,
             H::PutConfig => apps::put_config(cx, user, id, api::body(req)?).await,
-            H::ListAudit => crate::audit::api::list(state, user, id, req).await,
+            H::ListAudit => crate::audit::api::list(cx, user, id, req).await,
             H::ListCommands => commands::list(cx, user, id).await,
             H::PatchCommands => commands::patch(cx, user, id, api::body(req)?).await,
             H::ListAuths => connections::list(cx, user, id).await,
