@@ -541,7 +541,7 @@ pub(crate) async fn dispatch(state: &State, req: &LocalRequest) -> LocalResponse
         }
     };
     let caller = match route.guard {
-        Guard::Management => match api::caller(state, req).await {
+        Guard::Management => match api::caller(&state.api(), req).await {
             Ok(c) => Some(c),
             Err(refusal) => return refusal,
         },
@@ -589,25 +589,26 @@ async fn managed(
 ) -> LocalResponse {
     use api::{apps, commands, connections};
     if handler == H::Me {
-        return oauth::me::me(state, user).await;
+        return oauth::me::me(&state.oauth_ctx(), user).await;
     }
+    let cx = &state.api();
     let result = async {
         match handler {
-            H::ListApps => apps::list(state, user).await,
-            H::CreateApp => apps::create(state, user, api::body(req)?).await,
-            H::GetApp => apps::get(state, user, id).await,
-            H::PatchApp => apps::patch(state, user, id, api::body(req)?).await,
-            H::DeleteApp => apps::delete(state, user, id).await,
-            H::GetConfig => apps::get_config(state, user, id).await,
-            H::PutConfig => apps::put_config(state, user, id, api::body(req)?).await,
-            H::ListAudit => crate::audit::api::list(state, user, id, req).await,
-            H::ListCommands => commands::list(state, user, id).await,
-            H::PatchCommands => commands::patch(state, user, id, api::body(req)?).await,
-            H::ListAuths => connections::list(state, user, id).await,
-            H::CreateAuth => connections::create(state, user, id, api::body(req)?).await,
-            H::GetAuth => connections::get(state, user, id, auth).await,
-            H::PatchAuth => connections::patch(state, user, id, auth, api::body(req)?).await,
-            H::DeleteAuth => connections::delete(state, user, id, auth).await,
+            H::ListApps => apps::list(cx, user).await,
+            H::CreateApp => apps::create(cx, user, api::body(req)?).await,
+            H::GetApp => apps::get(cx, user, id).await,
+            H::PatchApp => apps::patch(cx, user, id, api::body(req)?).await,
+            H::DeleteApp => apps::delete(cx, user, id).await,
+            H::GetConfig => apps::get_config(cx, user, id).await,
+            H::PutConfig => apps::put_config(cx, user, id, api::body(req)?).await,
+            H::ListAudit => crate::audit::api::list(cx, user, id, req).await,
+            H::ListCommands => commands::list(cx, user, id).await,
+            H::PatchCommands => commands::patch(cx, user, id, api::body(req)?).await,
+            H::ListAuths => connections::list(cx, user, id).await,
+            H::CreateAuth => connections::create(cx, user, id, api::body(req)?).await,
+            H::GetAuth => connections::get(cx, user, id, auth).await,
+            H::PatchAuth => connections::patch(cx, user, id, auth, api::body(req)?).await,
+            H::DeleteAuth => connections::delete(cx, user, id, auth).await,
             _ => Err(ApiError::internal()),
         }
     }
@@ -624,31 +625,30 @@ async fn open(
     [id, auth]: Params<'_>,
 ) -> LocalResponse {
     use oauth::{authorize, callback, consent, dev, metadata, register, revoke, token};
+    let (api_cx, cx) = (&state.api(), &state.oauth_ctx());
     let not_found = || LocalResponse::api_error(&ApiError::not_found("Route"), &req.request_id);
     match (handler, oauth) {
-        (H::Discovery, _) => metadata::dispatch(state, req)
-            .await
-            .unwrap_or_else(not_found),
+        (H::Discovery, _) => metadata::dispatch(cx, req).await.unwrap_or_else(not_found),
         (H::Templates, _) => api::templates::list(),
         (H::OpenApi, _) => OPENAPI.get().map_or_else(not_found, |serve| serve()),
-        (H::ConnectStart, _) => api::connect::start(state, req, id, auth).await,
-        (H::ConnectCallback, _) => api::connect::callback(state, req).await,
-        (H::ConnectConfirm, _) => api::connect::confirm(state, req).await,
+        (H::ConnectStart, _) => api::connect::start(api_cx, req, id, auth).await,
+        (H::ConnectCallback, _) => api::connect::callback(api_cx, req).await,
+        (H::ConnectConfirm, _) => api::connect::confirm(api_cx, req).await,
         (H::ConnectDone, _) => api::connect::done(),
-        (H::ConnectPipes, _) => api::connect::pipes_confirm(state, req).await,
+        (H::ConnectPipes, _) => api::connect::pipes_confirm(api_cx, req).await,
         (H::Healthz, _) => LocalResponse::json(200, &serde_json::json!({"status": "ok"})),
-        (H::Register, Some(o)) => register::register(state, o, req).await,
-        (H::Authorize, Some(o)) => authorize::authorize(state, o, req).await,
-        (H::Callback, Some(o)) => callback::callback(state, o, req).await,
-        (H::Prove, Some(o)) => oauth::proof::start(state, o, req).await,
-        (H::Consent, Some(o)) => consent::decide(state, o, req).await,
-        (H::Token, Some(o)) => token::token(state, o, req).await,
-        (H::Refresh, Some(o)) => token::refresh_route(state, o, req).await,
-        (H::Revoke, Some(o)) => revoke::revoke(state, o, req).await,
+        (H::Register, Some(o)) => register::register(cx, o, req).await,
+        (H::Authorize, Some(o)) => authorize::authorize(cx, o, req).await,
+        (H::Callback, Some(o)) => callback::callback(cx, o, req).await,
+        (H::Prove, Some(o)) => oauth::proof::start(cx, o, req).await,
+        (H::Consent, Some(o)) => consent::decide(cx, o, req).await,
+        (H::Token, Some(o)) => token::token(cx, o, req).await,
+        (H::Refresh, Some(o)) => token::refresh_route(cx, o, req).await,
+        (H::Revoke, Some(o)) => revoke::revoke(cx, o, req).await,
         (H::DevLoginPage, Some(_)) => dev::login_page(req),
-        (H::DevLogin, Some(_)) => dev::submit(state, req).await,
-        (H::SsoEmailPage, Some(o)) => oauth::workos_sso::email_page(state, o, req).await,
-        (H::SsoEmail, Some(o)) => oauth::workos_sso::email_submit(state, o, req).await,
+        (H::DevLogin, Some(_)) => dev::submit(cx, req).await,
+        (H::SsoEmailPage, Some(o)) => oauth::workos_sso::email_page(cx, o, req).await,
+        (H::SsoEmail, Some(o)) => oauth::workos_sso::email_submit(cx, o, req).await,
         _ => not_found(),
     }
 }

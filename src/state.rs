@@ -3,11 +3,12 @@
 //! few accessors that work on them (the catalog's handles, route rebuilds).
 //!
 //! Built once at start by [`crate::bootstrap`] (on the gateway's background
-//! runtime) and shared by `Arc`; this module only holds it. Handlers get what
-//! they need from here; nothing reaches back into the proxy or the bootstrap.
+//! runtime) and shared by `Arc`; this module only holds it. Handlers never
+//! see it: [`State::api`] and [`State::oauth_ctx`] lend each one the small
+//! context of handles it uses. Nothing reaches back into the proxy or the
+//! bootstrap.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -74,6 +75,41 @@ impl State {
         }
     }
 
+    /// The handles the management API's handlers use.
+    pub(crate) fn api(&self) -> crate::api::ApiCtx<'_> {
+        crate::api::ApiCtx {
+            config: &self.config,
+            store: &self.store,
+            routes: &self.routes,
+            http: &self.http,
+            egress: &self.egress,
+            auth: &self.auth,
+            vault: &self.vault,
+            clock: &self.clock,
+            catalog: self.catalog(),
+            changes: crate::catalog::reloader::Changes {
+                reloader: &self.reloader,
+                store: self.store.as_ref(),
+                instance: &self.instance,
+            },
+            oauth_enabled: self.oauth.is_some(),
+        }
+    }
+
+    /// The handles the authorization server's handlers use.
+    pub(crate) fn oauth_ctx(&self) -> crate::oauth::OAuthCtx<'_> {
+        crate::oauth::OAuthCtx {
+            config: &self.config,
+            store: &self.store,
+            routes: &self.routes,
+            http: &self.http,
+            auth: &self.auth,
+            vault: &self.vault,
+            clock: &self.clock,
+            oauth: self.oauth.as_deref(),
+        }
+    }
+
     /// Builds a route table from the config and the catalog in the store and
     /// makes it live. Called at start (before any other rebuild can run) and
     /// by the reloader task only (both started by [`crate::bootstrap`]): see
@@ -83,27 +119,4 @@ impl State {
         self.routes.store(Arc::new(table));
         Ok(())
     }
-
-    /// Called after a catalog write is stored: asks for a rebuild, tells
-    /// every other instance, and waits (bounded) until this instance's live
-    /// table covers the write, so the writer's next request routes by it.
-    pub(crate) async fn catalog_changed(&self) {
-        let generation = self.reloader.request();
-        if let Err(e) = self
-            .store
-            .publish(crate::catalog::CHANGES_CHANNEL, self.instance.as_bytes())
-            .await
-        {
-            tracing::warn!(error = %e, "could not broadcast a catalog change");
-        }
-        if !self.reloader.wait_for(generation, WRITE_WAIT).await {
-            tracing::warn!(
-                generation,
-                "routes not rebuilt in time after a catalog change; the change applies at the next rebuild"
-            );
-        }
-    }
 }
-
-/// How long a catalog write waits for the routes to cover it.
-const WRITE_WAIT: Duration = Duration::from_secs(5);

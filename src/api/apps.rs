@@ -5,12 +5,11 @@
 
 use serde::Deserialize;
 
-use super::{store_err, templates, view, Caller};
+use super::{store_err, templates, view, ApiCtx, Caller};
 use crate::catalog::{self, live, AppRecord, AppSettings, ToolSwitches};
 use crate::config::tool_policy;
 use crate::config::AppConfig;
 use crate::errors::ApiError;
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::pages::branding::Branding;
 use crate::web::LocalResponse;
@@ -31,11 +30,11 @@ impl AppRef {
 }
 
 /// Loads an app the caller may see; anything else is 404 (no existence leak).
-pub(crate) async fn load(state: &State, user: &Caller, id: &str) -> Result<AppRef, ApiError> {
-    if let Some(app) = state.config.apps.iter().find(|a| a.id == id) {
+pub(crate) async fn load(cx: &ApiCtx<'_>, user: &Caller, id: &str) -> Result<AppRef, ApiError> {
+    if let Some(app) = cx.config.apps.iter().find(|a| a.id == id) {
         return Ok(AppRef::Config(app.clone()));
     }
-    let rec: Option<AppRecord> = state
+    let rec: Option<AppRecord> = cx
         .store
         .get_json(&catalog::app_key(id))
         .await
@@ -48,11 +47,11 @@ pub(crate) async fn load(state: &State, user: &Caller, id: &str) -> Result<AppRe
 
 /// Like [`load`], for changes: config-file apps are read-only to everyone but admins' tool/auth changes.
 pub(crate) async fn load_owned(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     id: &str,
 ) -> Result<AppRecord, ApiError> {
-    match load(state, user, id).await? {
+    match load(cx, user, id).await? {
         AppRef::Stored(r) => Ok(r),
         AppRef::Config(_) => Err(read_only()),
     }
@@ -66,17 +65,15 @@ fn read_only() -> ApiError {
     )
 }
 
-pub(crate) async fn list(state: &State, user: &Caller) -> Result<LocalResponse, ApiError> {
-    let public = &state.config.public_url;
-    let mut apps: Vec<view::AppView> = state
+pub(crate) async fn list(cx: &ApiCtx<'_>, user: &Caller) -> Result<LocalResponse, ApiError> {
+    let public = &cx.config.public_url;
+    let mut apps: Vec<view::AppView> = cx
         .config
         .apps
         .iter()
-        .map(|a| view::configured(a, public, state.config.pages.branding.get(&a.id)))
+        .map(|a| view::configured(a, public, cx.config.pages.branding.get(&a.id)))
         .collect();
-    let stored = live::dynamic_apps(&state.catalog())
-        .await
-        .map_err(store_err)?;
+    let stored = live::dynamic_apps(&cx.catalog).await.map_err(store_err)?;
     apps.extend(
         stored
             .iter()
@@ -86,10 +83,14 @@ pub(crate) async fn list(state: &State, user: &Caller) -> Result<LocalResponse, 
     Ok(LocalResponse::json(200, &view::AppList { apps }))
 }
 
-pub(crate) async fn get(state: &State, user: &Caller, id: &str) -> Result<LocalResponse, ApiError> {
-    let public = &state.config.public_url;
-    let app = match load(state, user, id).await? {
-        AppRef::Config(a) => view::configured(&a, public, state.config.pages.branding.get(&a.id)),
+pub(crate) async fn get(
+    cx: &ApiCtx<'_>,
+    user: &Caller,
+    id: &str,
+) -> Result<LocalResponse, ApiError> {
+    let public = &cx.config.public_url;
+    let app = match load(cx, user, id).await? {
+        AppRef::Config(a) => view::configured(&a, public, cx.config.pages.branding.get(&a.id)),
         AppRef::Stored(r) => view::stored(&r, public),
     };
     Ok(LocalResponse::json(200, &view::AppBody { app }))
@@ -109,7 +110,7 @@ pub(crate) struct CreateApp {
 }
 
 pub(crate) async fn create(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     body: CreateApp,
 ) -> Result<LocalResponse, ApiError> {
@@ -150,33 +151,33 @@ pub(crate) async fn create(
         created_at: now.clone(),
         updated_at: now,
         settings,
-        branding: checked_branding(state, body.branding)?,
+        branding: checked_branding(cx, body.branding)?,
     };
     validate(&rec)?;
-    check_upstream(state, &rec).await?;
-    if state.config.apps.iter().any(|a| a.slug == rec.slug) {
+    check_upstream(cx, &rec).await?;
+    if cx.config.apps.iter().any(|a| a.slug == rec.slug) {
         return Err(ApiError::new(
             409,
             "conflict",
             format!("slug `{}` is taken", rec.slug),
         ));
     }
-    admit(state, user, &mut rec, None).await?;
+    admit(cx, user, &mut rec, None).await?;
     // The slug reservation makes two concurrent creations of one slug safe.
-    let reserved = state
+    let reserved = cx
         .store
         .put_if_absent(&slug_key(&rec.slug), rec.id.as_bytes(), None)
         .await
         .map_err(store_err)?;
     if !reserved {
-        release_host(state, &rec).await;
+        release_host(cx, &rec).await;
         return Err(ApiError::new(
             409,
             "conflict",
             format!("slug `{}` is taken", rec.slug),
         ));
     }
-    write(state, &rec, 201).await
+    write(cx, &rec, 201).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -192,12 +193,12 @@ pub(crate) struct PatchApp {
 }
 
 pub(crate) async fn patch(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     id: &str,
     body: PatchApp,
 ) -> Result<LocalResponse, ApiError> {
-    let mut rec = load_owned(state, user, id).await?;
+    let mut rec = load_owned(cx, user, id).await?;
     if let Some(n) = body.name {
         if n.trim().is_empty() || n.len() > 200 {
             return Err(ApiError::validation("name", "must be 1-200 characters"));
@@ -208,7 +209,7 @@ pub(crate) async fn patch(
         rec.description = Some(d);
     }
     if let Some(b) = body.branding {
-        rec.branding = checked_branding(state, Some(b))?;
+        rec.branding = checked_branding(cx, Some(b))?;
     }
     if let Some(e) = body.is_enabled {
         rec.is_enabled = e;
@@ -225,16 +226,16 @@ pub(crate) async fn patch(
         }
         rec.status = s;
     }
-    save(state, rec).await
+    save(cx, rec).await
 }
 
 pub(crate) async fn delete(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     id: &str,
 ) -> Result<LocalResponse, ApiError> {
-    let rec = load_owned(state, user, id).await?;
-    for (key, bytes) in state
+    let rec = load_owned(cx, user, id).await?;
+    for (key, bytes) in cx
         .store
         .scan_prefix(&catalog::conn_prefix(id), 10_000)
         .await
@@ -242,36 +243,33 @@ pub(crate) async fn delete(
     {
         if let Ok(c) = serde_json::from_slice::<catalog::Connection>(&bytes) {
             if let Some(r) = c.secret_ref {
-                state
-                    .store
+                cx.store
                     .delete(&catalog::secrets::key(&r))
                     .await
                     .map_err(store_err)?;
             }
         }
-        state.store.delete(&key).await.map_err(store_err)?;
+        cx.store.delete(&key).await.map_err(store_err)?;
     }
-    state
-        .store
+    cx.store
         .delete(&catalog::app_key(id))
         .await
         .map_err(store_err)?;
-    state
-        .store
+    cx.store
         .delete(&slug_key(&rec.slug))
         .await
         .map_err(store_err)?;
-    release_host(state, &rec).await;
-    state.catalog_changed().await;
+    release_host(cx, &rec).await;
+    cx.catalog_changed().await;
     Ok(LocalResponse::json(200, &view::Deleted { deleted: true }))
 }
 
 pub(crate) async fn get_config(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     id: &str,
 ) -> Result<LocalResponse, ApiError> {
-    let settings = match load(state, user, id).await? {
+    let settings = match load(cx, user, id).await? {
         AppRef::Stored(r) => {
             let mut settings = r.settings.clone();
             if let Ok(app) = live::to_app_config(&r) {
@@ -280,7 +278,7 @@ pub(crate) async fn get_config(
             settings
         }
         AppRef::Config(a) => {
-            let switches = tool_switches(state, &a.id).await?;
+            let switches = tool_switches(cx, &a.id).await?;
             let mut settings = view::configured_settings(&a, switches.disabled_tools);
             // The policy in force: the TOML's plus what the commands API added.
             settings.tools = tool_policy::to_policies(&tool_policy::merged(
@@ -297,47 +295,46 @@ pub(crate) async fn get_config(
 }
 
 pub(crate) async fn put_config(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     id: &str,
     settings: AppSettings,
 ) -> Result<LocalResponse, ApiError> {
-    let mut rec = load_owned(state, user, id).await?;
+    let mut rec = load_owned(cx, user, id).await?;
     let before = rec.settings.host.clone();
     rec.settings = settings;
-    admit(state, user, &mut rec, before.as_deref()).await?;
-    check_upstream(state, &rec).await?;
+    admit(cx, user, &mut rec, before.as_deref()).await?;
+    check_upstream(cx, &rec).await?;
     let settings = rec.settings.clone();
-    save(state, rec).await?;
+    save(cx, rec).await?;
     Ok(LocalResponse::json(
         200,
         &view::ConfigBody { config: settings },
     ))
 }
 
-pub(crate) async fn save(state: &State, mut rec: AppRecord) -> Result<LocalResponse, ApiError> {
+pub(crate) async fn save(cx: &ApiCtx<'_>, mut rec: AppRecord) -> Result<LocalResponse, ApiError> {
     rec.updated_at = catalog::now_rfc3339();
-    write(state, &rec, 200).await
+    write(cx, &rec, 200).await
 }
 
-async fn write(state: &State, rec: &AppRecord, status: u16) -> Result<LocalResponse, ApiError> {
-    state
-        .store
+async fn write(cx: &ApiCtx<'_>, rec: &AppRecord, status: u16) -> Result<LocalResponse, ApiError> {
+    cx.store
         .put_json(&catalog::app_key(&rec.id), rec, None)
         .await
         .map_err(store_err)?;
-    state.catalog_changed().await;
+    cx.catalog_changed().await;
     Ok(LocalResponse::json(
         status,
         &view::AppBody {
-            app: view::stored(rec, &state.config.public_url),
+            app: view::stored(rec, &cx.config.public_url),
         },
     ))
 }
 
 /// Tool switches of a config-file app.
-pub(crate) async fn tool_switches(state: &State, id: &str) -> Result<ToolSwitches, ApiError> {
-    Ok(state
+pub(crate) async fn tool_switches(cx: &ApiCtx<'_>, id: &str) -> Result<ToolSwitches, ApiError> {
+    Ok(cx
         .store
         .get_json(&catalog::tools_key(id))
         .await
@@ -350,7 +347,7 @@ pub(crate) async fn tool_switches(state: &State, id: &str) -> Result<ToolSwitche
 /// applies), and its `host` is one the caller may claim. `before` is the
 /// host the stored record had.
 async fn admit(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     rec: &mut AppRecord,
     before: Option<&str>,
@@ -360,7 +357,7 @@ async fn admit(
     rec.settings.host = app.host.clone();
     let Some(host) = app.host.as_deref() else {
         if let Some(old) = before {
-            release(state, old, &rec.id).await;
+            release(cx, old, &rec.id).await;
         }
         return Ok(());
     };
@@ -380,8 +377,8 @@ async fn admit(
         ApiError::new(409, "conflict", format!("host `{host}` is already in use"))
             .with_details(serde_json::json!({ "field": "config.host" }))
     };
-    if crate::config::validate::is_public_host(&state.config.public_url, host)
-        || state
+    if crate::config::validate::is_public_host(&cx.config.public_url, host)
+        || cx
             .config
             .apps
             .iter()
@@ -390,36 +387,36 @@ async fn admit(
         return Err(taken());
     }
     // The reservation makes two concurrent claims of one host safe.
-    let claimed = state
+    let claimed = cx
         .store
         .put_if_absent(&host_key(host), rec.id.as_bytes(), None)
         .await
         .map_err(store_err)?;
     if !claimed {
-        let holder = state.store.get(&host_key(host)).await.map_err(store_err)?;
+        let holder = cx.store.get(&host_key(host)).await.map_err(store_err)?;
         if holder.as_deref() != Some(rec.id.as_bytes()) {
             return Err(taken());
         }
     }
     if let Some(old) = before {
-        release(state, old, &rec.id).await;
+        release(cx, old, &rec.id).await;
     }
     Ok(())
 }
 
 /// Frees a host reservation if `app_id` holds it.
-async fn release(state: &State, host: &str, app_id: &str) {
+async fn release(cx: &ApiCtx<'_>, host: &str, app_id: &str) {
     let key = host_key(host);
-    if let Ok(Some(holder)) = state.store.get(&key).await {
+    if let Ok(Some(holder)) = cx.store.get(&key).await {
         if holder == app_id.as_bytes() {
-            let _ = state.store.delete(&key).await;
+            let _ = cx.store.delete(&key).await;
         }
     }
 }
 
-async fn release_host(state: &State, rec: &AppRecord) {
+async fn release_host(cx: &ApiCtx<'_>, rec: &AppRecord) {
     if let Some(h) = &rec.settings.host {
-        release(state, h, &rec.id).await;
+        release(cx, h, &rec.id).await;
     }
 }
 
@@ -429,9 +426,9 @@ fn host_key(host: &str) -> String {
 
 /// Branding as stored: validated against `[pages] logo_hosts` (422 naming
 /// the field), trimmed, and None when nothing is set.
-fn checked_branding(state: &State, b: Option<Branding>) -> Result<Option<Branding>, ApiError> {
+fn checked_branding(cx: &ApiCtx<'_>, b: Option<Branding>) -> Result<Option<Branding>, ApiError> {
     let Some(mut b) = b else { return Ok(None) };
-    b.validate(&state.config.pages.logo_hosts)
+    b.validate(&cx.config.pages.logo_hosts)
         .map_err(|e| ApiError::validation(e.field(), e.to_string()))?;
     b.display_name = b.display_name.map(|n| n.trim().to_string());
     b.accent_color = b.accent_color.map(|c| c.to_ascii_lowercase());
@@ -452,8 +449,8 @@ fn validate(rec: &AppRecord) -> Result<AppConfig, ApiError> {
 
 /// A user's upstream must pass the egress policy, judged on every address
 /// its host resolves to now (the route table re-checks at each rebuild).
-async fn check_upstream(state: &State, rec: &AppRecord) -> Result<(), ApiError> {
-    let policy = state.egress.policy();
+async fn check_upstream(cx: &ApiCtx<'_>, rec: &AppRecord) -> Result<(), ApiError> {
+    let policy = cx.egress.policy();
     policy
         .check_url(&rec.settings.upstream_url)
         .await

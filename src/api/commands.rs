@@ -10,26 +10,25 @@ use serde_json::{json, Value};
 
 use super::apps::{self, AppRef};
 use super::view::{Command, CommandList, CommandSwitches};
-use super::{store_err, Caller};
+use super::{store_err, ApiCtx, Caller};
 use crate::catalog::route::Route;
 use crate::catalog::{self, ToolSwitches};
 use crate::config::tool_policy::{self, ToolScopes};
 use crate::credentials::{InjectError, Resolved};
 use crate::egress::OutboundFailure;
 use crate::errors::ApiError;
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::LocalResponse;
 
 /// The app's disabled tools and per-tool scopes in force.
-async fn policy(state: &State, app: &AppRef) -> Result<(Vec<String>, ToolScopes), ApiError> {
+async fn policy(cx: &ApiCtx<'_>, app: &AppRef) -> Result<(Vec<String>, ToolScopes), ApiError> {
     Ok(match app {
         AppRef::Stored(r) => (
             r.settings.disabled_tools.clone(),
             tool_policy::validate(&r.settings.tools).unwrap_or_default(),
         ),
         AppRef::Config(a) => {
-            let sw = apps::tool_switches(state, &a.id).await?;
+            let sw = apps::tool_switches(cx, &a.id).await?;
             (
                 sw.disabled_tools,
                 tool_policy::merged(&a.tool_scopes, &sw.tool_scopes),
@@ -39,25 +38,25 @@ async fn policy(state: &State, app: &AppRef) -> Result<(Vec<String>, ToolScopes)
 }
 
 pub(crate) async fn list(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     id: &str,
 ) -> Result<LocalResponse, ApiError> {
-    let app = apps::load(state, user, id).await?;
-    let (off, scopes) = policy(state, &app).await?;
+    let app = apps::load(cx, user, id).await?;
+    let (off, scopes) = policy(cx, &app).await?;
     let off: HashSet<String> = off.into_iter().collect();
     let slug = match &app {
         AppRef::Stored(r) => r.slug.clone(),
         AppRef::Config(a) => a.slug.clone(),
     };
-    let route = state.routes.load().by_slug(&slug).cloned().ok_or_else(|| {
+    let route = cx.routes.load().by_slug(&slug).cloned().ok_or_else(|| {
         ApiError::new(
             409,
             "app_disabled",
             "The app is disabled; enable it to list its tools",
         )
     })?;
-    let tools = upstream_tools(state, &route, user).await?;
+    let tools = upstream_tools(cx, &route, user).await?;
     let commands: Vec<Command> = tools
         .into_iter()
         .filter_map(|t| match t {
@@ -102,7 +101,7 @@ pub(crate) enum PatchCommands {
 }
 
 pub(crate) async fn patch(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     id: &str,
     body: PatchCommands,
@@ -154,7 +153,7 @@ pub(crate) async fn patch(
         }
         list.sort();
     };
-    let (disabled, scopes) = match apps::load(state, user, id).await? {
+    let (disabled, scopes) = match apps::load(cx, user, id).await? {
         AppRef::Stored(mut r) => {
             let mut scopes = tool_policy::validate(&r.settings.tools)
                 .map_err(|(f, m)| ApiError::validation(&f, m))?;
@@ -167,12 +166,12 @@ pub(crate) async fn patch(
             }
             r.settings.tools = tool_policy::to_policies(&scopes);
             let d = r.settings.disabled_tools.clone();
-            apps::save(state, r).await?;
+            apps::save(cx, r).await?;
             (d, scopes)
         }
         AppRef::Config(a) if user.admin => {
             let key = catalog::tools_key(&a.id);
-            let mut sw: ToolSwitches = state
+            let mut sw: ToolSwitches = cx
                 .store
                 .get_json(&key)
                 .await
@@ -185,12 +184,11 @@ pub(crate) async fn patch(
                     "a public app takes no token: per-tool scopes need a non-public app",
                 ));
             }
-            state
-                .store
+            cx.store
                 .put_json(&key, &sw, None)
                 .await
                 .map_err(store_err)?;
-            state.catalog_changed().await;
+            cx.catalog_changed().await;
             // The TOML's scopes stay in force whatever was stored.
             let scopes = tool_policy::merged(&a.tool_scopes, &sw.tool_scopes);
             (sw.disabled_tools, scopes)
@@ -215,7 +213,7 @@ pub(crate) async fn patch(
 /// Asks the upstream for its tools, as an MCP client would, with the
 /// credentials the data plane would inject for this caller.
 async fn upstream_tools(
-    state: &State,
+    cx: &ApiCtx<'_>,
     route: &Route,
     user: &Caller,
 ) -> Result<Vec<Value>, ApiError> {
@@ -255,7 +253,7 @@ async fn upstream_tools(
         url.push_str(pair);
     }
     let client = McpCall {
-        state,
+        cx,
         url: &url,
         credential: &credential,
         trusted: route.trusted,
@@ -320,7 +318,7 @@ fn upstream_err(why: &str) -> ApiError {
 }
 
 struct McpCall<'a> {
-    state: &'a State,
+    cx: &'a ApiCtx<'a>,
     url: &'a str,
     credential: &'a Resolved,
     /// A config-file app's upstream is the operator's; an API-created app's
@@ -335,9 +333,9 @@ impl McpCall<'_> {
         session: Option<&str>,
     ) -> Result<reqwest::RequestBuilder, ApiError> {
         let req = if self.trusted {
-            self.state.http.request(method, self.url)
+            self.cx.http.request(method, self.url)
         } else {
-            self.state
+            self.cx
                 .egress
                 .request(method, self.url)
                 .map_err(|e| upstream_err(&OutboundFailure::from(e).to_string()))?

@@ -34,12 +34,12 @@ use subtle::ConstantTimeEq;
 use super::apps;
 
 mod pipes;
+use super::ApiCtx;
 use crate::catalog::{self, live, Connection};
 use crate::credentials::oauth::{user_token_request, ProviderSettings};
 use crate::credentials::per_user::{
     save_tokens, ticket_key, tokens_key, ConnectTicket, LinkProof, UserTokens,
 };
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::pages::{self, Brand};
 use crate::web::{LocalRequest, LocalResponse};
@@ -135,7 +135,7 @@ fn page(status: u16, title: &str, text: &str) -> LocalResponse {
 }
 
 pub(crate) async fn start(
-    state: &State,
+    cx: &ApiCtx<'_>,
     req: &LocalRequest,
     app_id: &str,
     auth_id: &str,
@@ -146,20 +146,20 @@ pub(crate) async fn start(
         // A browser: it proves who it is at the identity provider first
         // (`oauth::proof`), which sends it back here with a proof.
         match query(req, "proof") {
-            Some(p) => match proven(state, &p, t).await {
+            Some(p) => match proven(cx, &p, t).await {
                 Ok(()) => {}
                 Err(resp) => return resp,
             },
-            None if state.oauth.is_some() => {
+            None if cx.oauth_enabled => {
                 // A used or expired link says so at once, not after a sign-in.
-                match state.store.get(&ticket_key(t)).await {
+                match cx.store.get(&ticket_key(t)).await {
                     Ok(Some(_)) => {}
                     Ok(None) => return link_expired(),
                     Err(_) => return LocalResponse::store_down_page(),
                 }
                 return LocalResponse::redirect(&format!(
                     "{}/api/v1/auth/prove?ticket={}",
-                    state.config.public_url,
+                    cx.config.public_url,
                     url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
                 ));
             }
@@ -170,17 +170,13 @@ pub(crate) async fn start(
         }
     }
     let (subject, email, org_id, session_id) = match ticket {
-        Some(t) => match state
-            .store
-            .take_json::<ConnectTicket>(&ticket_key(&t))
-            .await
-        {
+        Some(t) => match cx.store.take_json::<ConnectTicket>(&ticket_key(&t)).await {
             Ok(Some(tk)) if tk.app_id == app_id && tk.auth_id == auth_id => {
                 // The link is bound to the user it was issued to: a person
                 // signed in as someone else (a bearer of another subject)
                 // is refused, and the link is spent either way.
                 if bearer {
-                    match super::caller(state, req).await {
+                    match super::caller(cx, req).await {
                         Ok(user) if user.subject() == tk.subject => {}
                         Ok(_) => return ConnectError::OtherUser.page(),
                         Err(resp) => return resp,
@@ -191,8 +187,8 @@ pub(crate) async fn start(
             Ok(_) => return link_expired(),
             Err(_) => return LocalResponse::store_down_page(),
         },
-        None => match super::caller(state, req).await {
-            Ok(user) => match apps::load(state, &user, app_id).await {
+        None => match super::caller(cx, req).await {
+            Ok(user) => match apps::load(cx, &user, app_id).await {
                 Ok(_) => (
                     user.subject().to_string(),
                     user.principal.email.clone(),
@@ -204,7 +200,7 @@ pub(crate) async fn start(
             Err(resp) => return resp,
         },
     };
-    let conn = match connection(state, app_id, auth_id).await {
+    let conn = match connection(cx, app_id, auth_id).await {
         Ok(c) => c,
         Err(e) => return e.page(),
     };
@@ -218,9 +214,9 @@ pub(crate) async fn start(
         );
     }
     if conn.config.kind == "workos_pipes" {
-        return pipes::start(state, &conn, &subject, email.as_deref(), org_id.as_deref()).await;
+        return pipes::start(cx, &conn, &subject, email.as_deref(), org_id.as_deref()).await;
     }
-    let settings = match provider(state, &conn).await {
+    let settings = match provider(cx, &conn).await {
         Ok(s) => s,
         Err(e) => return e.page(),
     };
@@ -251,7 +247,7 @@ pub(crate) async fn start(
         verifier: verifier.clone(),
         binding: sha256_hex(&binding),
     };
-    if state
+    if cx
         .store
         .put_json(
             &keys::user_connect(&state_token),
@@ -267,7 +263,7 @@ pub(crate) async fn start(
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
             .append_pair("client_id", &settings.client_id)
-            .append_pair("redirect_uri", &callback_url(state))
+            .append_pair("redirect_uri", &callback_url(cx))
             .append_pair("state", &state_token);
         if settings.pkce {
             q.append_pair(
@@ -288,15 +284,15 @@ pub(crate) async fn start(
     }
     with_cookie(
         LocalResponse::redirect(url.as_str()),
-        state,
+        cx,
         &binding,
         PENDING_TTL,
     )
 }
 
 /// Spends a link's proof (`oauth::proof`); it must be for this ticket.
-async fn proven(state: &State, proof: &str, ticket: &str) -> Result<(), LocalResponse> {
-    match state
+async fn proven(cx: &ApiCtx<'_>, proof: &str, ticket: &str) -> Result<(), LocalResponse> {
+    match cx
         .store
         .take_json::<LinkProof>(&keys::link_proof(proof))
         .await
@@ -311,7 +307,7 @@ async fn proven(state: &State, proof: &str, ticket: &str) -> Result<(), LocalRes
     }
 }
 
-pub(crate) async fn callback(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn callback(cx: &ApiCtx<'_>, req: &LocalRequest) -> LocalResponse {
     let Some(state_token) = query(req, "state") else {
         return page(
             400,
@@ -320,16 +316,12 @@ pub(crate) async fn callback(state: &State, req: &LocalRequest) -> LocalResponse
         );
     };
     // Taken before any check: whatever happens next, this flow is over.
-    let pending: Pending = match state
-        .store
-        .take_json(&keys::user_connect(&state_token))
-        .await
-    {
+    let pending: Pending = match cx.store.take_json(&keys::user_connect(&state_token)).await {
         Ok(Some(p)) => p,
         Ok(None) => return ConnectError::Expired.page(),
         Err(_) => return ConnectError::Store.page(),
     };
-    if !same_browser(state, req, &pending.binding) {
+    if !same_browser(cx, req, &pending.binding) {
         return ConnectError::OtherBrowser.page();
     }
     if let Some(err) = query(req, "error") {
@@ -354,13 +346,13 @@ pub(crate) async fn callback(state: &State, req: &LocalRequest) -> LocalResponse
     let Some(code) = query(req, "code") else {
         return page(400, "Not connected", "The provider sent no code.");
     };
-    let conn = match connection(state, &pending.app_id, &pending.auth_id).await {
+    let conn = match connection(cx, &pending.app_id, &pending.auth_id).await {
         Ok(c) => c,
         Err(e) => return e.page(),
     };
     let account = match pending.email.clone() {
         Some(e) => e,
-        None => profile_email(state, &pending.subject)
+        None => profile_email(cx, &pending.subject)
             .await
             .unwrap_or_else(|| pending.subject.clone()),
     };
@@ -376,10 +368,10 @@ pub(crate) async fn callback(state: &State, req: &LocalRequest) -> LocalResponse
         binding: pending.binding,
         csrf: csrf.clone(),
     };
-    if let Err(e) = put_sealed(state, &confirm_key(&id), &confirm).await {
+    if let Err(e) = put_sealed(cx, &confirm_key(&id), &confirm).await {
         return e.page();
     }
-    let brand = app_brand(state, &confirm.app_id).await;
+    let brand = app_brand(cx, &confirm.app_id).await;
     pages::connect::confirm(pages::connect::View {
         brand: &brand,
         provider: &conn.provider_name,
@@ -392,12 +384,12 @@ pub(crate) async fn callback(state: &State, req: &LocalRequest) -> LocalResponse
 
 /// The app's name and branding for the confirmation page: the config
 /// file's, else the stored record's.
-async fn app_brand(state: &State, app_id: &str) -> Brand {
-    let hosts = &state.config.pages.logo_hosts;
-    if let Some(app) = state.config.apps.iter().find(|a| a.id == app_id) {
-        return Brand::of(&app.name, state.config.pages.branding.get(app_id), hosts);
+async fn app_brand(cx: &ApiCtx<'_>, app_id: &str) -> Brand {
+    let hosts = &cx.config.pages.logo_hosts;
+    if let Some(app) = cx.config.apps.iter().find(|a| a.id == app_id) {
+        return Brand::of(&app.name, cx.config.pages.branding.get(app_id), hosts);
     }
-    match state
+    match cx
         .store
         .get_json::<catalog::AppRecord>(&catalog::app_key(app_id))
         .await
@@ -409,7 +401,7 @@ async fn app_brand(state: &State, app_id: &str) -> Brand {
 
 /// The answer to the confirmation page (a form POST, CSRF token plus the
 /// binding cookie); only Confirm exchanges the code and stores tokens.
-pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn confirm(cx: &ApiCtx<'_>, req: &LocalRequest) -> LocalResponse {
     let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
         .into_owned()
         .collect();
@@ -417,13 +409,13 @@ pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse 
         return page(400, "Invalid request", "confirm_id is required.");
     };
     // Taken first: a refused answer also ends the flow (single use).
-    let c: Confirm = match take_sealed(state, &confirm_key(id)).await {
+    let c: Confirm = match take_sealed(cx, &confirm_key(id)).await {
         Ok(c) => c,
         Err(e) => return e.page(),
     };
     let token = form.get("csrf_token").map(String::as_str).unwrap_or("");
     let token_ok = bool::from(token.as_bytes().ct_eq(c.csrf.as_bytes()));
-    if !(token_ok && same_browser(state, req, &c.binding)) {
+    if !(token_ok && same_browser(cx, req, &c.binding)) {
         return ConnectError::Forged.page();
     }
     if form.get("decision").map(String::as_str) != Some("confirm") {
@@ -433,43 +425,37 @@ pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse 
                 "Not connected",
                 "Nothing was connected or stored. You can close this window.",
             ),
-            state,
+            cx,
         );
     }
-    let conn = match connection(state, &c.app_id, &c.auth_id).await {
+    let conn = match connection(cx, &c.app_id, &c.auth_id).await {
         Ok(c) => c,
         Err(e) => return e.page(),
     };
-    let settings = match provider(state, &conn).await {
+    let settings = match provider(cx, &conn).await {
         Ok(s) => s,
         Err(e) => return e.page(),
     };
     let mut params = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", c.code),
-        ("redirect_uri", callback_url(state)),
+        ("redirect_uri", callback_url(cx)),
     ];
     if settings.pkce {
         params.push(("code_verifier", c.verifier));
     }
-    let tokens = match user_token_request(
-        &state.egress,
-        &settings,
-        &settings.token_endpoint,
-        params,
-    )
-    .await
-    {
-        Ok(t) => UserTokens::from_response(t, None, state.clock.now_secs()),
-        Err(e) => {
-            return page(
-                502,
-                "Not connected",
-                &format!("The token exchange failed: {e}"),
-            )
-        }
-    };
-    let ctx = live::oauth_context(&state.catalog());
+    let tokens =
+        match user_token_request(cx.egress, &settings, &settings.token_endpoint, params).await {
+            Ok(t) => UserTokens::from_response(t, None, cx.clock.now_secs()),
+            Err(e) => {
+                return page(
+                    502,
+                    "Not connected",
+                    &format!("The token exchange failed: {e}"),
+                )
+            }
+        };
+    let ctx = live::oauth_context(&cx.catalog);
     let resp = match save_tokens(&ctx, &tokens_key(&c.auth_id, &c.subject), &tokens).await {
         Ok(()) => page(200, "Connected", &format!("Your {} account is connected. You can close this window and retry in your MCP client.", conn.provider_name)),
         Err(e) => {
@@ -477,29 +463,25 @@ pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse 
             page(503, "Not connected", "The tokens could not be stored.")
         }
     };
-    clear_cookie(resp, state)
+    clear_cookie(resp, cx)
 }
 
 async fn connection(
-    state: &State,
+    cx: &ApiCtx<'_>,
     app_id: &str,
     auth_id: &str,
 ) -> Result<Connection, ConnectError> {
-    match state
-        .store
-        .get_json(&catalog::conn_key(app_id, auth_id))
-        .await
-    {
+    match cx.store.get_json(&catalog::conn_key(app_id, auth_id)).await {
         Ok(Some(c)) => Ok(c),
         Ok(None) => Err(ConnectError::NoConnection),
         Err(_) => Err(ConnectError::Store),
     }
 }
 
-async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, ConnectError> {
+async fn provider(cx: &ApiCtx<'_>, conn: &Connection) -> Result<ProviderSettings, ConnectError> {
     let unusable = |e: &dyn std::fmt::Display| ConnectError::Unusable(e.to_string());
     let secrets = match &conn.secret_ref {
-        Some(r) => catalog::secrets::get(state.store.as_ref(), state.vault.as_deref(), r)
+        Some(r) => catalog::secrets::get(cx.store.as_ref(), cx.vault.as_deref(), r)
             .await
             .map_err(|e| unusable(&e))?,
         None => Default::default(),
@@ -508,8 +490,8 @@ async fn provider(state: &State, conn: &Connection) -> Result<ProviderSettings, 
 }
 
 /// The e-mail of the stored profile (`user:{sub}`, written at sign-in).
-async fn profile_email(state: &State, subject: &str) -> Option<String> {
-    let profile: serde_json::Value = state.store.get_json(&keys::user(subject)).await.ok()??;
+async fn profile_email(cx: &ApiCtx<'_>, subject: &str) -> Option<String> {
+    let profile: serde_json::Value = cx.store.get_json(&keys::user(subject)).await.ok()??;
     profile["email"].as_str().map(str::to_owned)
 }
 
@@ -517,32 +499,31 @@ fn confirm_key(id: &str) -> String {
     keys::user_confirm(id)
 }
 
-async fn put_sealed(state: &State, key: &str, c: &Confirm) -> Result<(), ConnectError> {
-    let vault = state.vault.as_ref().ok_or(ConnectError::NoKey)?;
+async fn put_sealed(cx: &ApiCtx<'_>, key: &str, c: &Confirm) -> Result<(), ConnectError> {
+    let vault = cx.vault.as_ref().ok_or(ConnectError::NoKey)?;
     let plain = serde_json::to_vec(c).map_err(|_| ConnectError::Store)?;
     let sealed = vault.seal(key, &plain).map_err(|_| ConnectError::NoKey)?;
-    state
-        .store
+    cx.store
         .put(key, &sealed, Some(CONFIRM_TTL))
         .await
         .map_err(|_| ConnectError::Store)
 }
 
-async fn take_sealed(state: &State, key: &str) -> Result<Confirm, ConnectError> {
-    let sealed = match state.store.take(key).await {
+async fn take_sealed(cx: &ApiCtx<'_>, key: &str) -> Result<Confirm, ConnectError> {
+    let sealed = match cx.store.take(key).await {
         Ok(Some(s)) => s,
         Ok(None) => return Err(ConnectError::Expired),
         Err(_) => return Err(ConnectError::Store),
     };
-    let vault = state.vault.as_ref().ok_or(ConnectError::NoKey)?;
+    let vault = cx.vault.as_ref().ok_or(ConnectError::NoKey)?;
     let plain = vault
         .open(key, &sealed)
         .map_err(|_| ConnectError::Expired)?;
     serde_json::from_slice(&plain).map_err(|_| ConnectError::Expired)
 }
 
-fn cookie_name(state: &State) -> &'static str {
-    if state.config.public_url.starts_with("https://") {
+fn cookie_name(cx: &ApiCtx<'_>) -> &'static str {
+    if cx.config.public_url.starts_with("https://") {
         "__Host-drio-connect"
     } else {
         "drio-connect"
@@ -551,8 +532,8 @@ fn cookie_name(state: &State) -> &'static str {
 
 /// True when the request carries the binding cookie whose SHA-256 is
 /// `expected` (compared in constant time).
-fn same_browser(state: &State, req: &LocalRequest, expected: &str) -> bool {
-    let name = cookie_name(state);
+fn same_browser(cx: &ApiCtx<'_>, req: &LocalRequest, expected: &str) -> bool {
+    let name = cookie_name(cx);
     let value = req.cookie(name);
     match value {
         Some(v) if !v.is_empty() && !expected.is_empty() => {
@@ -562,15 +543,15 @@ fn same_browser(state: &State, req: &LocalRequest, expected: &str) -> bool {
     }
 }
 
-fn with_cookie(resp: LocalResponse, state: &State, value: &str, ttl: Duration) -> LocalResponse {
-    let secure = if cookie_name(state).starts_with("__Host-") {
+fn with_cookie(resp: LocalResponse, cx: &ApiCtx<'_>, value: &str, ttl: Duration) -> LocalResponse {
+    let secure = if cookie_name(cx).starts_with("__Host-") {
         "; Secure"
     } else {
         ""
     };
     let cookie = format!(
         "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-        cookie_name(state),
+        cookie_name(cx),
         ttl.as_secs()
     );
     match HeaderValue::from_str(&cookie) {
@@ -579,12 +560,12 @@ fn with_cookie(resp: LocalResponse, state: &State, value: &str, ttl: Duration) -
     }
 }
 
-fn clear_cookie(resp: LocalResponse, state: &State) -> LocalResponse {
-    with_cookie(resp, state, "", Duration::ZERO)
+fn clear_cookie(resp: LocalResponse, cx: &ApiCtx<'_>) -> LocalResponse {
+    with_cookie(resp, cx, "", Duration::ZERO)
 }
 
-fn callback_url(state: &State) -> String {
-    format!("{}/api/v1/connections/callback", state.config.public_url)
+fn callback_url(cx: &ApiCtx<'_>) -> String {
+    format!("{}/api/v1/connections/callback", cx.config.public_url)
 }
 
 fn sha256_hex(s: &str) -> String {

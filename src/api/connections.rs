@@ -7,10 +7,9 @@ use serde::Deserialize;
 
 use super::apps::{self, AppRef};
 use super::view::{AuthBody, AuthList};
-use super::{store_err, Caller};
+use super::{store_err, ApiCtx, Caller};
 use crate::catalog::{self, Connection, ConnectionConfig, ConnectionSecrets};
 use crate::errors::ApiError;
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::LocalResponse;
 
@@ -74,8 +73,8 @@ pub(crate) struct WriteConnection {
     grants: Option<Vec<String>>,
 }
 
-async fn app_for_change(state: &State, user: &Caller, app_id: &str) -> Result<String, ApiError> {
-    match apps::load(state, user, app_id).await? {
+async fn app_for_change(cx: &ApiCtx<'_>, user: &Caller, app_id: &str) -> Result<String, ApiError> {
+    match apps::load(cx, user, app_id).await? {
         AppRef::Stored(r) => Ok(r.id),
         // Platform apps from the config file take connections from admins only.
         AppRef::Config(a) if user.admin => Ok(a.id),
@@ -87,8 +86,8 @@ async fn app_for_change(state: &State, user: &Caller, app_id: &str) -> Result<St
     }
 }
 
-async fn all(state: &State, app_id: &str) -> Result<Vec<Connection>, ApiError> {
-    let mut out: Vec<Connection> = state
+async fn all(cx: &ApiCtx<'_>, app_id: &str) -> Result<Vec<Connection>, ApiError> {
+    let mut out: Vec<Connection> = cx
         .store
         .scan_prefix(&catalog::conn_prefix(app_id), 10_000)
         .await
@@ -101,12 +100,12 @@ async fn all(state: &State, app_id: &str) -> Result<Vec<Connection>, ApiError> {
 }
 
 pub(crate) async fn list(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     app_id: &str,
 ) -> Result<LocalResponse, ApiError> {
-    let app = apps::load(state, user, app_id).await?;
-    let conns = all(state, app.id()).await?;
+    let app = apps::load(cx, user, app_id).await?;
+    let conns = all(cx, app.id()).await?;
     Ok(LocalResponse::json(
         200,
         &AuthList {
@@ -116,9 +115,8 @@ pub(crate) async fn list(
     ))
 }
 
-async fn load(state: &State, app_id: &str, auth_id: &str) -> Result<Connection, ApiError> {
-    state
-        .store
+async fn load(cx: &ApiCtx<'_>, app_id: &str, auth_id: &str) -> Result<Connection, ApiError> {
+    cx.store
         .get_json(&catalog::conn_key(app_id, auth_id))
         .await
         .map_err(store_err)?
@@ -126,28 +124,28 @@ async fn load(state: &State, app_id: &str, auth_id: &str) -> Result<Connection, 
 }
 
 pub(crate) async fn get(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     app_id: &str,
     auth_id: &str,
 ) -> Result<LocalResponse, ApiError> {
-    let app = apps::load(state, user, app_id).await?;
-    let conn = load(state, app.id(), auth_id).await?;
+    let app = apps::load(cx, user, app_id).await?;
+    let conn = load(cx, app.id(), auth_id).await?;
     Ok(LocalResponse::json(200, &AuthBody { auth: conn }))
 }
 
 pub(crate) async fn create(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     app_id: &str,
     body: WriteConnection,
 ) -> Result<LocalResponse, ApiError> {
-    let app_id = app_for_change(state, user, app_id).await?;
+    let app_id = app_for_change(cx, user, app_id).await?;
     let incoming = body
         .config
         .ok_or_else(|| ApiError::validation("config", "is required"))?;
     let provider = providers::resolve(body.provider_key.as_deref(), incoming.kind.as_deref())?;
-    let existing = all(state, &app_id).await?;
+    let existing = all(cx, &app_id).await?;
     let name = body.name.unwrap_or_else(|| provider.name.to_string());
     let mut conn = Connection {
         id: catalog::new_id("auth")?,
@@ -172,21 +170,21 @@ pub(crate) async fn create(
     let mut secrets = ConnectionSecrets::default();
     apply(&mut conn.config, &mut secrets, incoming)?;
     check::shape(&conn.config, &secrets)?;
-    save(state, &mut conn, secrets, true).await?;
+    save(cx, &mut conn, secrets, true).await?;
     Ok(LocalResponse::json(201, &AuthBody { auth: conn }))
 }
 
 pub(crate) async fn patch(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     app_id: &str,
     auth_id: &str,
     body: WriteConnection,
 ) -> Result<LocalResponse, ApiError> {
-    let app_id = app_for_change(state, user, app_id).await?;
-    let mut conn = load(state, &app_id, auth_id).await?;
+    let app_id = app_for_change(cx, user, app_id).await?;
+    let mut conn = load(cx, &app_id, auth_id).await?;
     let mut secrets = match &conn.secret_ref {
-        Some(r) => catalog::secrets::get(state.store.as_ref(), state.vault.as_deref(), r).await?,
+        Some(r) => catalog::secrets::get(cx.store.as_ref(), cx.vault.as_deref(), r).await?,
         None => ConnectionSecrets::default(),
     };
     if let Some(n) = body.name {
@@ -212,31 +210,29 @@ pub(crate) async fn patch(
         apply(&mut conn.config, &mut secrets, incoming)?;
     }
     check::shape(&conn.config, &secrets)?;
-    save(state, &mut conn, secrets, false).await?;
+    save(cx, &mut conn, secrets, false).await?;
     Ok(LocalResponse::json(200, &AuthBody { auth: conn }))
 }
 
 pub(crate) async fn delete(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     app_id: &str,
     auth_id: &str,
 ) -> Result<LocalResponse, ApiError> {
-    let app_id = app_for_change(state, user, app_id).await?;
-    let conn = load(state, &app_id, auth_id).await?;
+    let app_id = app_for_change(cx, user, app_id).await?;
+    let conn = load(cx, &app_id, auth_id).await?;
     if let Some(r) = &conn.secret_ref {
-        state
-            .store
+        cx.store
             .delete(&catalog::secrets::key(r))
             .await
             .map_err(store_err)?;
     }
-    state
-        .store
+    cx.store
         .delete(&catalog::conn_key(&app_id, auth_id))
         .await
         .map_err(store_err)?;
-    state.catalog_changed().await;
+    cx.catalog_changed().await;
     Ok(LocalResponse::json(
         200,
         &super::view::Deleted { deleted: true },
@@ -246,48 +242,40 @@ pub(crate) async fn delete(
 /// Validates, stores the secrets (encrypted) and the record, keeps one
 /// default per app, and tells every instance.
 async fn save(
-    state: &State,
+    cx: &ApiCtx<'_>,
     conn: &mut Connection,
     mut secrets: ConnectionSecrets,
     created: bool,
 ) -> Result<(), ApiError> {
-    check::identity_provider(state, &conn.config)?;
-    check::register_upstream(state, conn, &mut secrets).await?;
-    check::status(state, conn, &secrets).await;
+    check::identity_provider(cx, &conn.config)?;
+    check::register_upstream(cx, conn, &mut secrets).await?;
+    check::status(cx, conn, &secrets).await;
     if !secrets.is_empty() {
         if conn.secret_ref.is_none() {
             conn.secret_ref = Some(catalog::new_id("sec")?);
         }
         let reference = conn.secret_ref.clone().unwrap_or_default();
-        catalog::secrets::put(
-            state.store.as_ref(),
-            state.vault.as_deref(),
-            &reference,
-            &secrets,
-        )
-        .await?;
+        catalog::secrets::put(cx.store.as_ref(), cx.vault.as_deref(), &reference, &secrets).await?;
     }
     if conn.config.is_default {
-        for mut other in all(state, &conn.app_id)
+        for mut other in all(cx, &conn.app_id)
             .await?
             .into_iter()
             .filter(|c| c.id != conn.id && c.config.is_default)
         {
             other.config.is_default = false;
-            state
-                .store
+            cx.store
                 .put_json(&catalog::conn_key(&other.app_id, &other.id), &other, None)
                 .await
                 .map_err(store_err)?;
         }
     }
-    state
-        .store
+    cx.store
         .put_json(&catalog::conn_key(&conn.app_id, &conn.id), conn, None)
         .await
         .map_err(store_err)?;
     let _ = created;
-    state.catalog_changed().await;
+    cx.catalog_changed().await;
     Ok(())
 }
 

@@ -6,15 +6,27 @@
 //! validated by the same two-tier cache as the data plane. Apps belong to
 //! the user who created them; another user gets 404 so existence does not
 //! leak. Configured admins see every app.
+//!
+//! Handlers take an [`ApiCtx`]: the handles they use, lent for one request
+//! by `State::api` (the only place that assembles one).
 
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::auth::{bearer, guard, Principal, TokenError};
+use arc_swap::ArcSwap;
+
+use crate::auth::{bearer, guard, Principal, TokenError, TokenValidator};
+use crate::catalog::live::CatalogCtx;
+use crate::catalog::reloader::Changes;
+use crate::catalog::route::RouteTable;
+use crate::config::Config;
+use crate::egress::EgressClient;
 use crate::errors::ApiError;
-use crate::state::State;
+use crate::store::vault::Vault;
+use crate::store::Store;
+use crate::util::clock::Clock;
 use crate::web::{LocalRequest, LocalResponse};
 
 pub(crate) mod apps;
@@ -23,6 +35,37 @@ pub mod connect;
 pub(crate) mod connections;
 pub(crate) mod templates;
 pub(crate) mod view;
+
+/// What the management API's handlers use, borrowed for one request.
+pub(crate) struct ApiCtx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) store: &'a Arc<dyn Store>,
+    /// The live route table (an app's upstream, for its tool list).
+    pub(crate) routes: &'a ArcSwap<RouteTable>,
+    /// Outbound client for the operator's endpoints (config-file apps).
+    pub(crate) http: &'a reqwest::Client,
+    /// Outbound client for URLs users supply: the egress policy applies.
+    pub(crate) egress: &'a EgressClient,
+    /// Bearer validation for the management guard.
+    pub(crate) auth: &'a TokenValidator,
+    pub(crate) vault: &'a Option<Arc<Vault>>,
+    pub(crate) clock: &'a Clock,
+    /// The catalog's handles (stored apps, connections, credentials).
+    pub(crate) catalog: CatalogCtx<'a>,
+    /// Announces a catalog write (see [`ApiCtx::catalog_changed`]).
+    pub(crate) changes: Changes<'a>,
+    /// The authorization server runs (`[oauth]`), so a browser can prove who
+    /// it is there (`oauth::proof`).
+    pub(crate) oauth_enabled: bool,
+}
+
+impl ApiCtx<'_> {
+    /// Called after a catalog write is stored; returns once this instance
+    /// routes by it (bounded; see [`Changes::announce`]).
+    pub(crate) async fn catalog_changed(&self) {
+        self.changes.announce().await;
+    }
+}
 
 /// The authenticated user of a management request.
 pub(crate) struct Caller {
@@ -38,7 +81,7 @@ impl Caller {
 
 /// The management API's guard: a bearer issued for the management audience
 /// (`public_url` or `management.audiences`), never an app's token.
-pub(crate) async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, LocalResponse> {
+pub(crate) async fn caller(cx: &ApiCtx<'_>, req: &LocalRequest) -> Result<Caller, LocalResponse> {
     let refuse = |e: TokenError| {
         let (status, code, message) = match &e {
             TokenError::Unavailable(_) => (
@@ -61,7 +104,7 @@ pub(crate) async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, 
             LocalResponse::api_error(&ApiError::new(status, code, message), &req.request_id);
         let metadata = format!(
             "{}/.well-known/oauth-protected-resource",
-            state.config.public_url
+            cx.config.public_url
         );
         if let Some(c) =
             bearer::challenge(&e, &metadata, &[]).and_then(|c| http::HeaderValue::from_str(&c).ok())
@@ -71,19 +114,19 @@ pub(crate) async fn caller(state: &State, req: &LocalRequest) -> Result<Caller, 
         resp
     };
     let principal = guard::check(
-        &state.auth,
+        cx.auth,
         req.headers
             .get(http::header::AUTHORIZATION)
             .map(|v| v.as_bytes()),
         req.query.as_deref(),
         guard::Policy {
-            audiences: &state.config.management_audiences,
+            audiences: &cx.config.management_audiences,
             scopes: &[],
         },
     )
     .await
     .map_err(refuse)?;
-    let admin = is_admin(&state.config.admins, &principal);
+    let admin = is_admin(&cx.config.admins, &principal);
     Ok(Caller { principal, admin })
 }
 

@@ -6,9 +6,9 @@
 use serde_json::Value;
 
 use crate::api::apps::{load, AppRef};
+use crate::api::ApiCtx;
 use crate::api::Caller;
 use crate::errors::ApiError;
-use crate::state::State;
 use crate::store::{is_stream_id, keys};
 use crate::web::{LocalRequest, LocalResponse};
 
@@ -16,12 +16,12 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 200;
 
 pub(crate) async fn list(
-    state: &State,
+    cx: &ApiCtx<'_>,
     user: &Caller,
     id: &str,
     req: &LocalRequest,
 ) -> Result<LocalResponse, ApiError> {
-    let app_id = match load(state, user, id).await? {
+    let app_id = match load(cx, user, id).await? {
         AppRef::Stored(r) => r.id,
         AppRef::Config(a) if user.admin => a.id,
         AppRef::Config(_) => return Err(ApiError::not_found("App")),
@@ -49,7 +49,7 @@ pub(crate) async fn list(
             _ => {}
         }
     }
-    let page = state
+    let page = cx
         .store
         .stream_page(&keys::audit_stream(&app_id), cursor.as_deref(), limit)
         .await

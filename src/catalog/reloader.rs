@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::catalog::route::UpstreamDns;
+use crate::store::Store;
 
 /// How long a failed rebuild waits before it is tried again. Requests keep
 /// the current table meanwhile.
@@ -108,6 +109,42 @@ impl Reloader {
             if wanted.changed().await.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// How long a catalog write waits for the routes to cover it.
+const WRITE_WAIT: Duration = Duration::from_secs(5);
+
+/// The narrow handle a catalog writer (the management API) holds to
+/// announce its write: this instance's reloader, the change channel, and
+/// the instance's name on it. Lent per request by `State`.
+pub(crate) struct Changes<'a> {
+    pub(crate) reloader: &'a Reloader,
+    pub(crate) store: &'a dyn Store,
+    /// This process's name on [`super::CHANGES_CHANNEL`], so it can skip its
+    /// own broadcasts (its writes have already asked for a rebuild).
+    pub(crate) instance: &'a str,
+}
+
+impl Changes<'_> {
+    /// Called after a catalog write is stored: asks for a rebuild, tells
+    /// every other instance, and waits (bounded) until this instance's live
+    /// table covers the write, so the writer's next request routes by it.
+    pub(crate) async fn announce(&self) {
+        let generation = self.reloader.request();
+        if let Err(e) = self
+            .store
+            .publish(super::CHANGES_CHANNEL, self.instance.as_bytes())
+            .await
+        {
+            tracing::warn!(error = %e, "could not broadcast a catalog change");
+        }
+        if !self.reloader.wait_for(generation, WRITE_WAIT).await {
+            tracing::warn!(
+                generation,
+                "routes not rebuilt in time after a catalog change; the change applies at the next rebuild"
+            );
         }
     }
 }

@@ -16,9 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use super::clients::{self, Client};
-use super::{cimd, query, random, register, with_params, OAuthServer, PENDING_TTL};
+use super::{cimd, query, random, register, with_params, OAuthCtx, OAuthServer, PENDING_TTL};
 use crate::errors::OAuthError;
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{LocalRequest, LocalResponse};
 
@@ -45,7 +44,7 @@ pub(crate) fn pending_key(state: &str) -> String {
 
 /// A registered client or a client metadata document.
 pub(crate) async fn lookup(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     client_id: &str,
 ) -> Result<Arc<Client>, OAuthError> {
@@ -58,7 +57,7 @@ pub(crate) async fn lookup(
         )
         .await;
     }
-    let client: Option<Client> = state
+    let client: Option<Client> = cx
         .store
         .get_json(&register::key(client_id))
         .await
@@ -103,7 +102,7 @@ pub(crate) fn error_page(error: &str, description: &str) -> LocalResponse {
 
 /// An error sent back to a proven redirect URI.
 pub(crate) fn redirect_error(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     redirect_uri: &str,
     client_state: Option<&str>,
     error: &str,
@@ -113,12 +112,12 @@ pub(crate) fn redirect_error(
     if let Some(s) = client_state {
         p.push(("state", s));
     }
-    p.push(("iss", &state.config.public_url));
+    p.push(("iss", &cx.config.public_url));
     LocalResponse::redirect(&with_params(redirect_uri, &p))
 }
 
 pub(crate) async fn authorize(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> LocalResponse {
@@ -126,7 +125,7 @@ pub(crate) async fn authorize(
     let Some(client_id) = q.get("client_id").filter(|c| !c.is_empty()) else {
         return page(400, "Invalid request", "client_id is required.");
     };
-    let client = match lookup(state, oauth, client_id).await {
+    let client = match lookup(cx, oauth, client_id).await {
         Ok(c) => c,
         // Shown to the user, so 400 (not invalid_client's 401) unless the store is down.
         Err(e) => {
@@ -163,13 +162,7 @@ pub(crate) async fn authorize(
         if !trusted {
             return error_page(error, description);
         }
-        redirect_error(
-            state,
-            &requested,
-            client_state.as_deref(),
-            error,
-            description,
-        )
+        redirect_error(cx, &requested, client_state.as_deref(), error, description)
     };
     if q.get("response_type").map(String::as_str) != Some("code") {
         return fail("unsupported_response_type", "response_type must be code");
@@ -190,7 +183,7 @@ pub(crate) async fn authorize(
         );
     }
     let resource = match q.get("resource") {
-        Some(r) => match canonical_resource(state, r) {
+        Some(r) => match canonical_resource(cx, r) {
             Some(c) => Some(c),
             None => {
                 return fail(
@@ -201,7 +194,7 @@ pub(crate) async fn authorize(
         },
         None => None,
     };
-    let supported = scopes_for(state, oauth, resource.as_deref());
+    let supported = scopes_for(cx, oauth, resource.as_deref());
     let scope = q
         .get("scope")
         .cloned()
@@ -229,7 +222,7 @@ pub(crate) async fn authorize(
         idp_verifier,
         proof: None,
     };
-    if state
+    if cx
         .store
         .put_json(&pending_key(&idp_state), &pending, Some(PENDING_TTL))
         .await
@@ -246,7 +239,7 @@ pub(crate) async fn authorize(
         .get("prompt")
         .is_some_and(|p| p.split(' ').any(|v| v == "login"));
     let prompt = fresh_login.then_some("login");
-    match idp_url(state, oauth, &idp_state, &pending, prompt).await {
+    match idp_url(cx, oauth, &idp_state, &pending, prompt).await {
         Ok(url) => LocalResponse::redirect(&url),
         Err(why) => fail("temporarily_unavailable", &why.to_string()),
     }
@@ -256,9 +249,9 @@ pub(crate) async fn authorize(
 /// server's own plus the app's required and per-tool scopes, so a client
 /// can step up to a tool's scope (MCP authorization 2025-11-25, "Scope
 /// Challenge Handling"). Another app's tool scopes are not accepted.
-fn scopes_for(state: &State, oauth: &OAuthServer, resource: Option<&str>) -> Vec<String> {
+fn scopes_for(cx: &OAuthCtx<'_>, oauth: &OAuthServer, resource: Option<&str>) -> Vec<String> {
     let mut s = oauth.scopes_supported();
-    if let Some(route) = resource.and_then(|r| state.routes.load().by_resource(r).cloned()) {
+    if let Some(route) = resource.and_then(|r| cx.routes.load().by_resource(r).cloned()) {
         let extra = route.app.required_scopes.iter().cloned().chain(
             crate::config::tool_policy::all_scopes(&route.app.tool_scopes),
         );
@@ -272,20 +265,20 @@ fn scopes_for(state: &State, oauth: &OAuthServer, resource: Option<&str>) -> Vec
 }
 
 pub(super) async fn idp_url(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     idp_state: &str,
     p: &Pending,
     prompt: Option<&str>,
 ) -> Result<String, super::idp::IdpError> {
-    let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
+    let callback = format!("{}/api/v1/auth/callback", cx.config.public_url);
     if oauth.idp.is_workos_sso() {
-        return Ok(super::workos_sso::start(state, oauth, idp_state));
+        return Ok(super::workos_sso::start(cx, oauth, idp_state));
     }
     if oauth.idp.is_dev() {
         return Ok(format!(
             "{}/api/v1/auth/dev/login?state={idp_state}",
-            state.config.public_url
+            cx.config.public_url
         ));
     }
     let e = oauth.idp.endpoints().await?;
@@ -317,7 +310,7 @@ pub(super) async fn idp_url(
 /// The gateway resource a requested `resource` names, compared as
 /// canonical URIs (RFC 8707 §2; scheme and host case-insensitive, no
 /// trailing slash), or None.
-pub(crate) fn canonical_resource(state: &State, requested: &str) -> Option<String> {
+pub(crate) fn canonical_resource(cx: &OAuthCtx<'_>, requested: &str) -> Option<String> {
     let canon = |s: &str| -> Option<String> {
         let u = url::Url::parse(s).ok()?;
         if u.fragment().is_some() {
@@ -326,19 +319,19 @@ pub(crate) fn canonical_resource(state: &State, requested: &str) -> Option<Strin
         Some(u.as_str().trim_end_matches('/').to_string())
     };
     let want = canon(requested)?;
-    let routes = state.routes.load();
-    let base = canon(&state.config.public_url)?;
+    let routes = cx.routes.load();
+    let base = canon(&cx.config.public_url)?;
     if want == base {
-        return Some(state.config.public_url.clone());
+        return Some(cx.config.public_url.clone());
     }
-    let extra = &state.config.auth.audiences;
+    let extra = &cx.config.auth.audiences;
     let found = routes
         .apps()
         .filter_map(|a| routes.by_slug(&a.slug))
         .flat_map(|r| {
             r.audiences
                 .iter()
-                .filter(|aud| **aud != state.config.public_url && !extra.contains(aud))
+                .filter(|aud| **aud != cx.config.public_url && !extra.contains(aud))
                 .filter_map(move |aud| canon(aud).map(|c| (c, r.resource.clone())))
         })
         .find(|(c, _)| *c == want)

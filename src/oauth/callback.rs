@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::authorize::{page, pending_key, redirect_error, Pending};
 use super::idp::{IdpError, IdpTokens, User};
-use super::{consent, dev, query, random, sha256_hex, with_params, OAuthServer, CODE_TTL};
+use super::{
+    consent, dev, query, random, sha256_hex, with_params, OAuthCtx, OAuthServer, CODE_TTL,
+};
 use crate::config::oauth::TokenMode;
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{LocalRequest, LocalResponse};
 
@@ -34,7 +35,7 @@ pub(crate) fn code_key(code: &str) -> String {
 }
 
 pub(crate) async fn callback(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> LocalResponse {
@@ -46,13 +47,13 @@ pub(crate) async fn callback(
             "The identity provider's answer carries no state.",
         );
     };
-    let pending: Pending = match state.store.take_json(&pending_key(idp_state)).await {
+    let pending: Pending = match cx.store.take_json(&pending_key(idp_state)).await {
         Ok(Some(p)) => p,
         Ok(None) => return page(400, "Sign-in expired", "This sign-in is unknown, already completed or expired. Start again from your application."),
         Err(_) => return LocalResponse::store_down_page(),
     };
     if let Some(proof) = pending.proof.clone() {
-        return super::proof::callback(state, oauth, &pending, proof, &q).await;
+        return super::proof::callback(cx, oauth, &pending, proof, &q).await;
     }
     // Before sign-in completes no user is known: only a trusted client's
     // errors are redirected (see `authorize::redirects_errors`).
@@ -61,7 +62,7 @@ pub(crate) async fn callback(
     // gateway's (a crafted callback link must not put text on it).
     let relay = |error: &str, description: &str| {
         redirect_error(
-            state,
+            cx,
             &pending.redirect_uri,
             pending.client_state.as_deref(),
             error,
@@ -120,7 +121,7 @@ pub(crate) async fn callback(
     let Some(code) = q.get("code") else {
         return fail("server_error", "the identity provider returned no code");
     };
-    let (user, upstream) = match sign_in(state, oauth, &pending, code).await {
+    let (user, upstream) = match sign_in(cx, oauth, &pending, code).await {
         Ok(v) => v,
         Err(IdpError::Unavailable(e)) => {
             // The cause goes to the log, not to the person.
@@ -132,43 +133,39 @@ pub(crate) async fn callback(
         }
         Err(e) => return fail("access_denied", &e.to_string()),
     };
-    if let Err(e) = state
-        .store
-        .put_json(&keys::user(&user.sub), &user, None)
-        .await
-    {
+    if let Err(e) = cx.store.put_json(&keys::user(&user.sub), &user, None).await {
         tracing::warn!(error = %e, "could not store the user profile");
     }
-    if !may_use(state, &pending, &user) {
+    if !may_use(cx, &pending, &user) {
         return page(
             403,
             "No access to this app",
             "Your account is not allowed to use this app. Ask its owner to give you access, or sign in with another account.",
         );
     }
-    if consent::already_given(state, oauth, &user.sub, &pending).await {
-        return issue_code(state, pending, user, upstream).await;
+    if consent::already_given(cx, oauth, &user.sub, &pending).await {
+        return issue_code(cx, pending, user, upstream).await;
     }
-    consent::show(state, oauth, pending, user, upstream).await
+    consent::show(cx, oauth, pending, user, upstream).await
 }
 
 pub(super) async fn sign_in(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     p: &Pending,
     code: &str,
 ) -> Result<(User, Option<IdpTokens>), IdpError> {
     if oauth.idp.is_dev() {
-        let user = dev::redeem(state, code)
+        let user = dev::redeem(cx, code)
             .await
             .ok_or_else(|| IdpError::Refused("unknown or used sign-in code".into()))?;
         return Ok((user, None));
     }
     if oauth.idp.is_workos_sso() {
-        let (user, tokens) = super::workos_sso::redeem(&state.http, &oauth.idp.cfg, code).await?;
+        let (user, tokens) = super::workos_sso::redeem(cx.http, &oauth.idp.cfg, code).await?;
         return Ok((user, Some(tokens)));
     }
-    let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
+    let callback = format!("{}/api/v1/auth/callback", cx.config.public_url);
     let resource = (oauth.cfg.token_mode == TokenMode::Upstream)
         .then_some(p.resource.as_deref())
         .flatten();
@@ -189,14 +186,14 @@ pub(super) async fn sign_in(
 /// Whether the signed-in user may use the app the authorization is for
 /// (the management audience is open to anyone signed in: what they see
 /// there is still only their own). No code is issued otherwise.
-pub(crate) fn may_use(state: &State, p: &Pending, user: &User) -> bool {
+pub(crate) fn may_use(cx: &OAuthCtx<'_>, p: &Pending, user: &User) -> bool {
     let Some(resource) = p.resource.as_deref() else {
         return true;
     };
-    if resource == state.config.public_url {
+    if resource == cx.config.public_url {
         return true;
     }
-    let routes = state.routes.load();
+    let routes = cx.routes.load();
     // A resource that is no longer routed: nothing to grant (fail closed).
     routes.by_resource(resource).is_some_and(|r| {
         r.app.access.allows(crate::config::access::Caller {
@@ -211,7 +208,7 @@ pub(crate) fn may_use(state: &State, p: &Pending, user: &User) -> bool {
 
 /// Mints the one-time bridge code and sends the browser back to the client.
 pub(crate) async fn issue_code(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     p: Pending,
     user: User,
     upstream: Option<IdpTokens>,
@@ -220,7 +217,7 @@ pub(crate) async fn issue_code(
     let minted = random(32).and_then(|code| {
         let sealed = upstream
             .as_ref()
-            .map(|u| super::sessions::seal(state, &code_key(&code), u))
+            .map(|u| super::sessions::seal(cx, &code_key(&code), u))
             .transpose()?;
         Ok((code, sealed))
     });
@@ -228,7 +225,7 @@ pub(crate) async fn issue_code(
         Ok(v) => v,
         Err(e) => {
             return redirect_error(
-                state,
+                cx,
                 &p.redirect_uri,
                 p.client_state.as_deref(),
                 "server_error",
@@ -245,14 +242,14 @@ pub(crate) async fn issue_code(
         user,
         upstream,
     };
-    if state
+    if cx
         .store
         .put_json(&code_key(&code), &grant, Some(CODE_TTL))
         .await
         .is_err()
     {
         return redirect_error(
-            state,
+            cx,
             &p.redirect_uri,
             p.client_state.as_deref(),
             "temporarily_unavailable",
@@ -263,6 +260,6 @@ pub(crate) async fn issue_code(
     if let Some(s) = &p.client_state {
         params.push(("state", s));
     }
-    params.push(("iss", &state.config.public_url));
+    params.push(("iss", &cx.config.public_url));
     LocalResponse::redirect(&with_params(&p.redirect_uri, &params))
 }

@@ -15,8 +15,7 @@ use subtle::ConstantTimeEq;
 use super::authorize::{lookup, page, redirect_error, Pending};
 use super::callback::issue_code;
 use super::idp::{IdpTokens, User};
-use super::{random, OAuthServer, PENDING_TTL};
-use crate::state::State;
+use super::{random, OAuthCtx, OAuthServer, PENDING_TTL};
 use crate::store::StoreExt;
 use crate::web::pages::{self, branding::Branding, Brand};
 use crate::web::{LocalRequest, LocalResponse};
@@ -35,9 +34,9 @@ const REMEMBER: Duration = Duration::from_secs(90 * 86_400);
 
 /// One approval per user, client and resource: consenting to one app (or to
 /// managing apps) says nothing about another.
-fn remembered_key(state: &State, sub: &str, client_id: &str, resource: Option<&str>) -> String {
+fn remembered_key(cx: &OAuthCtx<'_>, sub: &str, client_id: &str, resource: Option<&str>) -> String {
     // No resource and `public_url` are one audience: the management API.
-    let audience = resource.unwrap_or(&state.config.public_url);
+    let audience = resource.unwrap_or(&cx.config.public_url);
     keys::consented(
         &super::sha256_hex(sub),
         &super::sha256_hex(client_id),
@@ -67,20 +66,20 @@ fn describe(oauth: &OAuthServer, scope: &str) -> String {
 /// resource no longer routed), with its branding: the config file's, else
 /// the stored app record's.
 async fn app_of(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     resource: Option<&str>,
 ) -> Option<(crate::config::AppConfig, Option<Branding>)> {
-    let r = resource.filter(|r| *r != state.config.public_url)?;
-    let routes = state.routes.load();
+    let r = resource.filter(|r| *r != cx.config.public_url)?;
+    let routes = cx.routes.load();
     let found = routes
         .apps()
-        .find(|a| a.resource_url(&state.config.public_url) == r)
+        .find(|a| a.resource_url(&cx.config.public_url) == r)
         .map(|a| (**a).clone());
     drop(routes);
     let app = found?;
-    let branding = match state.config.pages.branding.get(&app.id) {
+    let branding = match cx.config.pages.branding.get(&app.id) {
         Some(b) => Some(b.clone()),
-        None => state
+        None => cx
             .store
             .get_json::<crate::catalog::AppRecord>(&crate::catalog::app_key(&app.id))
             .await
@@ -111,8 +110,8 @@ fn restart_url(p: &Pending) -> String {
     format!("/api/v1/auth/authorize?{}", q.finish())
 }
 
-fn cookie_name(state: &State) -> &'static str {
-    if state.config.public_url.starts_with("https://") {
+fn cookie_name(cx: &OAuthCtx<'_>) -> &'static str {
+    if cx.config.public_url.starts_with("https://") {
         "__Host-drio-consent"
     } else {
         "drio-consent"
@@ -120,10 +119,14 @@ fn cookie_name(state: &State) -> &'static str {
 }
 
 /// The scopes this user already granted this client for this resource.
-async fn granted(state: &State, sub: &str, client_id: &str, resource: Option<&str>) -> Vec<String> {
-    state
-        .store
-        .get_json::<Vec<String>>(&remembered_key(state, sub, client_id, resource))
+async fn granted(
+    cx: &OAuthCtx<'_>,
+    sub: &str,
+    client_id: &str,
+    resource: Option<&str>,
+) -> Vec<String> {
+    cx.store
+        .get_json::<Vec<String>>(&remembered_key(cx, sub, client_id, resource))
         .await
         .ok()
         .flatten()
@@ -131,7 +134,7 @@ async fn granted(state: &State, sub: &str, client_id: &str, resource: Option<&st
 }
 
 pub(crate) async fn already_given(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     sub: &str,
     p: &Pending,
@@ -139,7 +142,7 @@ pub(crate) async fn already_given(
     if oauth.cfg.trusted_clients.contains(&p.client_id) {
         return true;
     }
-    let scopes = granted(state, sub, &p.client_id, p.resource.as_deref()).await;
+    let scopes = granted(cx, sub, &p.client_id, p.resource.as_deref()).await;
     if scopes.is_empty() {
         return false;
     }
@@ -150,13 +153,13 @@ pub(crate) async fn already_given(
 }
 
 pub(crate) async fn show(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     pending: Pending,
     user: User,
     upstream: Option<IdpTokens>,
 ) -> LocalResponse {
-    let client = match lookup(state, oauth, &pending.client_id).await {
+    let client = match lookup(cx, oauth, &pending.client_id).await {
         Ok(c) => c,
         Err(e) => return page(400, "Unknown application", &e.description),
     };
@@ -182,10 +185,10 @@ pub(crate) async fn show(
         .flatten()
         .and_then(|u| u.host_str().map(str::to_owned));
     let loopback = redirect.as_ref().is_some_and(super::clients::is_loopback);
-    let granted: Vec<String> = state
+    let granted: Vec<String> = cx
         .store
         .get_json(&remembered_key(
-            state,
+            cx,
             &user.sub,
             &pending.client_id,
             pending.resource.as_deref(),
@@ -204,23 +207,23 @@ pub(crate) async fn show(
             granted: granted.iter().any(|g| g == s),
         })
         .collect();
-    let app = app_of(state, pending.resource.as_deref()).await;
+    let app = app_of(cx, pending.resource.as_deref()).await;
     let target = match (&app, pending.resource.as_deref()) {
         (Some(_), Some(r)) => pages::consent::Target::App { url: r.to_string() },
-        (None, Some(r)) if r != state.config.public_url => {
+        (None, Some(r)) if r != cx.config.public_url => {
             pages::consent::Target::Other { url: r.to_string() }
         }
         _ => pages::consent::Target::Management,
     };
     let brand = match &app {
-        Some((a, b)) => Brand::of(&a.name, b.as_ref(), &state.config.pages.logo_hosts),
+        Some((a, b)) => Brand::of(&a.name, b.as_ref(), &cx.config.pages.logo_hosts),
         None => Brand::default(),
     };
     let account = user.email.clone().unwrap_or_else(|| user.sub.clone());
     let restart = restart_url(&pending);
     let upstream = match upstream
         .as_ref()
-        .map(|u| super::sessions::seal(state, &keys::consent(&id), u))
+        .map(|u| super::sessions::seal(cx, &keys::consent(&id), u))
         .transpose()
     {
         Ok(sealed) => sealed,
@@ -232,7 +235,7 @@ pub(crate) async fn show(
         upstream,
         csrf: csrf.clone(),
     };
-    if state
+    if cx
         .store
         .put_json(&keys::consent(&id), &asked, Some(PENDING_TTL))
         .await
@@ -263,14 +266,14 @@ pub(crate) async fn show(
         consent_id: &id,
         csrf: &csrf,
     };
-    let secure = if cookie_name(state).starts_with("__Host-") {
+    let secure = if cookie_name(cx).starts_with("__Host-") {
         "; Secure"
     } else {
         ""
     };
     let cookie = format!(
         "{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
-        cookie_name(state)
+        cookie_name(cx)
     );
     let mut resp = pages::consent::page(view);
     if let Some(target) = redirect.as_ref().map(csp_source) {
@@ -283,7 +286,7 @@ pub(crate) async fn show(
 }
 
 pub(crate) async fn decide(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> LocalResponse {
@@ -301,8 +304,8 @@ pub(crate) async fn decide(
             "consent_id, csrf_token and decision are required.",
         );
     };
-    let cookie = req.cookie(cookie_name(state)).unwrap_or_default();
-    let asked: Asked = match state.store.take_json(&keys::consent(id)).await {
+    let cookie = req.cookie(cookie_name(cx)).unwrap_or_default();
+    let asked: Asked = match cx.store.take_json(&keys::consent(id)).await {
         Ok(Some(a)) => a,
         Ok(None) => return page(400, "Request expired", "This approval is unknown, already answered or expired. Start again from your application."),
         Err(_) => return LocalResponse::store_down_page(),
@@ -318,7 +321,7 @@ pub(crate) async fn decide(
     let p = asked.pending;
     match decision.as_str() {
         // The policy may have changed while the page was open.
-        "approve" if !super::callback::may_use(state, &p, &asked.user) => page(
+        "approve" if !super::callback::may_use(cx, &p, &asked.user) => page(
             403,
             "No access to this app",
             "Your account is not allowed to use this app.",
@@ -326,32 +329,32 @@ pub(crate) async fn decide(
         "approve" => {
             // What was granted before stays granted (incremental consent).
             let mut scopes =
-                granted(state, &asked.user.sub, &p.client_id, p.resource.as_deref()).await;
+                granted(cx, &asked.user.sub, &p.client_id, p.resource.as_deref()).await;
             for s in p.scope.split(' ').filter(|s| !s.is_empty()) {
                 if !scopes.iter().any(|x| x == s) {
                     scopes.push(s.to_string());
                 }
             }
-            let _ = state
+            let _ = cx
                 .store
                 .put_json(
-                    &remembered_key(state, &asked.user.sub, &p.client_id, p.resource.as_deref()),
+                    &remembered_key(cx, &asked.user.sub, &p.client_id, p.resource.as_deref()),
                     &scopes,
                     Some(REMEMBER),
                 )
                 .await;
             let _ = oauth;
             let upstream = match &asked.upstream {
-                Some(sealed) => match super::sessions::open::<IdpTokens>(state, &keys::consent(id), sealed) {
+                Some(sealed) => match super::sessions::open::<IdpTokens>(cx, &keys::consent(id), sealed) {
                     Some(tokens) => Some(tokens),
                     None => return page(400, "Request expired", "This approval can no longer be completed. Start again from your application."),
                 },
                 None => None,
             };
-            issue_code(state, p, asked.user, upstream).await
+            issue_code(cx, p, asked.user, upstream).await
         }
         _ => redirect_error(
-            state,
+            cx,
             &p.redirect_uri,
             p.client_state.as_deref(),
             "access_denied",

@@ -9,8 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::authorize::page;
-use super::{query, random, sha256_hex, with_params};
-use crate::state::State;
+use super::{query, random, sha256_hex, with_params, OAuthCtx};
 use crate::store::StoreExt;
 use crate::web::pages::signin;
 use crate::web::{LocalRequest, LocalResponse};
@@ -25,7 +24,7 @@ pub(crate) fn login_page(req: &LocalRequest) -> LocalResponse {
     signin::dev(q.get("state").map(String::as_str).unwrap_or(""), None)
 }
 
-pub(crate) async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn submit(cx: &OAuthCtx<'_>, req: &LocalRequest) -> LocalResponse {
     let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&req.body)
         .into_owned()
         .collect();
@@ -43,7 +42,7 @@ pub(crate) async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
             "The gateway cannot generate random values right now.",
         );
     };
-    let stored = state
+    let stored = cx
         .store
         .put_json(
             &keys::dev_code(&sha256_hex(&code)),
@@ -56,13 +55,13 @@ pub(crate) async fn submit(state: &State, req: &LocalRequest) -> LocalResponse {
     if stored.is_err() {
         return LocalResponse::store_down_page();
     }
-    let callback = format!("{}/api/v1/auth/callback", state.config.public_url);
+    let callback = format!("{}/api/v1/auth/callback", cx.config.public_url);
     LocalResponse::redirect(&with_params(&callback, &[("code", &code), ("state", st)]))
 }
 
 /// The user a dev code stands for.
-pub(crate) async fn redeem(state: &State, code: &str) -> Option<super::idp::User> {
-    let c: DevCode = state
+pub(crate) async fn redeem(cx: &OAuthCtx<'_>, code: &str) -> Option<super::idp::User> {
+    let c: DevCode = cx
         .store
         .take_json(&keys::dev_code(&sha256_hex(code)))
         .await

@@ -4,15 +4,15 @@
 use crate::store::keys;
 
 use super::idp::User;
+use super::OAuthCtx;
 use crate::api::view::{MeBody, MeUser};
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::LocalResponse;
 
 /// For a caller the management guard admitted (see [`crate::routes`]).
-pub(crate) async fn me(state: &State, user: &crate::api::Caller) -> LocalResponse {
+pub(crate) async fn me(cx: &OAuthCtx<'_>, user: &crate::api::Caller) -> LocalResponse {
     let p = &user.principal;
-    let stored: Option<User> = state
+    let stored: Option<User> = cx
         .store
         .get_json(&keys::user(&p.subject))
         .await

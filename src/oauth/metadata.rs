@@ -11,23 +11,23 @@
 
 use serde::Serialize;
 
+use super::{OAuthCtx, OAuthServer};
 use crate::config::oauth::TokenMode;
-use crate::state::State;
 use crate::web::{LocalRequest, LocalResponse};
 
 pub(crate) const JWKS_PATH: &str = "/.well-known/jwks.json";
 const PRM: &str = "/.well-known/oauth-protected-resource";
 
-pub(crate) async fn dispatch(state: &State, req: &LocalRequest) -> Option<LocalResponse> {
+pub(crate) async fn dispatch(cx: &OAuthCtx<'_>, req: &LocalRequest) -> Option<LocalResponse> {
     if req.method != http::Method::GET && req.method != http::Method::HEAD {
         return None;
     }
     let path = req.path.as_str();
     let resp = match path {
-        "/.well-known/oauth-authorization-server" => as_metadata(state)?,
-        JWKS_PATH => jwks(state).await?,
+        "/.well-known/oauth-authorization-server" => as_metadata(cx)?,
+        JWKS_PATH => jwks(cx).await?,
         p if p == PRM || p.starts_with("/.well-known/oauth-protected-resource/") => {
-            resource_metadata(state, req, &p[PRM.len()..])?
+            resource_metadata(cx, req, &p[PRM.len()..])?
         }
         _ => return None,
     };
@@ -76,16 +76,16 @@ pub(crate) struct ProtectedResourceMetadata {
 
 const CLIENT_AUTH: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
 
-fn as_metadata(state: &State) -> Option<LocalResponse> {
-    let oauth = state.oauth.as_ref()?;
-    let base = &state.config.public_url;
+fn as_metadata(cx: &OAuthCtx<'_>) -> Option<LocalResponse> {
+    let oauth = cx.oauth.as_ref()?;
+    let base = &cx.config.public_url;
     let doc = AuthorizationServerMetadata {
         issuer: base.clone(),
         authorization_endpoint: format!("{base}/api/v1/auth/authorize"),
         token_endpoint: format!("{base}/api/v1/auth/token"),
         registration_endpoint: format!("{base}/api/v1/auth/register"),
         revocation_endpoint: format!("{base}/api/v1/auth/revoke"),
-        scopes_supported: as_scopes(state, oauth),
+        scopes_supported: as_scopes(cx, oauth),
         response_types_supported: ["code"],
         response_modes_supported: ["query"],
         grant_types_supported: ["authorization_code", "refresh_token"],
@@ -102,8 +102,8 @@ fn as_metadata(state: &State) -> Option<LocalResponse> {
     Some(LocalResponse::json(200, &doc))
 }
 
-async fn jwks(state: &State) -> Option<LocalResponse> {
-    let keys = state.oauth.as_ref()?.keys.as_ref()?;
+async fn jwks(cx: &OAuthCtx<'_>) -> Option<LocalResponse> {
+    let keys = cx.oauth.as_ref()?.keys.as_ref()?;
     Some(match keys.public_jwks().await {
         Ok(set) => LocalResponse::json(200, &set),
         Err(e) => LocalResponse::oauth_error(&crate::errors::OAuthError::temporarily_unavailable(
@@ -115,9 +115,9 @@ async fn jwks(state: &State) -> Option<LocalResponse> {
 /// The server's scopes plus the config-file apps' required and per-tool
 /// scopes (the operator's, public anyway through each app's RFC 9728
 /// document; API-created apps' scopes stay in their own documents).
-fn as_scopes(state: &State, oauth: &crate::oauth::OAuthServer) -> Vec<String> {
+fn as_scopes(cx: &OAuthCtx<'_>, oauth: &OAuthServer) -> Vec<String> {
     let mut s = oauth.scopes_supported();
-    for app in &state.config.apps {
+    for app in &cx.config.apps {
         let tools = crate::config::tool_policy::all_scopes(&app.tool_scopes);
         for x in app.required_scopes.iter().chain(&tools) {
             if !s.contains(x) {
@@ -131,10 +131,8 @@ fn as_scopes(state: &State, oauth: &crate::oauth::OAuthServer) -> Vec<String> {
 /// The scopes a client asks for first at an app whose 401 challenge would
 /// otherwise name none: the server's basic scopes (its RFC 9728 list minus
 /// `offline_access` and the per-tool scopes, which are stepped up to).
-pub(crate) fn base_scopes(state: &State) -> Vec<String> {
-    state
-        .oauth
-        .as_ref()
+pub(crate) fn base_scopes(oauth: Option<&OAuthServer>) -> Vec<String> {
+    oauth
         .map(|o| o.scopes_supported())
         .unwrap_or_default()
         .into_iter()
@@ -142,9 +140,9 @@ pub(crate) fn base_scopes(state: &State) -> Vec<String> {
         .collect()
 }
 
-fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<LocalResponse> {
-    let base = &state.config.public_url;
-    let routes = state.routes.load();
+fn resource_metadata(cx: &OAuthCtx<'_>, req: &LocalRequest, suffix: &str) -> Option<LocalResponse> {
+    let base = &cx.config.public_url;
+    let routes = cx.routes.load();
     let host_route = req.header("host").and_then(|h| routes.by_host(h)).cloned();
     let (resource, name, scopes) = if suffix.is_empty() {
         match &host_route {
@@ -170,7 +168,7 @@ fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<
             app_scopes(&sel.route.app),
         )
     };
-    let authorization_server = match (&state.oauth, &state.config.auth.issuer) {
+    let authorization_server = match (&cx.oauth, &cx.config.auth.issuer) {
         (Some(_), _) => base.clone(),
         (None, Some(iss)) => iss.clone(),
         (None, None) => base.clone(),
@@ -178,7 +176,7 @@ fn resource_metadata(state: &State, req: &LocalRequest, suffix: &str) -> Option<
     // `offline_access` is the authorization server's business, not the
     // resource's: clients that ask for every advertised scope must not be
     // led to request it here (MCP authorization 2025-11-25, scope selection).
-    let mut scopes_supported = base_scopes(state);
+    let mut scopes_supported = base_scopes(cx.oauth);
     for s in scopes {
         if !scopes_supported.contains(&s) {
             scopes_supported.push(s);

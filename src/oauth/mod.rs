@@ -10,12 +10,24 @@
 //!
 //! Auth routes answer RFC 6749 errors `{error, error_description}`; until a
 //! client and its redirect URI are proven, errors are shown, never redirected.
+//!
+//! Handlers take the [`OAuthServer`] and an [`OAuthCtx`]: the shared handles
+//! they use, lent for one request by `State::oauth_ctx` (the only place that
+//! assembles one).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
+use crate::auth::TokenValidator;
+use crate::catalog::route::RouteTable;
 use crate::config::oauth::OAuthConfig;
+use crate::config::Config;
+use crate::store::vault::Vault;
+use crate::store::Store;
+use crate::util::clock::Clock;
 use crate::web::LocalRequest;
 
 pub mod authorize;
@@ -45,6 +57,25 @@ pub(crate) struct OAuthServer {
     pub(crate) cimd: cimd::Cache,
     /// Expiries, grace windows and rate-limit windows read this clock.
     pub(crate) clock: crate::util::clock::Clock,
+}
+
+/// What the authorization server's handlers use besides the server itself,
+/// borrowed for one request.
+pub(crate) struct OAuthCtx<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) store: &'a Arc<dyn Store>,
+    /// The live route table: resources (RFC 8707) and apps' scopes.
+    pub(crate) routes: &'a ArcSwap<RouteTable>,
+    /// Outbound client for the operator's endpoints (the identity provider).
+    pub(crate) http: &'a reqwest::Client,
+    /// Token validation (revocation, RFC 7009).
+    pub(crate) auth: &'a TokenValidator,
+    /// Seals the IdP's tokens in codes, consents and sessions.
+    pub(crate) vault: &'a Option<Arc<Vault>>,
+    pub(crate) clock: &'a Clock,
+    /// The authorization server, when `[oauth]` is configured (discovery
+    /// answers without it).
+    pub(crate) oauth: Option<&'a OAuthServer>,
 }
 
 impl OAuthServer {

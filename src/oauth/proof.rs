@@ -29,9 +29,8 @@ use subtle::ConstantTimeEq;
 
 use super::authorize::{idp_url, page, pending_key, Pending};
 use super::idp::IdpError;
-use super::{random, sha256_hex, with_params, OAuthServer, PENDING_TTL};
+use super::{random, sha256_hex, with_params, OAuthCtx, OAuthServer, PENDING_TTL};
 use crate::credentials::per_user::{ticket_key, ConnectTicket, LinkProof};
-use crate::state::State;
 use crate::store::{keys, StoreExt};
 use crate::web::{LocalRequest, LocalResponse};
 
@@ -50,10 +49,10 @@ pub(crate) struct ProofRequest {
 }
 
 /// The path of a connect link (what the proof returns to).
-fn link(state: &State, app_id: &str, auth_id: &str) -> String {
+fn link(cx: &OAuthCtx<'_>, app_id: &str, auth_id: &str) -> String {
     format!(
         "{}/api/v1/apps/{app_id}/auth/{auth_id}/connect",
-        state.config.public_url
+        cx.config.public_url
     )
 }
 
@@ -66,11 +65,15 @@ fn expired() -> LocalResponse {
 }
 
 /// `GET /api/v1/auth/prove?ticket=…`: starts the sign-in.
-pub(crate) async fn start(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn start(
+    cx: &OAuthCtx<'_>,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     let Some(ticket) = super::query(req).remove("ticket") else {
         return expired();
     };
-    let tk: ConnectTicket = match state.store.get_json(&ticket_key(&ticket)).await {
+    let tk: ConnectTicket = match cx.store.get_json(&ticket_key(&ticket)).await {
         Ok(Some(t)) => t,
         Ok(None) => return expired(),
         Err(_) => return LocalResponse::store_down_page(),
@@ -100,7 +103,7 @@ pub(crate) async fn start(state: &State, oauth: &OAuthServer, req: &LocalRequest
             session_id: tk.session_id,
         }),
     };
-    if state
+    if cx
         .store
         .put_json(&pending_key(&idp_state), &pending, Some(PENDING_TTL))
         .await
@@ -111,7 +114,7 @@ pub(crate) async fn start(state: &State, oauth: &OAuthServer, req: &LocalRequest
     // The token service asked for the user's interaction: ask the IdP for
     // it (OIDC Core §3.1.2.1 `prompt=consent`) rather than its session.
     let prompt = reauth.then_some("consent");
-    match idp_url(state, oauth, &idp_state, &pending, prompt).await {
+    match idp_url(cx, oauth, &idp_state, &pending, prompt).await {
         Ok(url) => LocalResponse::redirect(&url),
         Err(_) => page(
             503,
@@ -124,7 +127,7 @@ pub(crate) async fn start(state: &State, oauth: &OAuthServer, req: &LocalRequest
 /// The IdP's answer to a proof sign-in (from `/api/v1/auth/callback`, which
 /// has already used up the pending record).
 pub(super) async fn callback(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     pending: &Pending,
     proof: ProofRequest,
@@ -142,7 +145,7 @@ pub(super) async fn callback(
     let Some(code) = q.get("code") else {
         return page(400, "Not signed in", "The identity provider sent no code.");
     };
-    let (user, tokens) = match super::callback::sign_in(state, oauth, pending, code).await {
+    let (user, tokens) = match super::callback::sign_in(cx, oauth, pending, code).await {
         Ok(v) => v,
         Err(IdpError::Unavailable(e)) => {
             tracing::warn!(error = %e, "identity provider unavailable at a link's sign-in");
@@ -179,8 +182,7 @@ pub(super) async fn callback(
                 "The identity provider issued no token to exchange.",
             );
         };
-        if let Err(e) =
-            super::sessions::replace_upstream(state, oauth, sid, &user.sub, &tokens).await
+        if let Err(e) = super::sessions::replace_upstream(cx, oauth, sid, &user.sub, &tokens).await
         {
             tracing::warn!(error = %e, "could not replace a session's IdP tokens");
             return page(
@@ -200,7 +202,7 @@ pub(super) async fn callback(
     let record = LinkProof {
         ticket: proof.ticket.clone(),
     };
-    if state
+    if cx
         .store
         .put_json(&keys::link_proof(&token), &record, Some(PROOF_TTL))
         .await
@@ -208,7 +210,7 @@ pub(super) async fn callback(
     {
         return LocalResponse::store_down_page();
     }
-    let back = link(state, &proof.app_id, &proof.auth_id);
+    let back = link(cx, &proof.app_id, &proof.auth_id);
     LocalResponse::redirect(&with_params(
         &back,
         &[("ticket", &proof.ticket), ("proof", &token)],

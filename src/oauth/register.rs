@@ -10,9 +10,8 @@ use crate::store::keys;
 use serde::Serialize;
 
 use super::clients::{self, Client, Metadata};
-use super::{random, sha256_hex, OAuthServer};
+use super::{random, sha256_hex, OAuthCtx, OAuthServer};
 use crate::errors::OAuthError;
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{LocalRequest, LocalResponse};
 
@@ -71,18 +70,18 @@ impl Registered {
 }
 
 pub(crate) async fn register(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> LocalResponse {
-    match try_register(state, oauth, req).await {
+    match try_register(cx, oauth, req).await {
         Ok(r) => r,
         Err(e) => LocalResponse::oauth_error(&e),
     }
 }
 
 async fn try_register(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> Result<LocalResponse, OAuthError> {
@@ -91,7 +90,7 @@ async fn try_register(
             "the registration is larger than {MAX_BODY} bytes"
         )));
     }
-    rate_limit(state, oauth, req).await?;
+    rate_limit(cx, oauth, req).await?;
     let meta: Metadata = serde_json::from_slice(&req.body).map_err(|e| {
         OAuthError::invalid_client_metadata(format!(
             "the body is not valid client metadata JSON: {e}"
@@ -101,18 +100,17 @@ async fn try_register(
         clients::validate(meta, format!("drc_{}", random(16)?), oauth.clock.now_secs())?;
     let secret = (!client.is_public()).then(|| random(32)).transpose()?;
     client.secret_hash = secret.as_deref().map(sha256_hex);
-    save(state, oauth, &client).await?;
+    save(cx, oauth, &client).await?;
     Ok(LocalResponse::json(201, &Registered::new(client, secret)).no_store())
 }
 
 /// Stores (or re-stores, extending its life) a registered client.
 pub(crate) async fn save(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     client: &Client,
 ) -> Result<(), OAuthError> {
-    state
-        .store
+    cx.store
         .put_json(
             &key(&client.client_id),
             client,
@@ -132,7 +130,7 @@ pub(crate) fn key(client_id: &str) -> String {
 /// everyone. Behind a load balancer the address is the one
 /// `server.trusted_proxies` vouch for.
 async fn rate_limit(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> Result<(), OAuthError> {
@@ -144,8 +142,7 @@ async fn rate_limit(
     let count = |window: u64| {
         let key = keys::registration_limit(&bucket, window, now / window);
         async move {
-            state
-                .store
+            cx.store
                 .incr(&key, std::time::Duration::from_secs(window))
                 .await
                 .map_err(|e| OAuthError::temporarily_unavailable(format!("store: {e}")))

@@ -10,11 +10,10 @@
 //! rate-limited per client address. Always 200 for a well-formed request,
 //! so token validity does not leak (§2.2).
 
-use super::{params, sessions, OAuthServer};
+use super::{params, sessions, OAuthCtx, OAuthServer};
 use crate::auth::{Audience, TokenError};
 use crate::config::oauth::TokenMode;
 use crate::errors::OAuthError;
-use crate::state::State;
 use crate::store::keys;
 use crate::web::{LocalRequest, LocalResponse};
 
@@ -26,18 +25,18 @@ pub(crate) struct Revoked {}
 const PER_MINUTE: u64 = 60;
 
 pub(crate) async fn revoke(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> LocalResponse {
-    match try_revoke(state, oauth, req).await {
+    match try_revoke(cx, oauth, req).await {
         Ok(()) => LocalResponse::json(200, &Revoked {}).no_store(),
         Err(e) => LocalResponse::oauth_error(&e),
     }
 }
 
 async fn try_revoke(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> Result<(), OAuthError> {
@@ -47,14 +46,14 @@ async fn try_revoke(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("Missing required field: token"))?;
     // Counted before anything is looked up: failed authentications too.
-    limit(state, req).await?;
-    let client = super::token::authenticate(state, oauth, req, &p).await?;
+    limit(cx, req).await?;
+    let client = super::token::authenticate(cx, oauth, req, &p).await?;
     let hint = p.get("token_type_hint").map(String::as_str);
     if hint != Some("access_token") {
-        if let Some(s) = sessions::find(state, token).await {
+        if let Some(s) = sessions::find(cx, token).await {
             // RFC 7009 §2.1: only the client the token was issued to may revoke it.
             if client.client_id == s.client_id {
-                sessions::revoke(state, oauth, &s.sid).await?;
+                sessions::revoke(cx, oauth, &s.sid).await?;
             }
             return Ok(());
         }
@@ -63,7 +62,7 @@ async fn try_revoke(
         // The IdP's own tokens (refresh tokens included): it judges them.
         oauth.idp.revoke(token).await;
     }
-    let verified = match state.auth.validate(token, Audience::Any, &[]).await {
+    let verified = match cx.auth.validate(token, Audience::Any, &[]).await {
         Ok(p) => p,
         // Unknown, forged, expired or already revoked: nothing to remember.
         Err(TokenError::Unavailable(e)) => return Err(OAuthError::temporarily_unavailable(e)),
@@ -78,20 +77,19 @@ async fn try_revoke(
         // The IdP's tokens name the gateway as their client, not the MCP client.
         TokenMode::Upstream => {}
     }
-    state
-        .auth
+    cx.auth
         .revoke_until(token, verified.expires_at)
         .await
         .map_err(|e| OAuthError::temporarily_unavailable(format!("store: {e}")))
 }
 
-async fn limit(state: &State, req: &LocalRequest) -> Result<(), OAuthError> {
+async fn limit(cx: &OAuthCtx<'_>, req: &LocalRequest) -> Result<(), OAuthError> {
     let ip = req
         .client_ip
         .map(crate::web::client_addr::limit_bucket)
         .unwrap_or_else(|| "unknown".into());
-    let minute = state.clock.now_secs() / 60;
-    let n = state
+    let minute = cx.clock.now_secs() / 60;
+    let n = cx
         .store
         .incr(
             &keys::revocation_limit(&ip, minute),

@@ -17,8 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::idp::{IdpError, IdpTokens, User};
-use super::{sha256_hex, OAuthServer};
-use crate::state::State;
+use super::{sha256_hex, OAuthCtx, OAuthServer};
 use crate::store::StoreError;
 
 /// Why a session could not be created, rotated or ended. The token
@@ -90,14 +89,14 @@ pub struct Session {
 pub(crate) use super::session_tokens::{key, Sealed};
 
 pub(super) fn seal(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     reference: &str,
     value: &impl Serialize,
 ) -> Result<Sealed, SessionError> {
     let text = serde_json::to_string(value).map_err(|_| SessionError::Internal("encode".into()))?;
     // `[oauth]` does not start without a secrets key; should one be missing
     // anyway, fail rather than store the IdP's tokens in clear.
-    let b = state
+    let b = cx
         .vault
         .as_ref()
         .ok_or_else(|| SessionError::Internal("no secrets key".into()))?;
@@ -108,13 +107,13 @@ pub(super) fn seal(
 }
 
 pub(super) fn open<T: serde::de::DeserializeOwned>(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     reference: &str,
     s: &Sealed,
 ) -> Option<T> {
     let text = match s {
         Sealed::Plain(t) => t.as_bytes().to_vec(),
-        Sealed::Sealed(b64) => state
+        Sealed::Sealed(b64) => cx
             .vault
             .as_ref()?
             .open_text(reference, reference, b64)
@@ -133,7 +132,7 @@ fn store_err(e: StoreError) -> SessionError {
 
 /// Starts a session for a redeemed code and issues its first tokens.
 pub(crate) async fn create(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     client_id: &str,
     user: User,
@@ -151,7 +150,7 @@ pub(crate) async fn create(
             .map_or(0, |e| now + e),
         upstream: upstream
             .as_ref()
-            .map(|u| seal(state, &key(&sid), u))
+            .map(|u| seal(cx, &key(&sid), u))
             .transpose()?,
         sid: sid.clone(),
         client_id: client_id.to_string(),
@@ -166,10 +165,9 @@ pub(crate) async fn create(
         access: Vec::new(),
         expires_at: now + oauth.cfg.refresh_token_ttl.as_secs(),
     };
-    let issued = issue(state, oauth, &mut s, refresh)?;
+    let issued = issue(cx, oauth, &mut s, refresh)?;
     let bytes = serde_json::to_vec(&s).map_err(|_| SessionError::Internal("encode".into()))?;
-    state
-        .store
+    cx.store
         .put(&key(&sid), &bytes, Some(oauth.cfg.refresh_token_ttl))
         .await
         .map_err(store_err)?;
@@ -178,7 +176,7 @@ pub(crate) async fn create(
 
 /// Signs an access token for the session and records its hash.
 fn issue(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     s: &mut Session,
     refresh: String,
@@ -190,8 +188,8 @@ fn issue(
     let now = oauth.clock.now_secs();
     let ttl = oauth.cfg.access_token_ttl.as_secs();
     let claims = json!({
-        "iss": state.config.public_url, "sub": s.user.sub,
-        "aud": s.resource.clone().unwrap_or_else(|| state.config.public_url.clone()),
+        "iss": cx.config.public_url, "sub": s.user.sub,
+        "aud": s.resource.clone().unwrap_or_else(|| cx.config.public_url.clone()),
         "scope": s.scope, "client_id": s.client_id, "sid": s.sid, "jti": random(12)?,
         "iat": now, "nbf": now, "exp": now + ttl,
         "email": s.user.email, "name": s.user.name, "picture": s.user.picture,
@@ -220,7 +218,7 @@ fn issue(
 
 /// Rotates a refresh token (see the module docs for the rules).
 pub(crate) async fn refresh(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     client_id: &str,
     presented: &str,
@@ -229,9 +227,9 @@ pub(crate) async fn refresh(
         .split_once('.')
         .ok_or(SessionError::InvalidGrant)?;
     locked(
-        state,
+        cx,
         &keys::session_lock(sid),
-        rotate(state, oauth, client_id, sid, presented),
+        rotate(cx, oauth, client_id, sid, presented),
     )
     .await
 }
@@ -240,14 +238,14 @@ pub(crate) async fn refresh(
 /// in again ([`super::proof`]): the next token exchange uses the new access
 /// token as its subject token (RFC 8693 §2.1).
 pub(crate) async fn replace_upstream(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     sid: &str,
     subject: &str,
     fresh: &IdpTokens,
 ) -> Result<(), SessionError> {
     let work = async {
-        let Some(before) = state.store.get(&key(sid)).await.map_err(store_err)? else {
+        let Some(before) = cx.store.get(&key(sid)).await.map_err(store_err)? else {
             return Err(SessionError::InvalidGrant);
         };
         let mut s: Session =
@@ -257,10 +255,10 @@ pub(crate) async fn replace_upstream(
         }
         let now = oauth.clock.now_secs();
         s.upstream_expires_at = fresh.expires_in.map_or(0, |e| now + e);
-        s.upstream = Some(seal(state, &key(sid), fresh)?);
+        s.upstream = Some(seal(cx, &key(sid), fresh)?);
         let after = serde_json::to_vec(&s).map_err(|_| SessionError::Internal("encode".into()))?;
         let ttl = Duration::from_secs(s.expires_at.saturating_sub(now).max(1));
-        let swapped = state
+        let swapped = cx
             .store
             .compare_and_swap(&key(sid), Some(&before), Some(&after), Some(ttl))
             .await
@@ -271,7 +269,7 @@ pub(crate) async fn replace_upstream(
             Err(SessionError::Changed)
         }
     };
-    locked(state, &keys::session_lock(sid), work).await
+    locked(cx, &keys::session_lock(sid), work).await
 }
 
 /// Runs `work` holding a store lease (every instance sees it), waiting up
@@ -279,12 +277,12 @@ pub(crate) async fn replace_upstream(
 /// call may outlast it) and released only by its holder; it expires by
 /// itself should an instance die holding it.
 pub(crate) async fn locked<T, E: From<SessionError>>(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     lock: &str,
     work: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
     use crate::store::lock::{Lease, LeaseSettings, LockError};
-    let lease = Lease::acquire(state.store.clone(), lock, LeaseSettings::default())
+    let lease = Lease::acquire(cx.store.clone(), lock, LeaseSettings::default())
         .await
         .map_err(|e| match e {
             LockError::Busy => SessionError::Busy,
@@ -295,14 +293,14 @@ pub(crate) async fn locked<T, E: From<SessionError>>(
 }
 
 async fn rotate(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     client_id: &str,
     sid: &str,
     presented: &str,
 ) -> Result<Issued, SessionError> {
     let invalid = || SessionError::InvalidGrant;
-    let Some(before) = state.store.get(&key(sid)).await.map_err(store_err)? else {
+    let Some(before) = cx.store.get(&key(sid)).await.map_err(store_err)? else {
         return Err(invalid());
     };
     let mut s: Session = serde_json::from_slice(&before).map_err(|_| invalid())?;
@@ -316,14 +314,14 @@ async fn rotate(
             if let Some(answer) = s
                 .grace
                 .as_ref()
-                .and_then(|g| open::<Issued>(state, &key(sid), g))
+                .and_then(|g| open::<Issued>(cx, &key(sid), g))
             {
                 return Ok(answer);
             }
         }
         if s.previous.as_deref() == Some(hash.as_str()) || s.retired.contains(&hash) {
             tracing::warn!(client_id, "refresh token reuse: revoking the session");
-            revoke(state, oauth, sid).await?;
+            revoke(cx, oauth, sid).await?;
         }
         return Err(invalid());
     }
@@ -331,7 +329,7 @@ async fn rotate(
     if let Some(up) = s
         .upstream
         .as_ref()
-        .and_then(|u| open::<IdpTokens>(state, &key(sid), u))
+        .and_then(|u| open::<IdpTokens>(cx, &key(sid), u))
     {
         if s.upstream_expires_at != 0 && s.upstream_expires_at <= now {
             if let Some(rt) = &up.refresh_token {
@@ -339,10 +337,10 @@ async fn rotate(
                     Ok(mut fresh) => {
                         fresh.refresh_token = fresh.refresh_token.or(up.refresh_token.clone());
                         s.upstream_expires_at = fresh.expires_in.map_or(0, |e| now + e);
-                        s.upstream = Some(seal(state, &key(sid), &fresh)?);
+                        s.upstream = Some(seal(cx, &key(sid), &fresh)?);
                     }
                     Err(IdpError::Refused(e)) => {
-                        revoke(state, oauth, sid).await?;
+                        revoke(cx, oauth, sid).await?;
                         return Err(SessionError::EndedUpstream(e));
                     }
                     Err(e) => return Err(SessionError::Idp(e)),
@@ -359,11 +357,11 @@ async fn rotate(
         }
     }
     s.rotated_at = now;
-    let issued = issue(state, oauth, &mut s, refresh)?;
-    s.grace = Some(seal(state, &key(sid), &issued)?);
+    let issued = issue(cx, oauth, &mut s, refresh)?;
+    s.grace = Some(seal(cx, &key(sid), &issued)?);
     let after = serde_json::to_vec(&s).map_err(|_| SessionError::Internal("encode".into()))?;
     let ttl = Duration::from_secs(s.expires_at.saturating_sub(now).max(1));
-    if !state
+    if !cx
         .store
         .compare_and_swap(&key(sid), Some(&before), Some(&after), Some(ttl))
         .await
@@ -384,21 +382,21 @@ fn in_grace(s: &Session, hash: &str, now: u64, grace: Duration) -> bool {
 /// Ends a session: its refresh tokens stop working and every access token it
 /// issued is revoked on every instance; the IdP is told (best effort).
 pub(crate) async fn revoke(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     sid: &str,
 ) -> Result<(), SessionError> {
-    let Some(bytes) = state.store.take(&key(sid)).await.map_err(store_err)? else {
+    let Some(bytes) = cx.store.take(&key(sid)).await.map_err(store_err)? else {
         return Ok(());
     };
     let Ok(s) = serde_json::from_slice::<Session>(&bytes) else {
         return Ok(());
     };
-    revoke_access(state, &s.access).await?;
+    revoke_access(cx, &s.access).await?;
     if let Some(up) = s
         .upstream
         .as_ref()
-        .and_then(|u| open::<IdpTokens>(state, &key(sid), u))
+        .and_then(|u| open::<IdpTokens>(cx, &key(sid), u))
     {
         if let Some(rt) = up.refresh_token {
             oauth.idp.revoke(&rt).await;
@@ -408,26 +406,22 @@ pub(crate) async fn revoke(
 }
 
 pub(crate) async fn revoke_access(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     hashes: &[(String, u64)],
 ) -> Result<(), SessionError> {
     for (h, exp) in hashes {
         let mut hash = [0u8; 32];
         if hex::decode_to_slice(h, &mut hash).is_ok() {
-            state
-                .auth
-                .revoke_hash(hash, *exp)
-                .await
-                .map_err(store_err)?;
+            cx.auth.revoke_hash(hash, *exp).await.map_err(store_err)?;
         }
     }
     Ok(())
 }
 
 /// The session a refresh token belongs to, if the token is its current or previous one.
-pub(crate) async fn find(state: &State, presented: &str) -> Option<Session> {
+pub(crate) async fn find(cx: &OAuthCtx<'_>, presented: &str) -> Option<Session> {
     let (sid, _) = presented.split_once('.')?;
-    let s: Session = serde_json::from_slice(&state.store.get(&key(sid)).await.ok()??).ok()?;
+    let s: Session = serde_json::from_slice(&cx.store.get(&key(sid)).await.ok()??).ok()?;
     let h = sha256_hex(presented);
     (s.current == h || s.previous.as_deref() == Some(h.as_str())).then_some(s)
 }

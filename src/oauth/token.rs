@@ -17,10 +17,9 @@ use super::authorize::lookup;
 use super::callback::{code_key, CodeGrant};
 use super::clients::{match_redirect, Client};
 use super::sessions::{self, Issued};
-use super::{params, pkce_ok, register, sha256_hex, OAuthServer};
+use super::{params, pkce_ok, register, sha256_hex, OAuthCtx, OAuthServer};
 use crate::config::oauth::TokenMode;
 use crate::errors::OAuthError;
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{LocalRequest, LocalResponse};
 
@@ -47,7 +46,11 @@ fn respond(r: Result<Issued, OAuthError>) -> LocalResponse {
     }
 }
 
-pub(crate) async fn token(state: &State, oauth: &OAuthServer, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn token(
+    cx: &OAuthCtx<'_>,
+    oauth: &OAuthServer,
+    req: &LocalRequest,
+) -> LocalResponse {
     respond(
         async {
             let p = params(req)?;
@@ -55,8 +58,8 @@ pub(crate) async fn token(state: &State, oauth: &OAuthServer, req: &LocalRequest
                 None => Err(OAuthError::invalid_request(
                     "Missing required field: grant_type",
                 )),
-                Some("authorization_code") => code_grant(state, oauth, req, &p).await,
-                Some("refresh_token") => refresh_grant(state, oauth, req, &p).await,
+                Some("authorization_code") => code_grant(cx, oauth, req, &p).await,
+                Some("refresh_token") => refresh_grant(cx, oauth, req, &p).await,
                 Some(other) => Err(OAuthError::unsupported_grant_type(format!(
                     "grant_type `{other}` is not supported"
                 ))),
@@ -67,11 +70,11 @@ pub(crate) async fn token(state: &State, oauth: &OAuthServer, req: &LocalRequest
 }
 
 pub(crate) async fn refresh_route(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> LocalResponse {
-    respond(async { refresh_grant(state, oauth, req, &params(req)?).await }.await)
+    respond(async { refresh_grant(cx, oauth, req, &params(req)?).await }.await)
 }
 
 fn missing(p: &HashMap<String, String>, fields: &[&str]) -> Result<(), OAuthError> {
@@ -95,7 +98,7 @@ fn missing(p: &HashMap<String, String>, fields: &[&str]) -> Result<(), OAuthErro
 /// Client authentication (RFC 6749 §2.3): public clients name themselves;
 /// confidential ones prove their secret.
 pub(super) async fn authenticate(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
     p: &HashMap<String, String>,
@@ -128,7 +131,7 @@ pub(super) async fn authenticate(
             "Missing required field: client_id",
         ));
     }
-    let client = lookup(state, oauth, &id).await.map_err(|e| {
+    let client = lookup(cx, oauth, &id).await.map_err(|e| {
         if e.status == 503 {
             e
         } else {
@@ -152,7 +155,7 @@ fn form_decode(s: &str) -> String {
 }
 
 async fn code_grant(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
     p: &HashMap<String, String>,
@@ -165,19 +168,19 @@ async fn code_grant(
             Err(e)
         }
     })?;
-    let client = authenticate(state, oauth, req, p).await?;
+    let client = authenticate(cx, oauth, req, p).await?;
     let code = &p["code"];
     let store_err =
         |e: crate::store::StoreError| OAuthError::temporarily_unavailable(format!("store: {e}"));
     let used_key = keys::used_code(&sha256_hex(code));
-    let Some(grant) = state
+    let Some(grant) = cx
         .store
         .take_json::<CodeGrant>(&code_key(code))
         .await
         .map_err(store_err)?
     else {
         // A replayed code: whatever its first use issued is revoked (RFC 6749 §4.1.2).
-        if let Some(r) = state
+        if let Some(r) = cx
             .store
             .take_json::<Redeemed>(&used_key)
             .await
@@ -185,9 +188,9 @@ async fn code_grant(
         {
             tracing::warn!(client_id = %client.client_id, "authorization code reuse: revoking what it issued");
             if let Some(sid) = r.sid {
-                sessions::revoke(state, oauth, &sid).await?;
+                sessions::revoke(cx, oauth, &sid).await?;
             }
-            sessions::revoke_access(state, &r.access).await?;
+            sessions::revoke_access(cx, &r.access).await?;
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; the tokens it issued are revoked",
             ));
@@ -213,7 +216,7 @@ async fn code_grant(
     }
     let upstream = match &grant.upstream {
         Some(sealed) => Some(
-            sessions::open::<super::idp::IdpTokens>(state, &code_key(code), sealed).ok_or_else(
+            sessions::open::<super::idp::IdpTokens>(cx, &code_key(code), sealed).ok_or_else(
                 || OAuthError::server_error("the code's upstream tokens cannot be opened"),
             )?,
         ),
@@ -222,7 +225,7 @@ async fn code_grant(
     let (issued, redeemed) = match oauth.cfg.token_mode {
         TokenMode::Gateway => {
             let (s, issued) = sessions::create(
-                state,
+                cx,
                 oauth,
                 &client.client_id,
                 grant.user,
@@ -250,13 +253,13 @@ async fn code_grant(
             )
         }
     };
-    let _ = state
+    let _ = cx
         .store
         .put_json(&used_key, &redeemed, Some(Duration::from_secs(600)))
         .await;
     if !super::cimd::is_cimd(&client.client_id) {
         // Use extends a registration's life.
-        let _ = register::save(state, oauth, &client).await;
+        let _ = register::save(cx, oauth, &client).await;
     }
     Ok(issued)
 }
@@ -272,13 +275,13 @@ pub(super) fn upstream_issued(up: super::idp::IdpTokens, fallback_scope: Option<
 }
 
 async fn refresh_grant(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
     p: &HashMap<String, String>,
 ) -> Result<Issued, OAuthError> {
     missing(p, &["refresh_token"])?;
-    let client = authenticate(state, oauth, req, p).await?;
+    let client = authenticate(cx, oauth, req, p).await?;
     if let Some(r) = p.get("redirect_uri") {
         if match_redirect(&client, r).is_none() {
             return Err(OAuthError::invalid_request(
@@ -290,7 +293,7 @@ async fn refresh_grant(
         // Narrowing is allowed (RFC 6749 §6); widening is not, and is checked by the session.
         // The session's resource is not known here: any app's scope passes
         // this syntax check; the session never widens (sessions::refresh).
-        let routes = state.routes.load();
+        let routes = cx.routes.load();
         let known = |s: &str| {
             oauth.scopes_supported().iter().any(|x| x == s)
                 || routes.apps().any(|a| {
@@ -308,25 +311,23 @@ async fn refresh_grant(
     }
     match oauth.cfg.token_mode {
         TokenMode::Gateway => {
-            Ok(sessions::refresh(state, oauth, &client.client_id, &p["refresh_token"]).await?)
+            Ok(sessions::refresh(cx, oauth, &client.client_id, &p["refresh_token"]).await?)
         }
         TokenMode::Upstream => {
             // RFC 8707 §2.2: the client may name the resource again so the
             // IdP issues a token for it (audience-restricted JWTs).
             let resource = match p.get("resource") {
-                Some(r) => Some(super::authorize::canonical_resource(state, r).ok_or_else(
-                    || {
-                        OAuthError::new(
-                            400,
-                            "invalid_target",
-                            "resource is not an MCP server behind this gateway",
-                        )
-                    },
-                )?),
+                Some(r) => Some(super::authorize::canonical_resource(cx, r).ok_or_else(|| {
+                    OAuthError::new(
+                        400,
+                        "invalid_target",
+                        "resource is not an MCP server behind this gateway",
+                    )
+                })?),
                 None => None,
             };
             super::upstream_refresh::refresh(
-                state,
+                cx,
                 oauth,
                 &client.client_id,
                 &p["refresh_token"],

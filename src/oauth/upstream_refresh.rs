@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::idp::IdpError;
 use super::sessions::{locked, open, seal, Issued, Sealed};
-use super::{sha256_hex, OAuthServer};
+use super::{sha256_hex, OAuthCtx, OAuthServer};
 use crate::errors::OAuthError;
-use crate::state::State;
 use crate::store::StoreExt;
 
 /// The IdP's answer to one refresh, kept for the grace window (`rtans:{sha256}`).
@@ -26,7 +25,7 @@ struct Answer {
 }
 
 pub(crate) async fn refresh(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     client_id: &str,
     presented: &str,
@@ -34,12 +33,12 @@ pub(crate) async fn refresh(
 ) -> Result<Issued, OAuthError> {
     let hash = sha256_hex(presented);
     let key = keys::refresh_answer(&hash);
-    if let Some(answer) = answered(state, &key, client_id).await {
+    if let Some(answer) = answered(cx, &key, client_id).await {
         return Ok(answer);
     }
-    locked(state, &keys::refresh_lock(&hash), async {
+    locked(cx, &keys::refresh_lock(&hash), async {
         // A request that waited for the lock finds the first one's answer.
-        if let Some(answer) = answered(state, &key, client_id).await {
+        if let Some(answer) = answered(cx, &key, client_id).await {
             return Ok(answer);
         }
         let issued = match oauth.idp.refresh(presented, resource).await {
@@ -51,8 +50,8 @@ pub(crate) async fn refresh(
         };
         let grace = oauth.cfg.refresh_grace;
         if grace > Duration::ZERO {
-            let answer = Answer { client_id: client_id.to_string(), issued: seal(state, &key, &issued)? };
-            if let Err(e) = state.store.put_json(&key, &answer, Some(grace)).await {
+            let answer = Answer { client_id: client_id.to_string(), issued: seal(cx, &key, &issued)? };
+            if let Err(e) = cx.store.put_json(&key, &answer, Some(grace)).await {
                 tracing::warn!(error = %e, "could not keep the refresh answer for concurrent retries");
             }
         }
@@ -61,9 +60,9 @@ pub(crate) async fn refresh(
     .await
 }
 
-async fn answered(state: &State, key: &str, client_id: &str) -> Option<Issued> {
-    let answer: Answer = state.store.get_json(key).await.ok()??;
+async fn answered(cx: &OAuthCtx<'_>, key: &str, client_id: &str) -> Option<Issued> {
+    let answer: Answer = cx.store.get_json(key).await.ok()??;
     (answer.client_id == client_id)
-        .then(|| open(state, key, &answer.issued))
+        .then(|| open(cx, key, &answer.issued))
         .flatten()
 }

@@ -27,28 +27,27 @@ use serde::Deserialize;
 
 use super::authorize::{page, pending_key, Pending};
 use super::idp::{IdpError, IdpTokens, User};
-use super::{query, with_params, OAuthServer};
+use super::{query, with_params, OAuthCtx, OAuthServer};
 use crate::config::oauth::{IdpConfig, SsoTarget};
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{LocalRequest, LocalResponse};
 
 /// The page that asks for the work e-mail (organizations by domain).
 pub(crate) const EMAIL_PATH: &str = "/api/v1/auth/sso/email";
 
-fn callback(state: &State) -> String {
-    format!("{}/api/v1/auth/callback", state.config.public_url)
+fn callback(cx: &OAuthCtx<'_>) -> String {
+    format!("{}/api/v1/auth/callback", cx.config.public_url)
 }
 
 /// `GET {api}/sso/authorize` with the one target parameter and hints.
 fn authorize_url(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     cfg: &IdpConfig,
     idp_state: &str,
     target: (&str, &str),
     email: Option<(&str, &str)>,
 ) -> String {
-    let cb = callback(state);
+    let cb = callback(cx);
     let mut params = vec![
         ("client_id", cfg.client_id.as_str()),
         ("redirect_uri", cb.as_str()),
@@ -64,7 +63,7 @@ fn authorize_url(
 }
 
 /// Where `/authorize` sends the browser: WorkOS, or the e-mail page first.
-pub(crate) fn start(state: &State, oauth: &OAuthServer, idp_state: &str) -> String {
+pub(crate) fn start(cx: &OAuthCtx<'_>, oauth: &OAuthServer, idp_state: &str) -> String {
     let cfg = &oauth.idp.cfg;
     let target = match &cfg.sso {
         Some(SsoTarget::Organization(o)) => ("organization", o.as_str()),
@@ -72,12 +71,12 @@ pub(crate) fn start(state: &State, oauth: &OAuthServer, idp_state: &str) -> Stri
         Some(SsoTarget::Provider(p)) => ("provider", p.as_str()),
         Some(SsoTarget::ByDomain(_)) | None => {
             return with_params(
-                &format!("{}{EMAIL_PATH}", state.config.public_url),
+                &format!("{}{EMAIL_PATH}", cx.config.public_url),
                 &[("state", idp_state)],
             )
         }
     };
-    authorize_url(state, cfg, idp_state, target, None)
+    authorize_url(cx, cfg, idp_state, target, None)
 }
 
 /// The e-mail page. Its form's answer redirects to WorkOS, and browsers
@@ -97,8 +96,8 @@ fn email_form(
 }
 
 /// The sign-in this `state` names, if it is still waiting (not consumed).
-async fn waiting(state: &State, idp_state: &str) -> Result<(), LocalResponse> {
-    match state.store.get_json::<Pending>(&pending_key(idp_state)).await {
+async fn waiting(cx: &OAuthCtx<'_>, idp_state: &str) -> Result<(), LocalResponse> {
+    match cx.store.get_json::<Pending>(&pending_key(idp_state)).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(page(
             400,
@@ -111,13 +110,13 @@ async fn waiting(state: &State, idp_state: &str) -> Result<(), LocalResponse> {
 
 /// `GET /api/v1/auth/sso/email?state=…`
 pub(crate) async fn email_page(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> LocalResponse {
     let q = query(req);
     let idp_state = q.get("state").map(String::as_str).unwrap_or("");
-    if let Err(refusal) = waiting(state, idp_state).await {
+    if let Err(refusal) = waiting(cx, idp_state).await {
         return refusal;
     }
     email_form(oauth, idp_state, "", None)
@@ -126,7 +125,7 @@ pub(crate) async fn email_page(
 /// `POST /api/v1/auth/sso/email` (`state`, `email`): on to the organization
 /// of the e-mail's domain.
 pub(crate) async fn email_submit(
-    state: &State,
+    cx: &OAuthCtx<'_>,
     oauth: &OAuthServer,
     req: &LocalRequest,
 ) -> LocalResponse {
@@ -134,7 +133,7 @@ pub(crate) async fn email_submit(
         .into_owned()
         .collect();
     let idp_state = form.get("state").map(String::as_str).unwrap_or("");
-    if let Err(refusal) = waiting(state, idp_state).await {
+    if let Err(refusal) = waiting(cx, idp_state).await {
         return refusal;
     }
     let email = form.get("email").map(|e| e.trim()).unwrap_or("");
@@ -158,7 +157,7 @@ pub(crate) async fn email_submit(
         ));
     };
     LocalResponse::redirect(&authorize_url(
-        state,
+        cx,
         &oauth.idp.cfg,
         idp_state,
         ("organization", org),

@@ -85,7 +85,7 @@ pub(crate) fn refusal(
     // (MCP authorization 2025-11-25, scope selection and step-up).
     let base;
     let scopes = if route.app.required_scopes.is_empty() && !route.app.tool_scopes.is_empty() {
-        base = crate::oauth::metadata::base_scopes(state);
+        base = crate::oauth::metadata::base_scopes(state.oauth.as_deref());
         &base
     } else {
         &route.app.required_scopes

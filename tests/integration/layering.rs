@@ -176,6 +176,30 @@ fn only_the_server_imports_the_bootstrap() {
     );
 }
 
+/// Handlers own small context structs (`oauth::OAuthCtx`, `api::ApiCtx`)
+/// built in `state.rs`; none of them reaches for the whole process's
+/// `State`, so a handler's signature says which handles it uses.
+#[test]
+fn handlers_do_not_import_the_state() {
+    let g = edges(&modules());
+    assert!(g.contains_key("state"), "src/state.rs is read");
+    let handlers = ["oauth", "api", "audit"];
+    let importers: Vec<&String> = g
+        .iter()
+        .filter(|(m, to)| {
+            handlers
+                .iter()
+                .any(|h| *m == h || m.starts_with(&format!("{h}::")))
+                && to.contains("state")
+        })
+        .map(|(m, _)| m)
+        .collect();
+    assert!(
+        importers.is_empty(),
+        "handlers importing state: {importers:?}"
+    );
+}
+
 #[test]
 fn the_checker_finds_a_cycle_when_there_is_one() {
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -18,9 +18,9 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::{clear_cookie, page, random_b64, same_browser, sha256_hex, with_cookie, ConnectError};
+use crate::api::ApiCtx;
 use crate::catalog::{self, live, Connection};
 use crate::credentials::workos_pipes::WorkosPipes;
-use crate::state::State;
 use crate::store::StoreExt;
 use crate::web::{escape_html, LocalRequest, LocalResponse};
 
@@ -45,7 +45,7 @@ fn pending_key(id: &str) -> String {
 
 /// The confirmation page for the user a checked link was issued to.
 pub(super) async fn start(
-    state: &State,
+    cx: &ApiCtx<'_>,
     conn: &Connection,
     subject: &str,
     email: Option<&str>,
@@ -63,7 +63,7 @@ pub(super) async fn start(
         csrf: csrf.clone(),
         binding: sha256_hex(&binding),
     };
-    if state
+    if cx
         .store
         .put_json(&pending_key(&id), &pending, Some(CONFIRM_TTL))
         .await
@@ -89,12 +89,12 @@ pub(super) async fn start(
         id = escape_html(&id),
         csrf = escape_html(&csrf),
     );
-    with_cookie(LocalResponse::html(200, html), state, &binding, CONFIRM_TTL)
+    with_cookie(LocalResponse::html(200, html), cx, &binding, CONFIRM_TTL)
 }
 
 /// The answer to the confirmation page: only Confirm, from the browser that
 /// got the page, asks WorkOS for the user's page.
-pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse {
+pub(crate) async fn confirm(cx: &ApiCtx<'_>, req: &LocalRequest) -> LocalResponse {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
         .into_owned()
         .collect();
@@ -102,14 +102,14 @@ pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse 
         return page(400, "Invalid request", "confirm_id is required.");
     };
     // Taken first: a refused answer also ends the flow (single use).
-    let p: PendingPipe = match state.store.take_json(&pending_key(id)).await {
+    let p: PendingPipe = match cx.store.take_json(&pending_key(id)).await {
         Ok(Some(p)) => p,
         Ok(None) => return ConnectError::Expired.page(),
         Err(_) => return ConnectError::Store.page(),
     };
     let token = form.get("csrf_token").map(String::as_str).unwrap_or("");
     let token_ok = bool::from(token.as_bytes().ct_eq(p.csrf.as_bytes()));
-    if !(token_ok && same_browser(state, req, &p.binding)) {
+    if !(token_ok && same_browser(cx, req, &p.binding)) {
         return ConnectError::Forged.page();
     }
     if form.get("decision").map(String::as_str) != Some("confirm") {
@@ -119,10 +119,10 @@ pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse 
                 "Not connected",
                 "Nothing was connected. You can close this window.",
             ),
-            state,
+            cx,
         );
     }
-    let conn: Connection = match state
+    let conn: Connection = match cx
         .store
         .get_json(&catalog::conn_key(&p.app_id, &p.auth_id))
         .await
@@ -132,19 +132,17 @@ pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse 
         Err(_) => return ConnectError::Store.page(),
     };
     let secrets = match &conn.secret_ref {
-        Some(r) => {
-            match catalog::secrets::get(state.store.as_ref(), state.vault.as_deref(), r).await {
-                Ok(s) => s,
-                Err(_) => return ConnectError::Store.page(),
-            }
-        }
+        Some(r) => match catalog::secrets::get(cx.store.as_ref(), cx.vault.as_deref(), r).await {
+            Ok(s) => s,
+            Err(_) => return ConnectError::Store.page(),
+        },
         None => Default::default(),
     };
-    let pipes = match WorkosPipes::new(&conn, &secrets, live::oauth_context(&state.catalog())) {
+    let pipes = match WorkosPipes::new(&conn, &secrets, live::oauth_context(&cx.catalog)) {
         Ok(w) => w,
         Err(why) => return ConnectError::Unusable(why.to_string()).page(),
     };
-    let return_to = format!("{}/api/v1/connections/done", state.config.public_url);
+    let return_to = format!("{}/api/v1/connections/done", cx.config.public_url);
     let resp = match pipes
         .authorize_url(&p.subject, p.org_id.as_deref(), &return_to)
         .await
@@ -159,7 +157,7 @@ pub(crate) async fn confirm(state: &State, req: &LocalRequest) -> LocalResponse 
             )
         }
     };
-    clear_cookie(resp, state)
+    clear_cookie(resp, cx)
 }
 
 /// Where WorkOS Pipes sends the person back once the account is connected.

@@ -10,13 +10,13 @@
 
 use serde::Deserialize;
 
+use crate::api::ApiCtx;
 use crate::catalog::{self, Connection, ConnectionConfig, ConnectionSecrets};
 use crate::credentials::client_credentials::ClientCredentials;
 use crate::credentials::oauth::{user_token_request, ProviderSettings, TokenCallError};
 use crate::credentials::token_exchange::TokenExchange;
 use crate::egress::OutboundFailure;
 use crate::errors::ApiError;
-use crate::state::State;
 
 fn url(field: &str, v: &Option<String>) -> Result<(), ApiError> {
     match v {
@@ -161,10 +161,8 @@ pub(crate) fn shape(c: &ConnectionConfig, s: &ConnectionSecrets) -> Result<(), A
 
 /// WorkOS Pipes knows users by their WorkOS id: only a gateway signing
 /// users in with WorkOS SSO (`idp.kind = "workos_sso"`) has it as subject.
-pub(crate) fn identity_provider(state: &State, c: &ConnectionConfig) -> Result<(), ApiError> {
-    if c.kind == "workos_pipes"
-        && crate::credentials::workos_pipes::api_base(&state.config).is_none()
-    {
+pub(crate) fn identity_provider(cx: &ApiCtx<'_>, c: &ConnectionConfig) -> Result<(), ApiError> {
+    if c.kind == "workos_pipes" && crate::credentials::workos_pipes::api_base(cx.config).is_none() {
         return Err(ApiError::validation(
             "config.type",
             "workos_pipes needs the gateway to sign users in with WorkOS (idp.kind = \"workos_sso\")",
@@ -258,7 +256,7 @@ struct Registered {
 /// Registers the gateway at the upstream (RFC 7591) when the connection
 /// names a registration endpoint and has no client yet.
 pub(crate) async fn register_upstream(
-    state: &State,
+    cx: &ApiCtx<'_>,
     conn: &mut Connection,
     s: &mut ConnectionSecrets,
 ) -> Result<(), ApiError> {
@@ -266,7 +264,7 @@ pub(crate) async fn register_upstream(
     let (Some(endpoint), None) = (c.registration_endpoint.clone(), c.client_id.as_ref()) else {
         return Ok(());
     };
-    let redirect = format!("{}/api/v1/connections/callback", state.config.public_url);
+    let redirect = format!("{}/api/v1/connections/callback", cx.config.public_url);
     let grant_types = if c.authorization_endpoint.is_some() {
         vec!["authorization_code", "refresh_token"]
     } else {
@@ -280,7 +278,7 @@ pub(crate) async fn register_upstream(
         )
         .with_details(serde_json::json!({ "field": "config.registrationEndpoint" }))
     };
-    let mut req = state
+    let mut req = cx
         .egress
         .post(&endpoint)
         .map_err(|e| fail(e.into()))?
@@ -329,20 +327,20 @@ enum CheckError {
 
 /// Sets `status`, `lastValidatedAt` and `lastError`. OAuth connections are
 /// checked against the token endpoint; static credentials by their shape.
-pub(crate) async fn status(state: &State, conn: &mut Connection, s: &ConnectionSecrets) {
+pub(crate) async fn status(cx: &ApiCtx<'_>, conn: &mut Connection, s: &ConnectionSecrets) {
     let result: Result<(), CheckError> = match conn.config.kind.as_str() {
-        "token_exchange" => exchange_reachable(state, conn, s).await,
-        "workos_pipes" => pipes_reachable(state, conn, s).await,
+        "token_exchange" => exchange_reachable(cx, conn, s).await,
+        "workos_pipes" => pipes_reachable(cx, conn, s).await,
         "oauth" => match ProviderSettings::from_connection(conn, s) {
             Err(e) => Err(e.into()),
             Ok(settings) if conn.config.authorization_endpoint.is_none() => {
-                ClientCredentials::new(settings, state.egress.clone())
+                ClientCredentials::new(settings, cx.egress.clone())
                     .try_fetch()
                     .await
                     .map(|_| ())
                     .map_err(CheckError::from)
             }
-            Ok(settings) => reachable(state, &settings).await.map_err(CheckError::from),
+            Ok(settings) => reachable(cx, &settings).await.map_err(CheckError::from),
         },
         _ => Ok(()),
     };
@@ -360,16 +358,16 @@ pub(crate) async fn status(state: &State, conn: &mut Connection, s: &ConnectionS
 }
 
 fn check_context(
-    state: &State,
+    cx: &ApiCtx<'_>,
     workos_api: Option<String>,
 ) -> crate::credentials::oauth::OAuthContext {
     crate::credentials::oauth::OAuthContext {
-        egress: state.egress.clone(),
-        store: state.store.clone(),
-        vault: state.vault.clone(),
-        public_url: state.config.public_url.clone(),
+        egress: cx.egress.clone(),
+        store: cx.store.clone(),
+        vault: cx.vault.clone(),
+        public_url: cx.config.public_url.clone(),
         sessions: None,
-        clock: state.clock.clone(),
+        clock: cx.clock.clone(),
         workos_api,
     }
 }
@@ -377,11 +375,11 @@ fn check_context(
 /// A token exchange has no user yet: a made-up subject token tells whether
 /// the STS answers and accepts the client (any other refusal is expected).
 async fn exchange_reachable(
-    state: &State,
+    cx: &ApiCtx<'_>,
     conn: &Connection,
     s: &ConnectionSecrets,
 ) -> Result<(), CheckError> {
-    let te = TokenExchange::new(conn, s, check_context(state, None))?;
+    let te = TokenExchange::new(conn, s, check_context(cx, None))?;
     match te.request("drio-connection-check".into()).await {
         Ok(_) => Ok(()),
         Err(e) if e.rejects_client() => Err(e.into()),
@@ -392,12 +390,12 @@ async fn exchange_reachable(
 
 /// WorkOS Pipes: whether WorkOS answers and accepts the API key.
 async fn pipes_reachable(
-    state: &State,
+    cx: &ApiCtx<'_>,
     conn: &Connection,
     s: &ConnectionSecrets,
 ) -> Result<(), CheckError> {
     use crate::credentials::workos_pipes::{api_base, PipesError, WorkosPipes};
-    let pipes = WorkosPipes::new(conn, s, check_context(state, api_base(&state.config)))?;
+    let pipes = WorkosPipes::new(conn, s, check_context(cx, api_base(cx.config)))?;
     pipes.check().await.map_err(|e| match e {
         PipesError::Status(401 | 403) => CheckError::WorkosKey,
         other => CheckError::Workos(other),
@@ -406,16 +404,16 @@ async fn pipes_reachable(
 
 /// For per-user OAuth there is no code to exchange yet: a deliberately
 /// invalid code tells whether the endpoint answers and accepts the client.
-async fn reachable(state: &State, settings: &ProviderSettings) -> Result<(), TokenCallError> {
+async fn reachable(cx: &ApiCtx<'_>, settings: &ProviderSettings) -> Result<(), TokenCallError> {
     let params = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", "drio-connection-check".to_string()),
         (
             "redirect_uri",
-            format!("{}/api/v1/connections/callback", state.config.public_url),
+            format!("{}/api/v1/connections/callback", cx.config.public_url),
         ),
     ];
-    match user_token_request(&state.egress, settings, &settings.token_endpoint, params).await {
+    match user_token_request(cx.egress, settings, &settings.token_endpoint, params).await {
         Ok(_) => Ok(()),
         Err(e) if e.rejects_client() => Err(e),
         // Any other refusal (invalid_grant for our made-up code) means the
