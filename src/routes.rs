@@ -588,10 +588,10 @@ async fn managed(
     [id, auth]: Params<'_>,
 ) -> LocalResponse {
     use api::{apps, commands, connections};
-    if handler == H::Me {
-        return oauth::me::me(&state.oauth_ctx(), user).await;
-    }
     let cx = &state.api();
+    if handler == H::Me {
+        return api::me::me(cx, user).await;
+    }
     let result = async {
         match handler {
             H::ListApps => apps::list(cx, user).await,

@@ -33,6 +33,7 @@ pub(crate) mod apps;
 pub(crate) mod commands;
 pub mod connect;
 pub(crate) mod connections;
+pub(crate) mod me;
 pub(crate) mod templates;
 pub(crate) mod view;
 

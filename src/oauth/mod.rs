@@ -37,7 +37,6 @@ pub mod clients;
 pub mod consent;
 pub(crate) mod dev;
 pub(crate) mod idp;
-pub(crate) mod me;
 pub(crate) mod metadata;
 pub(crate) mod proof;
 pub(crate) mod register;

@@ -200,6 +200,25 @@ fn handlers_do_not_import_the_state() {
     );
 }
 
+/// `oauth/` and `api/` are siblings (layout.md): what both need lives in a
+/// module below them, so neither reaches into the other.
+#[test]
+fn oauth_and_api_never_import_each_other() {
+    let g = edges(&modules());
+    let within = |m: &str, area: &str| m == area || m.starts_with(&format!("{area}::"));
+    let mut crossing = Vec::new();
+    for (from, to) in &g {
+        for t in to {
+            for (a, b) in [("oauth", "api"), ("api", "oauth")] {
+                if within(from, a) && within(t, b) {
+                    crossing.push(format!("{from} -> {t}"));
+                }
+            }
+        }
+    }
+    assert!(crossing.is_empty(), "oauth/api imports: {crossing:?}");
+}
+
 #[test]
 fn the_checker_finds_a_cycle_when_there_is_one() {
     let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -1,18 +1,18 @@
 //! `GET /api/v1/me` (seed `002_*`): the signed-in user, from the validated
-//! bearer token and the profile stored at sign-in.
+//! bearer token and the profile the OAuth server stored at sign-in (the
+//! IdP's userinfo claims, OIDC Core §5.3.2, under `store::keys::user`).
 
+use super::view::{MeBody, MeUser};
+use super::{ApiCtx, Caller};
+use crate::auth::claims::UserInfo;
 use crate::store::keys;
-
-use super::idp::User;
-use super::OAuthCtx;
-use crate::api::view::{MeBody, MeUser};
 use crate::store::StoreExt;
 use crate::web::LocalResponse;
 
 /// For a caller the management guard admitted (see [`crate::routes`]).
-pub(crate) async fn me(cx: &OAuthCtx<'_>, user: &crate::api::Caller) -> LocalResponse {
+pub(crate) async fn me(cx: &ApiCtx<'_>, user: &Caller) -> LocalResponse {
     let p = &user.principal;
-    let stored: Option<User> = cx
+    let stored: Option<UserInfo> = cx
         .store
         .get_json(&keys::user(&p.subject))
         .await
