@@ -61,6 +61,15 @@ fn get(gw: &TestGateway, authority: Option<&str>, path: &str) -> http::request::
         .uri(format!("{base}{path}"))
 }
 
+/// An MCP `initialize` body.
+const INIT: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#;
+
+/// An MCP `initialize` to the public app `notes`.
+async fn initialize(gw: &TestGateway, h2: &mut SendRequest<Full<Bytes>>) -> Response<Incoming> {
+    send(h2, post_json(gw, "/apps/notes/mcp"), INIT).await
+}
+
 fn post_json(gw: &TestGateway, path: &str) -> http::request::Builder {
     Request::builder()
         .method(Method::POST)
@@ -128,14 +137,7 @@ async fn h2c_serves_calls_refusals_cors_and_discovery() {
     let mut h2 = connect(&gw).await.expect("h2c handshake");
 
     // (a) A tool call through a public app: initialize, then tools/call.
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18"}});
-    let resp = send(
-        &mut h2,
-        post_json(&gw, "/apps/notes/mcp"),
-        &init.to_string(),
-    )
-    .await;
+    let resp = initialize(&gw, &mut h2).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), http::Version::HTTP_2);
     let session = header(&resp, "mcp-session-id").to_string();
@@ -158,12 +160,7 @@ async fn h2c_serves_calls_refusals_cors_and_discovery() {
     assert_eq!(seen.json()["params"]["name"], "echo");
 
     // (b) A protected app without a token: 401 with the RFC 9728 challenge.
-    let resp = send(
-        &mut h2,
-        post_json(&gw, "/apps/vault/mcp"),
-        &init.to_string(),
-    )
-    .await;
+    let resp = send(&mut h2, post_json(&gw, "/apps/vault/mcp"), INIT).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let challenge = header(&resp, "www-authenticate").to_string();
     assert!(
@@ -178,7 +175,7 @@ async fn h2c_serves_calls_refusals_cors_and_discovery() {
     // With a token it passes, and the token does not reach the upstream.
     let token = idp.mint_access_token("user_ada", &gw.app_url("vault", "/mcp"), "", 600);
     let req = post_json(&gw, "/apps/vault/mcp").header("authorization", format!("Bearer {token}"));
-    let resp = send(&mut h2, req, &init.to_string()).await;
+    let resp = send(&mut h2, req, INIT).await;
     assert_eq!(resp.status(), StatusCode::OK);
     body_json(resp).await;
     let seen = up.last_request().expect("the upstream got the call");
@@ -222,14 +219,7 @@ async fn h2c_multiplexes_sse_streams_on_one_connection() {
     let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
     let gw = h2c_gateway(&idp, &up).await;
     let mut h2 = connect(&gw).await.expect("h2c handshake");
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18"}});
-    let resp = send(
-        &mut h2,
-        post_json(&gw, "/apps/notes/mcp"),
-        &init.to_string(),
-    )
-    .await;
+    let resp = initialize(&gw, &mut h2).await;
     let session = header(&resp, "mcp-session-id").to_string();
     body_json(resp).await;
 

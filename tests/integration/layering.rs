@@ -176,6 +176,11 @@ fn only_the_server_imports_the_bootstrap() {
     );
 }
 
+/// Whether module `m` is `area` or inside it (`oauth::consent` is in `oauth`).
+fn within(m: &str, area: &str) -> bool {
+    m == area || m.starts_with(&format!("{area}::"))
+}
+
 /// Handlers own small context structs (`oauth::OAuthCtx`, `api::ApiCtx`)
 /// built in `state.rs`; none of them reaches for the whole process's
 /// `State`, so a handler's signature says which handles it uses.
@@ -186,12 +191,7 @@ fn handlers_do_not_import_the_state() {
     let handlers = ["oauth", "api", "audit"];
     let importers: Vec<&String> = g
         .iter()
-        .filter(|(m, to)| {
-            handlers
-                .iter()
-                .any(|h| *m == h || m.starts_with(&format!("{h}::")))
-                && to.contains("state")
-        })
+        .filter(|(m, to)| handlers.iter().any(|h| within(m, h)) && to.contains("state"))
         .map(|(m, _)| m)
         .collect();
     assert!(
@@ -205,7 +205,6 @@ fn handlers_do_not_import_the_state() {
 #[test]
 fn oauth_and_api_never_import_each_other() {
     let g = edges(&modules());
-    let within = |m: &str, area: &str| m == area || m.starts_with(&format!("{area}::"));
     let mut crossing = Vec::new();
     for (from, to) in &g {
         for t in to {
