@@ -4,7 +4,10 @@
 #   direct      the upstream (nginx answering a fixed JSON result)
 #   nginx       nginx as a plain reverse proxy (1 worker, upstream keepalive 64)
 #   haproxy     haproxy as a plain reverse proxy (nbthread 1, http-reuse always)
-#   floor       the smallest Pingora proxy (benches/floor_proxy.rs, 1 thread)
+#   floor-stock the smallest Pingora proxy (benches/floor_proxy.rs, 1 thread)
+#               on stock Pingora 0.9.1 (benches/floor-stock/)
+#   floor       the same proxy on the gateway's patched pingora-core
+#               (patches/): the floor every ratio is taken against
 #   gw-public   drio-gateway, a public app (threads = 1)
 #   gw-bearer   drio-gateway, a protected app: RS256 bearer (L1 cache hit)
 #               + an API key injected (the upstream refuses requests without it)
@@ -21,7 +24,7 @@
 # Environment (all optional): DURATION (8 s), ROUNDS (2), CONNECTIONS (32),
 # WRK_THREADS (1), THREADS (1: every proxy's worker threads), WARMUP (2 s per
 # target and round), TARGETS (space-separated subset), GATEWAY_BIN and
-# FLOOR_BIN (skip the build), KEEP_TMP=1.
+# FLOOR_BIN (skip the build), STOCK_FLOOR_BIN (skip that build), KEEP_TMP=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=compare
@@ -34,7 +37,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}
-TARGETS=${TARGETS:-"direct nginx haproxy floor gw-public gw-bearer gw-exchange"}
+TARGETS=${TARGETS:-"direct nginx haproxy floor-stock floor gw-public gw-bearer gw-exchange"}
 for v in DURATION ROUNDS CONNECTIONS WRK_THREADS THREADS WARMUP; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
@@ -49,8 +52,15 @@ else
   build_gateway --example floor_proxy
   FLOOR_BIN=${FLOOR_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy"}
 fi
+if [[ " $TARGETS " == *" floor-stock "* ]] && [ -z "${STOCK_FLOOR_BIN:-}" ]; then
+  # Its own workspace and lockfile (stock Pingora, no [patch]).
+  echo "== building the stock-Pingora floor (benches/floor-stock)"
+  cargo build --release --locked -q --manifest-path benches/floor-stock/Cargo.toml \
+    --target-dir "${CARGO_TARGET_DIR:-target}/floor-stock"
+  STOCK_FLOOR_BIN="${CARGO_TARGET_DIR:-target}/floor-stock/release/floor_stock"
+fi
 
-free_port UP; free_port NGX; free_port HAP; free_port FLOOR
+free_port UP; free_port NGX; free_port HAP; free_port FLOOR; free_port STOCK
 free_port GW; free_port ADMIN
 PUBLIC_URL="http://127.0.0.1:$GW"
 ISSUER="https://bench-idp.invalid"
@@ -126,6 +136,11 @@ wait_for haproxy "$LAST_PID" "$HAP" /ready "$TMP/haproxy.log"
 start floor INT "$TMP/floor.log" "$FLOOR_BIN" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$THREADS"
 FLOOR_PID=$LAST_PID
 wait_for floor "$LAST_PID" "$FLOOR" /ready "$TMP/floor.log"
+if [[ " $TARGETS " == *" floor-stock "* ]]; then
+  start floor-stock INT "$TMP/floor-stock.log" "$STOCK_FLOOR_BIN" "127.0.0.1:$STOCK" "127.0.0.1:$UP" "$THREADS"
+  STOCK_PID=$LAST_PID
+  wait_for floor-stock "$LAST_PID" "$STOCK" /ready "$TMP/floor-stock.log"
+fi
 
 # --- the gateway -------------------------------------------------------------------
 cat >"$TMP/gateway.toml" <<EOF
@@ -222,6 +237,7 @@ url_of() {
     nginx) echo "http://127.0.0.1:$NGX/mcp" ;;
     haproxy) echo "http://127.0.0.1:$HAP/mcp" ;;
     floor) echo "http://127.0.0.1:$FLOOR/mcp" ;;
+    floor-stock) echo "http://127.0.0.1:$STOCK/mcp" ;;
     gw-public) echo "$PUBLIC_URL/apps/public/mcp" ;;
     gw-bearer) echo "$PUBLIC_URL/apps/bearer/mcp" ;;
     gw-exchange) echo "$PUBLIC_URL/apps/exchange/mcp" ;;
@@ -242,7 +258,7 @@ cpu_ticks() {
 pid_of() {
   case $1 in
     direct) echo "$UP_PID" ;; nginx) echo "$NGX_PID" ;; haproxy) echo "$HAP_PID" ;;
-    floor) echo "$FLOOR_PID" ;; *) echo "$GW_PID" ;;
+    floor) echo "$FLOOR_PID" ;; floor-stock) echo "$STOCK_PID" ;; *) echo "$GW_PID" ;;
   esac
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))

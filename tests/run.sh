@@ -14,6 +14,8 @@ export CARGO_TERM_COLOR=never
 need=()
 command -v cmake >/dev/null || need+=(cmake)
 command -v redis-server >/dev/null || need+=(redis-server)
+# ss: the upstream-write tests count the gateway's TCP segments with it.
+command -v ss >/dev/null || need+=(iproute2)
 # promtool (alert rules) and the Prometheus server the interop suite scrapes
 # the gateway with. Debian's package: ~19 MB download, ~96 MB installed, ~10 s.
 # (Without recommends: they would add prometheus-node-exporter.)
@@ -29,6 +31,9 @@ fi
 
 echo "== promtool check rules (README: Monitoring)"
 promtool check rules deploy/prometheus/alerts.yml
+
+echo "== the carried Pingora patch is exactly patches/pingora-core.diff (patches/README.md)"
+bash patches/verify.sh
 
 echo "== cargo test"
 cargo test --locked --all-targets --no-fail-fast 2>&1 | tee /tmp/drio-cargo-test.log

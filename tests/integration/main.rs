@@ -31,6 +31,7 @@ mod tenancy;
 mod tenancy_connect;
 mod token_exchange;
 mod tracing;
+mod upstream_writes;
 mod vault_upgrade;
 mod workos_pipes;
 mod workos_sso;

@@ -1,0 +1,248 @@
+//! How the gateway writes requests to an upstream, with the carried
+//! pingora-core patches (patches/README.md, issue 15): a small request's head
+//! and body leave in one TCP segment, one pooled connection serves request
+//! after request, and the bodies that must not be held back or joined (a
+//! `100-continue` head, a large body, a body that arrives in parts) still
+//! arrive whole. The segments are counted by the kernel (`ss -ti`,
+//! `data_segs_out` of the gateway's upstream socket), so a head written on
+//! its own shows as a second segment.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::gateway::{AppSpec, TestGateway};
+
+/// What the raw upstream saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    connection: usize,
+    body_len: usize,
+}
+
+/// A bare HTTP/1.1 upstream on a raw socket: answers `100 Continue` when
+/// asked, reads each `Content-Length` body whole, answers 200 with its size.
+struct RawUpstream {
+    port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RawUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RawUpstream {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            for connection in 0.. {
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                connections.spawn(serve(sock, connection, log.clone()));
+            }
+        });
+        Self { port, seen, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// `data_segs_out` of every established socket to this upstream (the
+    /// gateway's pooled connections), from the kernel.
+    fn segments_sent_to(&self) -> Vec<u64> {
+        let out = std::process::Command::new("ss")
+            .args(["-tinH", "state", "established"])
+            .arg(format!("( dport = :{} )", self.port))
+            .output()
+            .expect("ss (iproute2) runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .filter_map(|w| w.strip_prefix("data_segs_out:"))
+            .map(|n| n.parse().unwrap())
+            .collect()
+    }
+}
+
+async fn serve(mut sock: TcpStream, connection: usize, log: Arc<Mutex<Vec<Seen>>>) {
+    let mut buf = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map_or(0, |v| v.trim().parse().unwrap());
+        if head.contains("\r\nexpect: 100-continue") {
+            sock.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .unwrap();
+        }
+        buf.drain(..head_end);
+        while buf.len() < len {
+            let mut chunk = vec![0u8; 64 * 1024];
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..len);
+        log.lock().unwrap().push(Seen {
+            connection,
+            body_len: len,
+        });
+        let body = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"bytes":{len}}}}}"#);
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if sock.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn gateway_in_front_of(up: &RawUpstream) -> crate::support::gateway::TestGateway {
+    TestGateway::new()
+        .app_with(AppSpec::new("raw", &up.url()))
+        .start()
+        .await
+}
+
+const SMALL: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+
+#[tokio::test]
+async fn small_requests_leave_in_one_segment_each_on_one_pooled_connection() {
+    let up = RawUpstream::start().await;
+    let gw = gateway_in_front_of(&up).await;
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        let r = client
+            .post(gw.app_url("raw", "/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(SMALL)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    let seen = up.seen();
+    assert_eq!(seen.len(), 5);
+    assert!(seen.iter().all(|s| s.body_len == SMALL.len()), "{seen:?}");
+    assert!(
+        seen.iter().all(|s| s.connection == seen[0].connection),
+        "every request reused the first upstream connection: {seen:?}"
+    );
+    // One data segment per request: head and body together.
+    assert_eq!(up.segments_sent_to(), vec![5]);
+}
+
+/// Writes `head` and then `body` in `parts`, `pause` apart, on a raw client
+/// socket; returns the status line of the answer.
+async fn post_raw(
+    gw: &TestGateway,
+    head_extra: &str,
+    body: &[u8],
+    parts: usize,
+    pause: Duration,
+) -> String {
+    let authority = gw.url().trim_start_matches("http://").to_string();
+    let mut sock = TcpStream::connect(&authority).await.unwrap();
+    let head = format!(
+        "POST /apps/raw/mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n{head_extra}\r\n",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    if head_extra.contains("100-continue") {
+        // The client waits for the interim answer before sending the body:
+        // it needs the head to have reached the upstream.
+        let mut chunk = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk))
+            .await
+            .expect("100 Continue within 5 s: the head must not be held back")
+            .unwrap();
+        answer.extend_from_slice(&chunk[..n]);
+        assert!(
+            String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 100"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.clear();
+    }
+    for part in body.chunks(body.len().div_ceil(parts)) {
+        sock.write_all(part).await.unwrap();
+        tokio::time::sleep(pause).await;
+    }
+    let mut chunk = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut chunk))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(n > 0, "the gateway closed the connection");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer).to_string();
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_100_continue_head_reaches_the_upstream_before_its_body() {
+    let up = RawUpstream::start().await;
+    let gw = gateway_in_front_of(&up).await;
+    let status = post_raw(
+        &gw,
+        "Expect: 100-continue\r\n",
+        SMALL.as_bytes(),
+        1,
+        Duration::ZERO,
+    )
+    .await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(up.seen().last().unwrap().body_len, SMALL.len());
+}
+
+#[tokio::test]
+async fn a_body_sent_in_parts_and_a_large_body_arrive_whole() {
+    let up = RawUpstream::start().await;
+    let gw = gateway_in_front_of(&up).await;
+    // Three parts 150 ms apart: the head waits for the first, the rest follow.
+    let status = post_raw(&gw, "", SMALL.as_bytes(), 3, Duration::from_millis(150)).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(up.seen().last().unwrap().body_len, SMALL.len());
+    // 1 MiB: far above the 16 KiB joined behind the head.
+    let large = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{}"}}}}}}"#,
+        "x".repeat(1 << 20)
+    );
+    let status = post_raw(&gw, "", large.as_bytes(), 1, Duration::ZERO).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(up.seen().last().unwrap().body_len, large.len());
+}
