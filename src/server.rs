@@ -79,7 +79,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
         .block_on(bootstrap::start_background(&state))
         .map_err(|e| StartError::Other(format!("cannot subscribe to catalog changes: {e}")))?;
 
-    let server = build_server(state.clone(), upgrade);
+    let server = build_server(state.clone(), runtime.handle().clone(), upgrade);
     tracing::info!(
         proxy = %state.config.listen.proxy,
         admin = %state.config.listen.admin,
@@ -100,7 +100,7 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
     Ok(())
 }
 
-fn build_server(state: Arc<State>, upgrade: bool) -> Server {
+fn build_server(state: Arc<State>, state_runtime: tokio::runtime::Handle, upgrade: bool) -> Server {
     let cfg = &state.config;
     let conf = ServerConf {
         threads: cfg.server.threads,
@@ -132,7 +132,7 @@ fn build_server(state: Arc<State>, upgrade: bool) -> Server {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(state.clone()),
+        Gateway::new(state.clone(), state_runtime),
         "drio-proxy",
     );
     if cfg.server.h2c {

@@ -133,7 +133,14 @@ pub(crate) async fn callback(
         }
         Err(e) => return fail("access_denied", &e.to_string()),
     };
-    if let Err(e) = cx.store.put_json(&keys::user(&user.sub), &user, None).await {
+    // The profile write and the consent read are independent: one round
+    // trip's wait instead of two.
+    let user_key = keys::user(&user.sub);
+    let (stored, prior) = tokio::join!(
+        cx.store.put_json(&user_key, &user, None),
+        consent::prior(cx, oauth, &user.sub, &pending)
+    );
+    if let Err(e) = stored {
         tracing::warn!(error = %e, "could not store the user profile");
     }
     if !may_use(cx, &pending, &user) {
@@ -143,10 +150,10 @@ pub(crate) async fn callback(
             "Your account is not allowed to use this app. Ask its owner to give you access, or sign in with another account.",
         );
     }
-    if consent::already_given(cx, oauth, &user.sub, &pending).await {
+    if prior.given {
         return issue_code(cx, pending, user, upstream).await;
     }
-    consent::show(cx, oauth, pending, user, upstream).await
+    consent::show(cx, oauth, pending, user, upstream, prior).await
 }
 
 pub(super) async fn sign_in(

@@ -133,23 +133,27 @@ async fn granted(
         .unwrap_or_default()
 }
 
-pub(crate) async fn already_given(
-    cx: &OAuthCtx<'_>,
-    oauth: &OAuthServer,
-    sub: &str,
-    p: &Pending,
-) -> bool {
+/// What this user already granted this client for this resource, and
+/// whether it covers the request (a trusted client needs no consent).
+pub(crate) struct Prior {
+    pub(crate) given: bool,
+    granted: Vec<String>,
+}
+
+pub(crate) async fn prior(cx: &OAuthCtx<'_>, oauth: &OAuthServer, sub: &str, p: &Pending) -> Prior {
     if oauth.cfg.trusted_clients.contains(&p.client_id) {
-        return true;
+        return Prior {
+            given: true,
+            granted: Vec::new(),
+        };
     }
-    let scopes = granted(cx, sub, &p.client_id, p.resource.as_deref()).await;
-    if scopes.is_empty() {
-        return false;
-    }
-    p.scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .all(|s| scopes.iter().any(|x| x == s))
+    let granted = granted(cx, sub, &p.client_id, p.resource.as_deref()).await;
+    let given = !granted.is_empty()
+        && p.scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .all(|s| granted.iter().any(|x| x == s));
+    Prior { given, granted }
 }
 
 pub(crate) async fn show(
@@ -158,8 +162,14 @@ pub(crate) async fn show(
     pending: Pending,
     user: User,
     upstream: Option<IdpTokens>,
+    prior: Prior,
 ) -> LocalResponse {
-    let client = match lookup(cx, oauth, &pending.client_id).await {
+    // Independent reads, so one store round trip's wait instead of two.
+    let (client, app) = tokio::join!(
+        lookup(cx, oauth, &pending.client_id),
+        app_of(cx, pending.resource.as_deref())
+    );
+    let client = match client {
         Ok(c) => c,
         Err(e) => return page(400, "Unknown application", &e.description),
     };
@@ -185,18 +195,7 @@ pub(crate) async fn show(
         .flatten()
         .and_then(|u| u.host_str().map(str::to_owned));
     let loopback = redirect.as_ref().is_some_and(super::clients::is_loopback);
-    let granted: Vec<String> = cx
-        .store
-        .get_json(&remembered_key(
-            cx,
-            &user.sub,
-            &pending.client_id,
-            pending.resource.as_deref(),
-        ))
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let granted = prior.granted;
     let scopes: Vec<pages::consent::Scope> = pending
         .scope
         .split(' ')
@@ -207,7 +206,6 @@ pub(crate) async fn show(
             granted: granted.iter().any(|g| g == s),
         })
         .collect();
-    let app = app_of(cx, pending.resource.as_deref()).await;
     let target = match (&app, pending.resource.as_deref()) {
         (Some(_), Some(r)) => pages::consent::Target::App { url: r.to_string() },
         (None, Some(r)) if r != cx.config.public_url => {
@@ -327,22 +325,6 @@ pub(crate) async fn decide(
             "Your account is not allowed to use this app.",
         ),
         "approve" => {
-            // What was granted before stays granted (incremental consent).
-            let mut scopes =
-                granted(cx, &asked.user.sub, &p.client_id, p.resource.as_deref()).await;
-            for s in p.scope.split(' ').filter(|s| !s.is_empty()) {
-                if !scopes.iter().any(|x| x == s) {
-                    scopes.push(s.to_string());
-                }
-            }
-            let _ = cx
-                .store
-                .put_json(
-                    &remembered_key(cx, &asked.user.sub, &p.client_id, p.resource.as_deref()),
-                    &scopes,
-                    Some(REMEMBER),
-                )
-                .await;
             let _ = oauth;
             let upstream = match &asked.upstream {
                 Some(sealed) => match super::sessions::open::<IdpTokens>(cx, &keys::consent(id), sealed) {
@@ -351,7 +333,23 @@ pub(crate) async fn decide(
                 },
                 None => None,
             };
-            issue_code(cx, p, asked.user, upstream).await
+            // What was granted before stays granted (incremental consent).
+            // Remembering it and storing the code are independent writes:
+            // one round trip's wait instead of two.
+            let sub = asked.user.sub.clone();
+            let remember = async {
+                let key = remembered_key(cx, &sub, &p.client_id, p.resource.as_deref());
+                let mut scopes = granted(cx, &sub, &p.client_id, p.resource.as_deref()).await;
+                for s in p.scope.split(' ').filter(|s| !s.is_empty()) {
+                    if !scopes.iter().any(|x| x == s) {
+                        scopes.push(s.to_string());
+                    }
+                }
+                let _ = cx.store.put_json(&key, &scopes, Some(REMEMBER)).await;
+            };
+            let ((), resp) =
+                tokio::join!(remember, issue_code(cx, p.clone(), asked.user, upstream));
+            resp
         }
         _ => redirect_error(
             cx,

@@ -148,14 +148,16 @@ async fn rate_limit(
                 .map_err(|e| OAuthError::temporarily_unavailable(format!("store: {e}")))
         }
     };
-    if count(60).await? > oauth.cfg.registrations_per_minute {
+    // Both windows count every attempt, so one round trip's wait serves both.
+    let (minute, hour) = tokio::join!(count(60), count(3600));
+    if minute? > oauth.cfg.registrations_per_minute {
         return Err(OAuthError::new(
             429,
             "temporarily_unavailable",
             "too many registrations from this address; retry in a minute",
         ));
     }
-    if count(3600).await? > oauth.cfg.registrations_per_hour {
+    if hour? > oauth.cfg.registrations_per_hour {
         return Err(OAuthError::new(
             429,
             "temporarily_unavailable",

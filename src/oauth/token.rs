@@ -253,14 +253,17 @@ async fn code_grant(
             )
         }
     };
-    let _ = cx
+    // Independent writes: one round trip's wait instead of two.
+    let remember_use = cx
         .store
-        .put_json(&used_key, &redeemed, Some(Duration::from_secs(600)))
-        .await;
-    if !super::cimd::is_cimd(&client.client_id) {
-        // Use extends a registration's life.
-        let _ = register::save(cx, oauth, &client).await;
-    }
+        .put_json(&used_key, &redeemed, Some(Duration::from_secs(600)));
+    let extend = async {
+        if !super::cimd::is_cimd(&client.client_id) {
+            // Use extends a registration's life.
+            let _ = register::save(cx, oauth, &client).await;
+        }
+    };
+    let _ = tokio::join!(remember_use, extend);
     Ok(issued)
 }
 

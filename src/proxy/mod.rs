@@ -44,15 +44,19 @@ pub(crate) use ctx::Ctx;
 
 pub(crate) struct Gateway {
     state: Arc<State>,
+    /// The runtime the state's store connections live on (see
+    /// [`Gateway::serve_local`]).
+    state_runtime: tokio::runtime::Handle,
     /// Upstream connections of [`stream`]'s long-lived responses (its own
     /// pool: those connections are rarely reusable anyway).
     stream_connector: pingora::connectors::http::v1::Connector,
 }
 
 impl Gateway {
-    pub(crate) fn new(state: Arc<State>) -> Self {
+    pub(crate) fn new(state: Arc<State>, state_runtime: tokio::runtime::Handle) -> Self {
         Self {
             state,
+            state_runtime,
             stream_connector: pingora::connectors::http::v1::Connector::new(None),
         }
     }
@@ -133,7 +137,26 @@ impl Gateway {
             }),
             request_id: ctx.request_id.clone(),
         };
-        let mut resp = local::dispatch(&self.state, &req).await;
+        // The gateway's own routes (OAuth, management API) make several
+        // store round trips each. The Redis connection's driver task lives on
+        // the state's runtime, so awaiting it from a Pingora thread costs two
+        // cross-thread wake-ups per command; running the whole handler there
+        // costs two per request instead. Spawned, a handler also finishes
+        // its writes when the client hangs up mid-request.
+        let state = self.state.clone();
+        let cx = ctx.trace.as_ref().map(|t| t.context().clone());
+        let handler = self
+            .state_runtime
+            .spawn(crate::telemetry::within(cx, async move {
+                local::dispatch(&state, &req).await
+            }));
+        let mut resp = match handler.await {
+            Ok(resp) => resp,
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, error = %e, "local handler failed");
+                crate::web::LocalResponse::api_error(&ApiError::internal(), &ctx.request_id)
+            }
+        };
         if public_cors {
             resp.headers.extend(cors::public_headers());
         }
