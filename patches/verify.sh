@@ -15,7 +15,11 @@ trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/a" "$tmp/b"
 for d in "$stock" pingora-core; do
   dest=$tmp/$([ "$d" = pingora-core ] && echo b || echo a)
-  (cd "$d" && tar --exclude=Cargo.lock --exclude=.cargo-ok --exclude=.cargo_vcs_info.json -cf - .) | tar -xf - -C "$dest"
+  # Not carried: the crate's examples and bench (with test keys), its lockfile
+  # and cargo's bookkeeping; the manifest's hunk that drops their targets is
+  # part of the diff.
+  (cd "$d" && tar --exclude=./examples --exclude=./benches --exclude=Cargo.toml.orig \
+    --exclude=Cargo.lock --exclude=.cargo-ok --exclude=.cargo_vcs_info.json -cf - .) | tar -xf - -C "$dest"
 done
 (cd "$tmp" && git diff --no-index --no-prefix --no-color a b | sed -e 's|^diff --git a/\(.*\) b/.*|diff --git a/\1 b/\1|' -e 's|^--- a/|--- a/|' -e 's|^+++ b/|+++ b/|' || true) >"$tmp/now.diff"
 if [ "${1:-}" = --write ]; then
