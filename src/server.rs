@@ -66,9 +66,11 @@ pub fn run(config: Config, upgrade: bool) -> Result<(), StartError> {
     }
 
     // The state (store connections, caches, background refreshers) lives on
-    // its own runtime so it outlives any one Pingora service runtime.
+    // its own runtime so it outlives any one Pingora service runtime. The
+    // gateway's own routes run there too (proxy::Gateway::serve_local), so it
+    // gets as many workers as the proxy, and at least two.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(config.server.threads.max(2))
         .thread_name("drio-bg")
         .enable_all()
         .build()
