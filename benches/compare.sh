@@ -8,6 +8,9 @@
 #               on stock Pingora 0.9.1 (benches/floor-stock/)
 #   floor       the same proxy on the gateway's patched pingora-core
 #               (patches/): the floor every ratio is taken against
+#   floor-mi    the floor with the gateway's allocator (mimalloc;
+#               benches/floor_proxy_mimalloc.rs): what the allocator alone
+#               is worth
 #   gw-public   drio-gateway, a public app (threads = 1)
 #   gw-bearer   drio-gateway, a protected app: RS256 bearer (L1 cache hit)
 #               + an API key injected (the upstream refuses requests without it)
@@ -24,7 +27,19 @@
 # Environment (all optional): DURATION (8 s), ROUNDS (2), CONNECTIONS (32),
 # WRK_THREADS (1), THREADS (1: every proxy's worker threads), WARMUP (2 s per
 # target and round), TARGETS (space-separated subset), GATEWAY_BIN and
-# FLOOR_BIN (skip the build), STOCK_FLOOR_BIN (skip that build), KEEP_TMP=1.
+# FLOOR_BIN and FLOOR_MI_BIN (skip the build), STOCK_FLOOR_BIN (skip that
+# build), KEEP_TMP=1,
+# INSTRUMENT=callgrind.
+#
+# INSTRUMENT=callgrind runs every proxy (not the upstream) under valgrind's
+# callgrind and reports instructions per request (all of the proxy's threads
+# and processes, counters zeroed after the warm-up) instead of CPU time. On a
+# shared machine req/s and CPU time move by a third between rounds; the
+# instruction count of the same binary and load does not, so its ratios are
+# the ones to trust for "at the floor". req/s and latency are then
+# valgrind's, meaningless; only the Ir columns count.
+#
+#   INSTRUMENT=callgrind DURATION=10 ROUNDS=1 bash benches/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=compare
@@ -37,20 +52,36 @@ CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}
-TARGETS=${TARGETS:-"direct nginx haproxy floor-stock floor gw-public gw-bearer gw-exchange"}
+TARGETS=${TARGETS:-"direct nginx haproxy floor-stock floor floor-mi gw-public gw-bearer gw-exchange"}
 for v in DURATION ROUNDS CONNECTIONS WRK_THREADS THREADS WARMUP; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
 
 need_tools wrk:wrk nginx:nginx haproxy:haproxy curl:curl openssl:openssl
+INSTRUMENT=${INSTRUMENT:-}
+VG=() # the prefix of every proxy's command line
+case $INSTRUMENT in
+  "") ;;
+  callgrind)
+    need_tools valgrind:valgrind
+    mkdir -p "$TMP/cg"
+    VG=(valgrind --tool=callgrind --dump-instr=no --compress-strings=no --compress-pos=no
+      "--callgrind-out-file=$TMP/cg/%p.cg")
+    WAIT_TRIES=900 # startup under valgrind takes tens of seconds
+    ;;
+  *) die "INSTRUMENT must be empty or callgrind (got '$INSTRUMENT')" ;;
+esac
 NGINX=$(tool nginx)
 HAPROXY=$(tool haproxy)
 
-if [ -n "${FLOOR_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then
+[[ " $TARGETS " == *" floor-mi "* ]] || FLOOR_MI_BIN=${FLOOR_MI_BIN:-unused}
+if [ -n "${FLOOR_BIN:-}" ] && [ -n "${FLOOR_MI_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then
   [ -x "$FLOOR_BIN" ] || die "FLOOR_BIN=$FLOOR_BIN is not an executable"
+  [ "$FLOOR_MI_BIN" = unused ] || [ -x "$FLOOR_MI_BIN" ] || die "FLOOR_MI_BIN=$FLOOR_MI_BIN is not an executable"
 else
-  build_gateway --example floor_proxy
+  build_gateway --example floor_proxy --example floor_proxy_mimalloc
   FLOOR_BIN=${FLOOR_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy"}
+  FLOOR_MI_BIN=${FLOOR_MI_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy_mimalloc"}
 fi
 if [[ " $TARGETS " == *" floor-stock "* ]] && [ -z "${STOCK_FLOOR_BIN:-}" ]; then
   # Its own workspace and lockfile (stock Pingora, no [patch]).
@@ -60,7 +91,7 @@ if [[ " $TARGETS " == *" floor-stock "* ]] && [ -z "${STOCK_FLOOR_BIN:-}" ]; the
   STOCK_FLOOR_BIN="${CARGO_TARGET_DIR:-target}/floor-stock/release/floor_stock"
 fi
 
-free_port UP; free_port NGX; free_port HAP; free_port FLOOR; free_port STOCK
+free_port UP; free_port NGX; free_port HAP; free_port FLOOR; free_port STOCK; free_port FLOORMI
 free_port GW; free_port ADMIN
 PUBLIC_URL="http://127.0.0.1:$GW"
 ISSUER="https://bench-idp.invalid"
@@ -106,7 +137,9 @@ nginx_conf proxy "
     location = /ready { return 200; }
   }"
 sed -i "s/^worker_processes 1;/worker_processes $THREADS;/" "$TMP/proxy/nginx.conf"
-start nginx TERM "$TMP/proxy/stdout.log" "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf"
+# Under callgrind, one process (its control channel does not follow a fork).
+[ -n "$INSTRUMENT" ] && sed -i "s/^daemon off;/daemon off;\nmaster_process off;/" "$TMP/proxy/nginx.conf"
+start nginx TERM "$TMP/proxy/stdout.log" "${VG[@]}" "$NGINX" -p "$TMP/proxy" -e "$TMP/proxy/error.log" -c "$TMP/proxy/nginx.conf"
 NGX_PID=$LAST_PID
 wait_for nginx "$LAST_PID" "$NGX" /ready "$TMP/proxy/error.log"
 
@@ -128,16 +161,21 @@ frontend fe
 backend be
   server up 127.0.0.1:$UP maxconn 1000
 EOF
-start haproxy USR1 "$TMP/haproxy.log" "$HAPROXY" -db -f "$TMP/haproxy.cfg"
+start haproxy USR1 "$TMP/haproxy.log" "${VG[@]}" "$HAPROXY" -db -f "$TMP/haproxy.cfg"
 HAP_PID=$LAST_PID
 wait_for haproxy "$LAST_PID" "$HAP" /ready "$TMP/haproxy.log"
 
 # --- the floor -------------------------------------------------------------------
-start floor INT "$TMP/floor.log" "$FLOOR_BIN" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$THREADS"
+start floor INT "$TMP/floor.log" "${VG[@]}" "$FLOOR_BIN" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$THREADS"
 FLOOR_PID=$LAST_PID
 wait_for floor "$LAST_PID" "$FLOOR" /ready "$TMP/floor.log"
+if [[ " $TARGETS " == *" floor-mi "* ]]; then
+  start floor-mi INT "$TMP/floor-mi.log" "${VG[@]}" "$FLOOR_MI_BIN" "127.0.0.1:$FLOORMI" "127.0.0.1:$UP" "$THREADS"
+  FLOORMI_PID=$LAST_PID
+  wait_for floor-mi "$LAST_PID" "$FLOORMI" /ready "$TMP/floor-mi.log"
+fi
 if [[ " $TARGETS " == *" floor-stock "* ]]; then
-  start floor-stock INT "$TMP/floor-stock.log" "$STOCK_FLOOR_BIN" "127.0.0.1:$STOCK" "127.0.0.1:$UP" "$THREADS"
+  start floor-stock INT "$TMP/floor-stock.log" "${VG[@]}" "$STOCK_FLOOR_BIN" "127.0.0.1:$STOCK" "127.0.0.1:$UP" "$THREADS"
   STOCK_PID=$LAST_PID
   wait_for floor-stock "$LAST_PID" "$STOCK" /ready "$TMP/floor-stock.log"
 fi
@@ -190,7 +228,7 @@ upstream = "http://127.0.0.1:$UP/x"
 EOF
 DRIO_SECRETS_KEY=$(openssl rand -base64 32)
 export DRIO_SECRETS_KEY
-start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
+start gateway INT "$TMP/gateway.log" "${VG[@]}" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
 GW_PID=$LAST_PID
 wait_for drio-gateway "$GW_PID" "$ADMIN" /healthz "$TMP/gateway.log"
 
@@ -238,6 +276,7 @@ url_of() {
     haproxy) echo "http://127.0.0.1:$HAP/mcp" ;;
     floor) echo "http://127.0.0.1:$FLOOR/mcp" ;;
     floor-stock) echo "http://127.0.0.1:$STOCK/mcp" ;;
+    floor-mi) echo "http://127.0.0.1:$FLOORMI/mcp" ;;
     gw-public) echo "$PUBLIC_URL/apps/public/mcp" ;;
     gw-bearer) echo "$PUBLIC_URL/apps/bearer/mcp" ;;
     gw-exchange) echo "$PUBLIC_URL/apps/exchange/mcp" ;;
@@ -258,10 +297,23 @@ cpu_ticks() {
 pid_of() {
   case $1 in
     direct) echo "$UP_PID" ;; nginx) echo "$NGX_PID" ;; haproxy) echo "$HAP_PID" ;;
-    floor) echo "$FLOOR_PID" ;; floor-stock) echo "$STOCK_PID" ;; *) echo "$GW_PID" ;;
+    floor) echo "$FLOOR_PID" ;; floor-stock) echo "$STOCK_PID" ;; floor-mi) echo "$FLOORMI_PID" ;;
+    *) echo "$GW_PID" ;;
   esac
 }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# INSTRUMENT=callgrind: the instructions of a process (every thread) since
+# its counters were last zeroed.
+cg_zero() { callgrind_control -z "$1" >/dev/null; }
+cg_instructions() {
+  local dump n
+  callgrind_control -d "$1" >/dev/null
+  dump=$(ls -t "$TMP/cg/$1.cg".* 2>/dev/null | head -n 1)
+  [ -n "$dump" ] || die "no callgrind dump for pid $1"
+  n=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+  [ -n "$n" ] || die "no instruction total in $dump"
+  echo "$n"
+}
 script_of() {
   case $1 in
     gw-bearer) echo "$TMP/bearer.lua" ;;
@@ -291,11 +343,21 @@ echo "== wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, POST ${#BODY} bytes; 
 for r in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
     ((WARMUP > 0)) && run_wrk "$t" "$WARMUP" "$TMP/warm-$t.txt"
-    c0=$(cpu_ticks "$(pid_of "$t")")
-    run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
-    c1=$(cpu_ticks "$(pid_of "$t")")
+    if [ -n "$INSTRUMENT" ] && [ "$t" != direct ]; then
+      cg_zero "$(pid_of "$t")"
+      run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
+      cost=$(cg_instructions "$(pid_of "$t")")
+    elif [ -n "$INSTRUMENT" ]; then
+      run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
+      cost=0 # the upstream is not instrumented
+    else
+      c0=$(cpu_ticks "$(pid_of "$t")")
+      run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
+      c1=$(cpu_ticks "$(pid_of "$t")")
+      cost=$(((c1 - c0) * TICK_US))
+    fi
     grep -q '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" || { cat "$TMP/wrk-$r-$t.txt" >&2; die "no result from wrk ($t)"; }
-    grep '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" | sed "s/^BENCH_RESULT/$r $t/; s/\$/ $(((c1 - c0) * TICK_US))/" >>"$TMP/results.txt"
+    grep '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" | sed "s/^BENCH_RESULT/$r $t/; s/\$/ $cost/" >>"$TMP/results.txt"
     echo "   round $r: $t done"
   done
 done
@@ -303,21 +365,23 @@ echo "== gateway RSS (KiB) and open fds after the load: $(proc_stats "$GW_PID")"
 
 # --- report ----------------------------------------------------------------------
 echo
-awk '
-  # fields: round target requests duration_us p50_us p99_us socket_errors non_2xx cpu_us
+awk -v unit="$([ -n "$INSTRUMENT" ] && echo "Ir/req" || echo "CPU µs/req")" -v fmt="$([ -n "$INSTRUMENT" ] && echo "%.0f" || echo "%.1f")" '
+  # fields: round target requests duration_us p50_us p99_us socket_errors non_2xx cost
+  # (cost: CPU µs, or instructions with INSTRUMENT)
   { rps[$1, $2] = $3 / ($4 / 1e6); p50[$1, $2] = $5 / 1000; p99[$1, $2] = $6 / 1000
     cpu[$1, $2] = $3 > 0 ? $9 / $3 : 0
     err[$1, $2] = $7 + $8; order[++n] = $1 SUBSEP $2; errors += $7 + $8 }
   function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "—" }
   END {
-    print "| round | path | req/s | p50 ms | p99 ms | errors | vs direct | vs nginx | vs haproxy | vs floor | CPU µs/req | CPU vs floor |"
-    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    print "| round | path | req/s | p50 ms | p99 ms | errors | vs direct | vs nginx | vs haproxy | vs floor | " unit " | cost vs floor | cost vs floor-mi | cost vs nginx |"
+    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     for (i = 1; i <= n; i++) {
       split(order[i], k, SUBSEP); r = k[1]; t = k[2]
-      printf "| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s | %s | %s | %.1f | %s |\n", r, t, rps[r, t], p50[r, t], p99[r, t], err[r, t],
+      printf "| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s | %s | %s | " fmt " | %s | %s | %s |\n", r, t, rps[r, t], p50[r, t], p99[r, t], err[r, t],
         ratio(rps[r, t], rps[r, "direct"]), ratio(rps[r, t], rps[r, "nginx"]),
         ratio(rps[r, t], rps[r, "haproxy"]), ratio(rps[r, t], rps[r, "floor"]),
-        cpu[r, t], ratio(cpu[r, t], cpu[r, "floor"])
+        cpu[r, t], ratio(cpu[r, t], cpu[r, "floor"]), ratio(cpu[r, t], cpu[r, "floor-mi"]),
+        ratio(cpu[r, t], cpu[r, "nginx"])
     }
     exit(errors > 0)
   }' "$TMP/results.txt" || die "some requests failed (errors column): the figures are invalid"

@@ -29,7 +29,7 @@ impl ProxyHttp for Floor {
     }
 }
 
-fn main() {
+pub fn main() {
     let mut args = std::env::args().skip(1);
     let usage = "usage: floor_proxy LISTEN UPSTREAM [THREADS]";
     let listen = args.next().expect(usage);

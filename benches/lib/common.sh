@@ -78,7 +78,7 @@ http_status() {
 
 wait_for() { # wait_for WHAT PID PORT PATH LOG: polls until PATH answers 200
   local what=$1 pid=$2 port=$3 path=$4 log=$5
-  for _ in $(seq 1 150); do
+  for _ in $(seq 1 "${WAIT_TRIES:-150}"); do
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "$NAME: $what exited during startup; its log:" >&2
       tail -n 40 "$log" >&2 || true
@@ -87,7 +87,7 @@ wait_for() { # wait_for WHAT PID PORT PATH LOG: polls until PATH answers 200
     [ "$(http_status "$port" "$path")" = 200 ] && return 0
     sleep 0.2
   done
-  echo "$NAME: $what did not answer $path on port $port within 30 s; its log:" >&2
+  echo "$NAME: $what did not answer $path on port $port within $((${WAIT_TRIES:-150} / 5)) s; its log:" >&2
   tail -n 40 "$log" >&2 || true
   exit 1
 }

@@ -229,7 +229,10 @@ impl TokenValidator {
         let started = Instant::now();
         // Calls to the IdP (introspection, userinfo) nest below this span.
         let cx = span.as_ref().map(crate::telemetry::Child::context);
-        let (result, source) = crate::telemetry::within(cx, self.miss(hash, token)).await;
+        // Boxed: the miss path (store, IdP) is many times the hit path's
+        // size, and every request's future would carry it.
+        let miss = Box::pin(self.miss(hash, token));
+        let (result, source) = crate::telemetry::within(cx, miss).await;
         let result = authorize(result, audience, scopes);
         self.count(&result, source);
         crate::telemetry::validated(&mut span, source, outcome(&result));

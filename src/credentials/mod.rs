@@ -207,15 +207,34 @@ impl Injection {
 
     /// Like [`Self::resolve`], with the bearer the client presented (the
     /// subject token of a token exchange outside gateway token mode).
-    pub(crate) async fn resolve_for(&self, who: Subject<'_>) -> Result<Resolved, InjectError> {
-        let principal = who.principal;
+    /// The credential when it does not depend on the caller or on a token
+    /// endpoint (none, a fixed header, a query parameter); None otherwise.
+    pub(crate) fn resolve_static(&self) -> Option<Resolved> {
         match self {
-            Injection::None => Ok(Resolved::None),
-            Injection::Header(n, v) => Ok(Resolved::Header(n.clone(), v.clone())),
-            Injection::Query { name, pair } => Ok(Resolved::Query {
+            Injection::None => Some(Resolved::None),
+            Injection::Header(n, v) => Some(Resolved::Header(n.clone(), v.clone())),
+            Injection::Query { name, pair } => Some(Resolved::Query {
                 name: name.clone(),
                 pair: pair.clone(),
             }),
+            _ => None,
+        }
+    }
+
+    /// Whether resolution may read the caller's own bearer token (token
+    /// exchange with the incoming token as the subject); other kinds never
+    /// see it, so it is not even extracted for them.
+    pub(crate) fn reads_bearer(&self) -> bool {
+        matches!(self, Injection::TokenExchange(_))
+    }
+
+    pub(crate) async fn resolve_for(&self, who: Subject<'_>) -> Result<Resolved, InjectError> {
+        let principal = who.principal;
+        match self {
+            // Always Some for these kinds.
+            Injection::None | Injection::Header(..) | Injection::Query { .. } => {
+                Ok(self.resolve_static().unwrap_or(Resolved::None))
+            }
             Injection::ClientCredentials(cc) => Ok(Resolved::Header(
                 http::header::AUTHORIZATION,
                 cc.header().await?,

@@ -61,8 +61,9 @@ impl UserTokens {
 pub struct PerUser {
     pub(crate) settings: ProviderSettings,
     ctx: OAuthContext,
-    /// Fresh tokens by store key; also the single flight of misses
-    /// (`try_get_with` runs one load per key, others of that key wait for it).
+    /// Fresh tokens by user (subject): this connection's own cache, so a
+    /// hit neither hashes nor allocates a key. Also the single flight of
+    /// misses (`try_get_with` runs one load per user, others wait for it).
     local: Cache<String, Arc<UserTokens>>,
 }
 
@@ -113,8 +114,7 @@ impl PerUser {
             connect_url: String::new(),
         };
         let p = principal.ok_or_else(not_connected)?;
-        let key = tokens_key(&self.settings.connection_id, &p.subject);
-        let tokens = match self.local.get(&key).await {
+        let tokens = match self.local.get(p.subject.as_str()).await {
             Some(t) if t.fresh(self.ctx.clock.now_secs()) => {
                 crate::telemetry::note("cache.hit", true);
                 t
@@ -125,10 +125,11 @@ impl PerUser {
                 // this drop a token another flight just refreshed, the next
                 // flight finds it fresh in the store: still one refresh call.
                 if stale.is_some() {
-                    self.local.invalidate(&key).await;
+                    self.local.invalidate(p.subject.as_str()).await;
                 }
+                let key = tokens_key(&self.settings.connection_id, &p.subject);
                 self.local
-                    .try_get_with(key.clone(), self.load_or_refresh(&key))
+                    .try_get_with(p.subject.clone(), self.load_or_refresh(&key))
                     .await
                     .map_err(|e| (*e).clone())?
             }

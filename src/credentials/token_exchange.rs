@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use http::HeaderValue;
 use moka::future::Cache;
-use sha2::{Digest, Sha256};
 
 use super::oauth::{user_token_request, OAuthContext, ProviderSettings, TokenCallError};
 use super::{mark_sensitive, InjectError};
@@ -104,22 +103,19 @@ impl TokenExchange {
         let p = who.principal.ok_or(InjectError::Refused {
             reason: "no_subject_token",
         })?;
-        let key = format!(
-            "{}:{}",
-            self.settings.connection_id,
-            hex::encode(Sha256::digest(p.subject.as_bytes()))
-        );
-        if let Some(e) = self.local.get(&key).await {
+        // This connection's own cache, so the user is the whole key: a hit
+        // neither hashes nor allocates (every request of the app).
+        if let Some(e) = self.local.get(p.subject.as_str()).await {
             if Instant::now() < e.fresh_until {
                 crate::telemetry::note("cache.hit", true);
                 return Ok(e.header.clone());
             }
-            self.local.invalidate(&key).await;
+            self.local.invalidate(p.subject.as_str()).await;
         }
         crate::telemetry::note("cache.hit", false);
         match self
             .local
-            .try_get_with(key, self.exchange(p, who.bearer))
+            .try_get_with(p.subject.clone(), self.exchange(p, who.bearer))
             .await
         {
             Ok(got) => Ok(got.header.clone()),

@@ -30,7 +30,6 @@ use http::HeaderValue;
 use moka::future::Cache;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::oauth::OAuthContext;
 use super::{mark_sensitive, InjectError};
@@ -181,20 +180,21 @@ impl WorkosPipes {
         let Some(p) = principal else {
             return Err(self.not_connected(None).await);
         };
-        let key = format!(
-            "{}:{}",
-            self.connection_id,
-            hex::encode(Sha256::digest(p.subject.as_bytes()))
-        );
-        if let Some(e) = self.local.get(&key).await {
+        // This connection's own cache, so the user is the whole key: a hit
+        // neither hashes nor allocates.
+        if let Some(e) = self.local.get(p.subject.as_str()).await {
             if Instant::now() < e.fresh_until {
                 crate::telemetry::note("cache.hit", true);
                 return Ok(e.header.clone());
             }
-            self.local.invalidate(&key).await;
+            self.local.invalidate(p.subject.as_str()).await;
         }
         crate::telemetry::note("cache.hit", false);
-        match self.local.try_get_with(key, self.fetch(p)).await {
+        match self
+            .local
+            .try_get_with(p.subject.clone(), self.fetch(p))
+            .await
+        {
             Ok(got) => Ok(got.header.clone()),
             Err(e) => Err(match &*e {
                 PipesError::MustConnect(_) => self.not_connected(Some(p)).await,

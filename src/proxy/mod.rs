@@ -175,7 +175,11 @@ impl Gateway {
             head.headers.get("x-request-id").map(HeaderValue::as_bytes),
         );
         if local::is_local_path(head.uri.path()) {
-            return self.serve_local(session, ctx).await;
+            // Boxed, like every branch off the proxied path below: an
+            // `async_trait` phase allocates its whole future per request, so
+            // the largest branch would set the size (and the copies) of
+            // every proxied request's.
+            return Box::pin(self.serve_local(session, ctx)).await;
         }
 
         let routes = self.state.routes.load();
@@ -279,7 +283,7 @@ impl Gateway {
             return Ok(true);
         }
         if stream::wants_stream(session.req_header()) {
-            self.proxy_stream(session, ctx).await?;
+            Box::pin(self.proxy_stream(session, ctx)).await?;
             return Ok(true);
         }
         Ok(false)
@@ -344,7 +348,9 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<()> {
         self.filter_response(resp, ctx)?;
         if ctx.url_elicitation_session {
-            prepare::remember_url_elicitation(&self.state, resp, ctx).await;
+            // Once per session, boxed: the store call would otherwise size
+            // every response's phase future.
+            Box::pin(prepare::remember_url_elicitation(&self.state, resp, ctx)).await;
         }
         Ok(())
     }

@@ -98,16 +98,31 @@ async fn prepare(
     if limiter.applies(route) {
         let caller = || super::limited::caller_bucket(session, limiter);
         let principal = ctx.principal.as_deref();
-        let refusal = limits::enforce(limiter, route, principal, caller, body.as_ref()).await;
+        let enforce = limits::enforce(limiter, route, principal, caller, body.as_ref());
+        // Boxed: store round trips, off the path of apps without limits.
+        let refusal = Box::pin(enforce).await;
         if let Some(refusal) = refusal {
             let answer = super::limited::response(&refusal, body.as_ref(), &ctx.request_id);
             return Ok(Some(answer));
         }
     }
+    let mut span = crate::telemetry::child(
+        "credential resolution",
+        opentelemetry::trace::SpanKind::Internal,
+    );
+    crate::telemetry::set(&mut span, "connection.type", route.injection.kind());
+    // A static credential (API key, fixed header or query) is a clone, with
+    // no future to build or await.
+    if let Some(resolved) = route.injection.resolve_static() {
+        crate::telemetry::set(&mut span, "outcome", "resolved");
+        ctx.credential = Some(resolved);
+        return Ok(None);
+    }
     let bearer = session
         .req_header()
         .headers
         .get(http::header::AUTHORIZATION)
+        .filter(|_| route.injection.reads_bearer())
         .and_then(|v| crate::auth::extract_bearer(Some(v.as_bytes())).ok());
     // Only where the answer can matter: an app with a per-user credential.
     if per_user
@@ -122,14 +137,12 @@ async fn prepare(
         principal: ctx.principal.as_deref(),
         bearer,
     };
-    let mut span = crate::telemetry::child(
-        "credential resolution",
-        opentelemetry::trace::SpanKind::Internal,
-    );
-    crate::telemetry::set(&mut span, "connection.type", route.injection.kind());
     // Current while resolving: the kinds with a cache note `cache.hit`.
     let cx = span.as_ref().map(crate::telemetry::Child::context);
-    let resolved = crate::telemetry::within(cx, route.injection.resolve_for(who)).await;
+    // Boxed: each kind's resolution (cache, token endpoint) is a large
+    // future that static credentials never need.
+    let resolve = Box::pin(route.injection.resolve_for(who));
+    let resolved = crate::telemetry::within(cx, resolve).await;
     crate::telemetry::set(
         &mut span,
         "outcome",
@@ -147,7 +160,7 @@ async fn prepare(
         }
         Err(InjectError::NotConnected { connect_url }) => {
             let url_mode = match &body {
-                Some(b) => wants_url_elicitation(session, state, ctx, route, b).await,
+                Some(b) => Box::pin(wants_url_elicitation(session, state, ctx, route, b)).await,
                 None => false,
             };
             let message = format!("Connect your account for this app first: {connect_url}");

@@ -50,18 +50,30 @@ pub(crate) fn new_id() -> String {
     let bits = (u128::from(hi) << 64) | u128::from(lo);
     // Version 4, variant RFC 9562 (so it parses as a UUID where one is expected).
     let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    let mut out = [0u8; 36];
-    let mut nibble = 32;
-    for (i, slot) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            *slot = b'-';
-            continue;
-        }
-        nibble -= 1;
-        *slot = b"0123456789abcdef"[((bits >> (nibble * 4)) & 0xf) as usize];
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0u8; 32];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(bits.to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
-    // Only ASCII hex digits and dashes were written.
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+    let mut out = String::with_capacity(36);
+    for (i, group) in [
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push('-');
+        }
+        // Only ASCII hex digits were written.
+        out.push_str(std::str::from_utf8(group).unwrap_or_default());
+    }
+    out
 }
 
 /// Printable token characters only: the id goes into logs and headers.

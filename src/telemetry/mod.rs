@@ -353,11 +353,20 @@ pub(crate) fn validated(span: &mut Option<Child>, source: &'static str, outcome:
 
 /// Runs `fut` with `cx` as the current context (for [`child`]) when tracing
 /// this request; unchanged otherwise.
-pub(crate) async fn within<F: std::future::Future>(cx: Option<Context>, fut: F) -> F::Output {
+///
+/// Not an `async fn`: one would hold `fut` as its argument and again as the
+/// awaited value, doubling the size of every future it wraps (the whole
+/// request filter among them) and copying it once more per request. The
+/// `Either` is `fut` plus a tag when tracing is off.
+pub(crate) fn within<F: std::future::Future>(
+    cx: Option<Context>,
+    fut: F,
+) -> futures::future::Either<opentelemetry::context::WithContext<F>, F> {
+    use futures::future::Either;
     use opentelemetry::context::FutureExt as _;
     match cx {
-        Some(cx) => fut.with_context(cx).await,
-        None => fut.await,
+        Some(cx) => Either::Left(fut.with_context(cx)),
+        None => Either::Right(fut),
     }
 }
 

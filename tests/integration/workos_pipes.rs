@@ -92,7 +92,11 @@ async fn setup_with(target: &str, organization_scoped: bool) -> Setup {
         token: tokens(&client, &gw, None).await.access_token,
     };
     let (id, slug) = api
-        .create_app("pipes", json!({"upstreamUrl": up.url()}))
+        .create_app(
+            "pipes",
+            // Open to anyone signed in: one test has a second user.
+            json!({"upstreamUrl": up.url(), "access": {"mode": "anyone"}}),
+        )
         .await;
     let (status, body) = api
         .post(
@@ -248,6 +252,45 @@ async fn reauthorization_and_missing_scopes_send_the_user_to_connect() {
         s.up.last_request().unwrap().header("authorization"),
         Some("Bearer tok_full")
     );
+}
+
+/// The provider-token cache is per user: Grace, on the same app after Ada's
+/// token is cached, reaches the upstream with her own token, never Ada's,
+/// and Ada keeps hers. One WorkOS call each.
+#[tokio::test]
+async fn each_user_reaches_the_upstream_with_their_own_pipes_token() {
+    const GRACE: &str = "prof_01GRACE";
+    let s = setup().await;
+    s.w.pipes_answer(ADA, active("tok_ada", 3600, &[]));
+    s.w.pipes_answer(GRACE, active("tok_grace", 3600, &[]));
+    let upstream_auth = || {
+        s.up.last_request()
+            .unwrap()
+            .header("authorization")
+            .map(str::to_string)
+    };
+    assert!(answer(&s, initialize()).await.get("error").is_none());
+    assert_eq!(upstream_auth().as_deref(), Some("Bearer tok_ada"));
+
+    s.w.set_person(workos::Person::new(GRACE, "grace@acme.com"));
+    let client = OAuthClient::register(&s.gw, REDIRECT).await;
+    let grace = tokens(&client, &s.gw, Some(&s.gw.app_url(&s.slug, "/mcp")))
+        .await
+        .access_token;
+    let resp = mcp(&s.gw, &s.slug, &grace, initialize()).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("error").is_none(), "{body}");
+    assert_eq!(upstream_auth().as_deref(), Some("Bearer tok_grace"));
+
+    assert!(answer(&s, initialize()).await.get("error").is_none());
+    assert_eq!(upstream_auth().as_deref(), Some("Bearer tok_ada"));
+    let users: Vec<Value> = s
+        .user_calls("token")
+        .into_iter()
+        .map(|(body, _)| body["user_id"].clone())
+        .collect();
+    assert_eq!(users, vec![json!(ADA), json!(GRACE)], "one call per user");
 }
 
 #[tokio::test]
