@@ -205,8 +205,6 @@ impl Injection {
         )
     }
 
-    /// Like [`Self::resolve`], with the bearer the client presented (the
-    /// subject token of a token exchange outside gateway token mode).
     /// The credential when it does not depend on the caller or on a token
     /// endpoint (none, a fixed header, a query parameter); None otherwise.
     pub(crate) fn resolve_static(&self) -> Option<Resolved> {
@@ -228,6 +226,8 @@ impl Injection {
         matches!(self, Injection::TokenExchange(_))
     }
 
+    /// Like [`Self::resolve`], with the bearer the client presented (the
+    /// subject token of a token exchange outside gateway token mode).
     pub(crate) async fn resolve_for(&self, who: Subject<'_>) -> Result<Resolved, InjectError> {
         let principal = who.principal;
         match self {
