@@ -46,6 +46,10 @@ pub struct Route {
 pub(crate) struct RouteHot {
     /// The upstream's `Host` (its authority).
     pub(crate) host: http::HeaderValue,
+    /// The upstream request target of a request for the app's MCP endpoint
+    /// with no query (what MCP clients send): base path + `mcp_path`, parsed
+    /// once. `None` when that is not a valid target.
+    pub(crate) mcp_uri: Option<http::Uri>,
     /// Metric handles of the app (resolved on first use).
     pub(crate) metrics: crate::metrics::AppMetrics,
 }
@@ -64,6 +68,8 @@ impl RouteHot {
             // The authority was parsed from a URL: a valid header value.
             host: http::HeaderValue::from_str(&app.upstream.authority)
                 .unwrap_or_else(|_| http::HeaderValue::from_static("invalid")),
+            mcp_uri: http::Uri::try_from(format!("{}{}", app.upstream.base_path, app.mcp_path))
+                .ok(),
             metrics: crate::metrics::AppMetrics::new(&app.slug),
         }
     }

@@ -20,7 +20,7 @@ use crate::credentials;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
@@ -113,7 +113,7 @@ impl Gateway {
         if let Some(t) = ctx.trace.as_mut() {
             t.upstream_answered(resp.status.as_u16());
         }
-        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        resp.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
         if let Some(origin) = &ctx.cors_origin {
             // The gateway, not the upstream, decides which origins may read.
             for (name, value) in cors::app_headers(origin) {
@@ -153,14 +153,45 @@ pub(super) fn peer_for(route: &crate::catalog::route::Route) -> pingora::Result<
     Ok(peer)
 }
 
-/// An address as a header value, formatted on the stack (no `String`).
+/// An address as a header value, formatted on the stack (no `String`). An
+/// IPv4 address, the common case, is written digit by digit: `Display` goes
+/// through `core::fmt` for each octet (about 1 300 instructions per request
+/// under `INSTRUMENT=callgrind`, against under 100).
 fn ip_header_value(ip: IpAddr) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     let mut buf = [0u8; 48]; // an IPv6 address is at most 45 characters
-    let mut cur = &mut buf[..];
-    // 48 bytes hold any address: the write cannot fail.
-    let _ = write!(cur, "{ip}");
-    let n = 48 - cur.len();
+    let n = match ip {
+        IpAddr::V4(v4) => write_ipv4(&mut buf, v4.octets()),
+        IpAddr::V6(_) => {
+            let mut cur = &mut buf[..];
+            // 48 bytes hold any address: the write cannot fail.
+            let _ = write!(cur, "{ip}");
+            48 - cur.len()
+        }
+    };
     HeaderValue::from_bytes(&buf[..n])
+}
+
+/// Dotted decimal (RFC 791's notation, as `Ipv4Addr`'s `Display` writes it)
+/// into `buf`; returns the length (at most 15).
+fn write_ipv4(buf: &mut [u8; 48], octets: [u8; 4]) -> usize {
+    let mut n = 0;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    n
 }
 
 /// Removes the gateway's own cookies (consent and sign-in pages) from the
@@ -190,4 +221,35 @@ fn strip_own_cookies(req: &mut RequestHeader) -> pingora::Result<()> {
         req.insert_header(header::COOKIE, kept.join("; "))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn an_address_is_written_as_display_writes_it() {
+        // Every octet value in every position, and the edges of each width.
+        for o in 0..=255u8 {
+            for ip in [
+                Ipv4Addr::new(o, 0, 0, 0),
+                Ipv4Addr::new(1, o, 10, 100),
+                Ipv4Addr::new(255, 99, o, 9),
+                Ipv4Addr::new(127, 0, 0, o),
+            ] {
+                let v = ip_header_value(IpAddr::V4(ip)).unwrap();
+                assert_eq!(v.to_str().unwrap(), ip.to_string());
+            }
+        }
+        let v6: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        assert_eq!(ip_header_value(v6).unwrap(), "2001:db8::ffff:1");
+        let longest: IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            ip_header_value(longest).unwrap().to_str().unwrap(),
+            longest.to_string()
+        );
+    }
 }

@@ -266,17 +266,21 @@ impl Gateway {
             }
         }
 
-        let mut uri = String::with_capacity(app.upstream.base_path.len() + rest.len() + 64);
-        uri.push_str(&app.upstream.base_path);
-        uri.push_str(rest);
-        if let Some(q) = head.uri.query() {
-            uri.push('?');
-            uri.push_str(q);
-        }
-        ctx.upstream_uri = Some(
-            http::Uri::try_from(uri)
-                .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?,
-        );
+        ctx.upstream_uri = Some(match (&route.hot.mcp_uri, head.uri.query()) {
+            // The MCP endpoint: the target parsed when the route was built.
+            (Some(mcp), None) if rest == app.mcp_path => mcp.clone(),
+            (_, query) => {
+                let mut uri = String::with_capacity(app.upstream.base_path.len() + rest.len() + 64);
+                uri.push_str(&app.upstream.base_path);
+                uri.push_str(rest);
+                if let Some(q) = query {
+                    uri.push('?');
+                    uri.push_str(q);
+                }
+                http::Uri::try_from(uri)
+                    .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "upstream uri", e))?
+            }
+        });
         ctx.route = Some(route.clone());
         if let Some(refusal) = prepare::prepare_upstream(session, &self.state, ctx, &route).await? {
             respond::write(session, &ctx.request_id, refusal).await?;

@@ -56,7 +56,7 @@ pub(crate) async fn write(
     }
     header.insert_header(http::header::CONTENT_LENGTH, resp.body.len())?;
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        header.insert_header("x-request-id", v)?;
+        header.insert_header(super::forward::X_REQUEST_ID, v)?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
     session

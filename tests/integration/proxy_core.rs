@@ -126,6 +126,27 @@ async fn path_routing_strips_the_app_prefix_and_keeps_body_and_query() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_endpoint_lands_under_the_upstream_base_path_query_and_all() {
+    // The MCP endpoint's upstream target is prepared once per route; any
+    // query, and every other path, is still built per request.
+    let upstream = TestUpstream::start().await;
+    let mut app = AppSpec::new("based", &format!("{}/base", upstream.url()));
+    app.mcp_path = "/rpc".into();
+    let gw = TestGateway::new().app_with(app).start().await;
+    for (path, want) in [
+        ("/rpc", ("/base/rpc", None)),
+        ("/rpc?session=1&x", ("/base/rpc", Some("session=1&x"))),
+        ("/rpc/more", ("/base/rpc/more", None)),
+        ("/mcp", ("/base/mcp", None)),
+        ("/rpc", ("/base/rpc", None)),
+    ] {
+        send(gw.client().post(gw.app_url("based", path)).body("{}")).await;
+        let seen = upstream.last_request().expect("reached the upstream");
+        assert_eq!((seen.path.as_str(), seen.query.as_deref()), want, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_bodies_round_trip_intact() {
     let (upstream, gw) = notes().await;
     // 2 MB of non-repeating bytes, so a dropped or reordered chunk shows.

@@ -5,7 +5,10 @@
 //! `100-continue` head, a large body, a body that arrives in parts) still
 //! arrive whole. The segments are counted by the kernel (`ss -ti`,
 //! `data_segs_out` of the gateway's upstream socket), so a head written on
-//! its own shows as a second segment.
+//! its own shows as a second segment. The head's bytes are read raw too:
+//! the carried pingora-http patch changes how header names are held, and
+//! the client's spelling and the gateway's own headers must come out as
+//! before.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +23,8 @@ use crate::support::gateway::{AppSpec, TestGateway};
 struct Seen {
     connection: usize,
     body_len: usize,
+    /// The request head as it arrived, bytes unchanged.
+    head: String,
 }
 
 /// A bare HTTP/1.1 upstream on a raw socket: answers `100 Continue` when
@@ -91,7 +96,8 @@ async fn serve(mut sock: TcpStream, connection: usize, log: Arc<Mutex<Vec<Seen>>
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let raw_head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let head = raw_head.to_ascii_lowercase();
         let len: usize = head
             .lines()
             .find_map(|l| l.strip_prefix("content-length:"))
@@ -113,6 +119,7 @@ async fn serve(mut sock: TcpStream, connection: usize, log: Arc<Mutex<Vec<Seen>>
         log.lock().unwrap().push(Seen {
             connection,
             body_len: len,
+            head: raw_head,
         });
         let body = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"bytes":{len}}}}}"#);
         let answer = format!(
@@ -245,4 +252,50 @@ async fn a_body_sent_in_parts_and_a_large_body_arrive_whole() {
     let status = post_raw(&gw, "", large.as_bytes(), 1, Duration::ZERO).await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
     assert_eq!(up.seen().last().unwrap().body_len, large.len());
+}
+
+/// The head's header lines whose name equals `name` (any case).
+fn lines_named<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.split("\r\n")
+        .filter(|l| {
+            l.split(':')
+                .next()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn header_names_reach_the_upstream_spelled_as_sent_and_the_gateways_own_once() {
+    let up = RawUpstream::start().await;
+    let gw = gateway_in_front_of(&up).await;
+    // Forty headers in mixed case (past any map's first growth), plus
+    // forged forwarding headers the gateway must replace, not repeat.
+    let mut extra: String = (0..40)
+        .map(|i| format!("X-Case-{i}-Kept: v{i}\r\n"))
+        .collect();
+    extra.push_str("x-FORWARDED-for: 6.6.6.6\r\nX-Forwarded-Proto: gopher\r\nX-Request-Id: rid-from-client\r\n");
+    let status = post_raw(&gw, &extra, SMALL.as_bytes(), 1, Duration::ZERO).await;
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let head = up.seen().last().unwrap().head.clone();
+    let sent: Vec<String> = (0..40).map(|i| format!("X-Case-{i}-Kept: v{i}")).collect();
+    let arrived: Vec<&str> = head
+        .split("\r\n")
+        .filter(|l| l.starts_with("X-Case-"))
+        .collect();
+    assert_eq!(
+        arrived, sent,
+        "client headers keep their spelling and order:\n{head}"
+    );
+    // The gateway's own headers: once each, spelled as its constants are.
+    let host = format!("Host: 127.0.0.1:{}", up.port);
+    for want in [
+        "x-forwarded-for: 127.0.0.1",
+        "x-forwarded-proto: http",
+        "x-request-id: rid-from-client",
+        host.as_str(),
+    ] {
+        let name = want.split(':').next().unwrap();
+        assert_eq!(lines_named(&head, name), [want], "{head}");
+    }
 }

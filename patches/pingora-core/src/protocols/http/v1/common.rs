@@ -31,6 +31,13 @@ pub(super) const MAX_HEADER_SIZE: usize = 1048575;
 
 pub(crate) const BODY_BUF_LIMIT: usize = 1024 * 64;
 
+/// drio patch: room, beyond the headers a parsed head arrived with, for the
+/// few a proxy adds (`X-Forwarded-For`, a request id, `Via`, a credential).
+/// Header maps are sized to the parsed count, so the first added header
+/// grew (rehashed and reallocated) the value map and the case map of every
+/// proxied request and response.
+pub(super) const PROXY_HEADER_HEADROOM: usize = 4;
+
 pub const CRLF: &[u8; 2] = b"\r\n";
 /// The empty line that terminates a message's header section.
 pub(super) const HEADER_SECTION_END: &[u8; 4] = b"\r\n\r\n";

@@ -353,7 +353,8 @@ impl HttpSession {
                             req.method.unwrap_or(""),
                             // we path httparse to allow unsafe bytes in the str
                             req.path.unwrap_or("").as_bytes(),
-                            Some(req.headers.len()),
+                            // drio patch: room for the headers a proxy adds.
+                            Some(req.headers.len() + PROXY_HEADER_HEADROOM),
                         )?);
 
                         request_header.set_version(match req.version {
