@@ -17,6 +17,10 @@
 #   gw-exchange drio-gateway, a protected app with a per-user credential: the
 #               user's token exchanged (RFC 8693) at an STS once, then the
 #               per-(connection, user) cache hit injects it
+#   X+auth      target X (nginx, haproxy, floor, floor-mi) sent gw-bearer's
+#               exact request, its ~800-byte Authorization header included,
+#               which a plain proxy forwards: the same-request baseline that
+#               the "same request" columns compare gw-bearer with
 # interleaved (each round runs every target once), ROUNDS rounds, printing
 # req/s, p50, p99 and the ratios vs direct, nginx and the floor of the same
 # round as a Markdown table. Exits non-zero when any request failed.
@@ -52,7 +56,9 @@ CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2}
-TARGETS=${TARGETS:-"direct nginx haproxy floor-stock floor floor-mi gw-public gw-bearer gw-exchange"}
+TARGETS=${TARGETS:-"direct nginx nginx+auth haproxy floor-stock floor floor+auth floor-mi gw-public gw-bearer gw-exchange"}
+# wants T: T or T+auth is among the targets (so its server must run).
+wants() { [[ " $TARGETS " == *" $1 "* || " $TARGETS " == *" $1+auth "* ]]; }
 for v in DURATION ROUNDS CONNECTIONS WRK_THREADS THREADS WARMUP; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
@@ -74,7 +80,7 @@ esac
 NGINX=$(tool nginx)
 HAPROXY=$(tool haproxy)
 
-[[ " $TARGETS " == *" floor-mi "* ]] || FLOOR_MI_BIN=${FLOOR_MI_BIN:-unused}
+wants floor-mi || FLOOR_MI_BIN=${FLOOR_MI_BIN:-unused}
 if [ -n "${FLOOR_BIN:-}" ] && [ -n "${FLOOR_MI_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then
   [ -x "$FLOOR_BIN" ] || die "FLOOR_BIN=$FLOOR_BIN is not an executable"
   [ "$FLOOR_MI_BIN" = unused ] || [ -x "$FLOOR_MI_BIN" ] || die "FLOOR_MI_BIN=$FLOOR_MI_BIN is not an executable"
@@ -83,7 +89,7 @@ else
   FLOOR_BIN=${FLOOR_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy"}
   FLOOR_MI_BIN=${FLOOR_MI_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy_mimalloc"}
 fi
-if [[ " $TARGETS " == *" floor-stock "* ]] && [ -z "${STOCK_FLOOR_BIN:-}" ]; then
+if wants floor-stock && [ -z "${STOCK_FLOOR_BIN:-}" ]; then
   # Its own workspace and lockfile (stock Pingora, no [patch]).
   echo "== building the stock-Pingora floor (benches/floor-stock)"
   cargo build --release --locked -q --manifest-path benches/floor-stock/Cargo.toml \
@@ -119,6 +125,7 @@ nginx_conf upstream "
     }
     location = /jwks.json { default_type application/json; alias $TMP/jwt/jwks.json; }
     location = /ready { return 200; }
+    location = /bench-status { stub_status; }
   }"
 start upstream TERM "$TMP/upstream/stdout.log" "$NGINX" -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream/nginx.conf"
 UP_PID=$LAST_PID
@@ -169,12 +176,12 @@ wait_for haproxy "$LAST_PID" "$HAP" /ready "$TMP/haproxy.log"
 start floor INT "$TMP/floor.log" "${VG[@]}" "$FLOOR_BIN" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$THREADS"
 FLOOR_PID=$LAST_PID
 wait_for floor "$LAST_PID" "$FLOOR" /ready "$TMP/floor.log"
-if [[ " $TARGETS " == *" floor-mi "* ]]; then
+if wants floor-mi; then
   start floor-mi INT "$TMP/floor-mi.log" "${VG[@]}" "$FLOOR_MI_BIN" "127.0.0.1:$FLOORMI" "127.0.0.1:$UP" "$THREADS"
   FLOORMI_PID=$LAST_PID
   wait_for floor-mi "$LAST_PID" "$FLOORMI" /ready "$TMP/floor-mi.log"
 fi
-if [[ " $TARGETS " == *" floor-stock "* ]]; then
+if wants floor-stock; then
   start floor-stock INT "$TMP/floor-stock.log" "${VG[@]}" "$STOCK_FLOOR_BIN" "127.0.0.1:$STOCK" "127.0.0.1:$UP" "$THREADS"
   STOCK_PID=$LAST_PID
   wait_for floor-stock "$LAST_PID" "$STOCK" /ready "$TMP/floor-stock.log"
@@ -269,8 +276,10 @@ lua "$TMP/plain.lua"
 lua "$TMP/bearer.lua" "$TOKEN"
 lua "$TMP/exchange.lua" "$XTOKEN"
 
+# X+auth is target X with gw-bearer's request.
+base_of() { echo "${1%+auth}"; }
 url_of() {
-  case $1 in
+  case $(base_of "$1") in
     direct) echo "http://127.0.0.1:$UP/mcp" ;;
     nginx) echo "http://127.0.0.1:$NGX/mcp" ;;
     haproxy) echo "http://127.0.0.1:$HAP/mcp" ;;
@@ -295,7 +304,7 @@ cpu_ticks() {
   echo "$total"
 }
 pid_of() {
-  case $1 in
+  case $(base_of "$1") in
     direct) echo "$UP_PID" ;; nginx) echo "$NGX_PID" ;; haproxy) echo "$HAP_PID" ;;
     floor) echo "$FLOOR_PID" ;; floor-stock) echo "$STOCK_PID" ;; floor-mi) echo "$FLOORMI_PID" ;;
     *) echo "$GW_PID" ;;
@@ -316,7 +325,7 @@ cg_instructions() {
 }
 script_of() {
   case $1 in
-    gw-bearer) echo "$TMP/bearer.lua" ;;
+    gw-bearer | *+auth) echo "$TMP/bearer.lua" ;;
     gw-exchange) echo "$TMP/exchange.lua" ;;
     *) echo "$TMP/plain.lua" ;;
   esac
@@ -325,13 +334,19 @@ script_of() {
 # One request per target must answer 200 before any load.
 for t in $TARGETS; do
   auth=()
-  [ "$t" = gw-bearer ] && auth=(-H "Authorization: Bearer $TOKEN")
+  [ "$(script_of "$t")" = "$TMP/bearer.lua" ] && auth=(-H "Authorization: Bearer $TOKEN")
   [ "$t" = gw-exchange ] && auth=(-H "Authorization: Bearer $XTOKEN")
   s=$(curl -s -o "$TMP/check.txt" -w '%{http_code}' -m 5 -X POST "${auth[@]}" \
     -H 'Content-Type: application/json' -d "$BODY" "$(url_of "$t")")
   [ "$s" = 200 ] || die "$t answered $s, not 200: $(head -c 300 "$TMP/check.txt"); gateway log: $(tail -n 5 "$TMP/gateway.log")"
 done
 
+# The upstream's request counter (nginx stub_status; the status request
+# itself included). Cost per request divides by what the upstream received
+# in the measured window, not by what wrk completed: wrk leaves up to
+# CONNECTIONS requests in flight when it stops, whose cost the proxy still
+# pays, and under callgrind that is a percent or two of a slow run.
+upstream_count() { curl -s -m 5 "http://127.0.0.1:$UP/bench-status" | awk 'NR == 3 { print $3 }'; }
 run_wrk() { # run_wrk TARGET SECONDS OUT
   timeout --foreground $(($2 + 30)) wrk --latency --timeout 5s -t "$WRK_THREADS" -c "$CONNECTIONS" \
     -d "${2}s" -s "$(script_of "$1")" "$(url_of "$1")" >"$3" 2>&1 ||
@@ -343,6 +358,7 @@ echo "== wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, POST ${#BODY} bytes; 
 for r in $(seq 1 "$ROUNDS"); do
   for t in $TARGETS; do
     ((WARMUP > 0)) && run_wrk "$t" "$WARMUP" "$TMP/warm-$t.txt"
+    u0=$(upstream_count)
     if [ -n "$INSTRUMENT" ] && [ "$t" != direct ]; then
       cg_zero "$(pid_of "$t")"
       run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
@@ -356,8 +372,10 @@ for r in $(seq 1 "$ROUNDS"); do
       c1=$(cpu_ticks "$(pid_of "$t")")
       cost=$(((c1 - c0) * TICK_US))
     fi
+    u1=$(upstream_count)
+    served=$((${u1:-0} - ${u0:-0} - 1))
     grep -q '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" || { cat "$TMP/wrk-$r-$t.txt" >&2; die "no result from wrk ($t)"; }
-    grep '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" | sed "s/^BENCH_RESULT/$r $t/; s/\$/ $cost/" >>"$TMP/results.txt"
+    grep '^BENCH_RESULT' "$TMP/wrk-$r-$t.txt" | sed "s/^BENCH_RESULT/$r $t/; s/\$/ $cost $served/" >>"$TMP/results.txt"
     echo "   round $r: $t done"
   done
 done
@@ -367,21 +385,53 @@ echo "== gateway RSS (KiB) and open fds after the load: $(proc_stats "$GW_PID")"
 echo
 awk -v unit="$([ -n "$INSTRUMENT" ] && echo "Ir/req" || echo "CPU µs/req")" -v fmt="$([ -n "$INSTRUMENT" ] && echo "%.0f" || echo "%.1f")" '
   # fields: round target requests duration_us p50_us p99_us socket_errors non_2xx cost
-  # (cost: CPU µs, or instructions with INSTRUMENT)
+  # served (cost: CPU µs, or instructions with INSTRUMENT; served: requests
+  # the upstream received meanwhile, the divisor when known)
   { rps[$1, $2] = $3 / ($4 / 1e6); p50[$1, $2] = $5 / 1000; p99[$1, $2] = $6 / 1000
-    cpu[$1, $2] = $3 > 0 ? $9 / $3 : 0
+    per = $10 > 0 ? $10 : $3
+    cpu[$1, $2] = per > 0 ? $9 / per : 0
     err[$1, $2] = $7 + $8; order[++n] = $1 SUBSEP $2; errors += $7 + $8 }
   function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "—" }
+  function collect(t, k, a, b) { if (b > 0) list[t, k] = list[t, k] " " a / b }
+  function median(l,   v, c, i, j, x) {
+    c = split(l, v, " ")
+    if (c == 0) return "—"
+    for (i = 2; i <= c; i++) { x = v[i] + 0; for (j = i - 1; j > 0 && v[j] + 0 > x; j--) v[j + 1] = v[j]; v[j + 1] = x }
+    return sprintf("%.2f", c % 2 ? v[(c + 1) / 2] : (v[c / 2] + v[c / 2 + 1]) / 2)
+  }
+  # The same-request baseline of a target: X+auth for gw-bearer (and for
+  # X+auth itself), X otherwise.
+  function same(r, t, x) { return (t == "gw-bearer" || t ~ /\+auth$/) && ((r, x "+auth") in rps) ? x "+auth" : x }
   END {
-    print "| round | path | req/s | p50 ms | p99 ms | errors | vs direct | vs nginx | vs haproxy | vs floor | " unit " | cost vs floor | cost vs floor-mi | cost vs nginx |"
-    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    print "| round | path | req/s | p50 ms | p99 ms | errors | vs direct | vs nginx | vs haproxy | vs floor | vs floor, same request | vs nginx, same request | " unit " | cost vs floor | cost vs floor-mi | cost vs nginx | cost vs floor, same request | cost vs nginx, same request |"
+    print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     for (i = 1; i <= n; i++) {
-      split(order[i], k, SUBSEP); r = k[1]; t = k[2]
-      printf "| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s | %s | %s | " fmt " | %s | %s | %s |\n", r, t, rps[r, t], p50[r, t], p99[r, t], err[r, t],
+      split(order[i], k, SUBSEP); r = k[1]; t = k[2]; sf = same(r, t, "floor"); sn = same(r, t, "nginx")
+      printf "| %s | %s | %.0f | %.2f | %.2f | %d | %s | %s | %s | %s | %s | %s | " fmt " | %s | %s | %s | %s | %s |\n", r, t, rps[r, t], p50[r, t], p99[r, t], err[r, t],
         ratio(rps[r, t], rps[r, "direct"]), ratio(rps[r, t], rps[r, "nginx"]),
         ratio(rps[r, t], rps[r, "haproxy"]), ratio(rps[r, t], rps[r, "floor"]),
+        ratio(rps[r, t], rps[r, sf]), ratio(rps[r, t], rps[r, sn]),
         cpu[r, t], ratio(cpu[r, t], cpu[r, "floor"]), ratio(cpu[r, t], cpu[r, "floor-mi"]),
-        ratio(cpu[r, t], cpu[r, "nginx"])
+        ratio(cpu[r, t], cpu[r, "nginx"]), ratio(cpu[r, t], cpu[r, sf]), ratio(cpu[r, t], cpu[r, sn])
+      if (!(t in seen)) { seen[t] = 1; targets[++nt] = t }
+      collect(t, "rf", rps[r, t], rps[r, "floor"]); collect(t, "rsf", rps[r, t], rps[r, sf])
+      collect(t, "rsn", rps[r, t], rps[r, sn]); collect(t, "cf", cpu[r, t], cpu[r, "floor"])
+      collect(t, "csf", cpu[r, t], cpu[r, sf]); collect(t, "csn", cpu[r, t], cpu[r, sn])
+      rounds = r
+    }
+    # With several rounds, the median of each round'"'"'s ratio: on a shared
+    # machine single rounds disagree, paired ratios of one round less so.
+    if (rounds > 1) {
+      print ""
+      print "Median over " rounds " rounds of each round'"'"'s ratio:"
+      print ""
+      print "| path | req/s vs floor | vs floor, same request | vs nginx, same request | cost vs floor | cost vs floor, same request | cost vs nginx, same request |"
+      print "| --- | --- | --- | --- | --- | --- | --- |"
+      for (i = 1; i <= nt; i++) {
+        t = targets[i]
+        printf "| %s | %s | %s | %s | %s | %s | %s |\n", t, median(list[t, "rf"]), median(list[t, "rsf"]),
+          median(list[t, "rsn"]), median(list[t, "cf"]), median(list[t, "csf"]), median(list[t, "csn"])
+      }
     }
     exit(errors > 0)
   }' "$TMP/results.txt" || die "some requests failed (errors column): the figures are invalid"
