@@ -32,7 +32,7 @@ fi
 echo "== promtool check rules (README: Monitoring)"
 promtool check rules deploy/prometheus/alerts.yml
 
-echo "== the carried Pingora patches are exactly patches/pingora-core.diff and pingora-http.diff (patches/README.md)"
+echo "== the carried patches are exactly patches/<crate>.diff: pingora-core, pingora-http, mimalloc (patches/README.md)"
 bash patches/verify.sh
 
 echo "== cargo test"

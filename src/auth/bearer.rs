@@ -34,6 +34,16 @@ fn all_b64token(token: &[u8]) -> bool {
 
 /// The token in an `Authorization` header value.
 pub fn extract_bearer(authorization: Option<&[u8]>) -> Result<&str, TokenError> {
+    b64token(credential(authorization)?)
+}
+
+/// The credential of an `Authorization: Bearer` value: the scheme checked
+/// and the spaces around it trimmed, its bytes not checked yet. The guard
+/// looks a token up by its hash first and checks its grammar with
+/// [`b64token`] only on a cache miss: a token found in the cache was
+/// checked when it was put there (same hash, same bytes), and the check of
+/// a several-hundred-byte token is a good part of a cache hit's cost.
+pub(crate) fn credential(authorization: Option<&[u8]>) -> Result<&[u8], TokenError> {
     let raw = authorization.ok_or(TokenError::Missing)?;
     let space = raw
         .iter()
@@ -49,7 +59,15 @@ pub fn extract_bearer(authorization: Option<&[u8]>) -> Result<&str, TokenError> 
         .rposition(|&b| b != b' ')
         .map_or(start, |i| i + 1);
     let token = &token[start..end];
-    // One token68, no spaces or commas; every byte is ASCII, so it is text.
+    if token.is_empty() {
+        return Err(TokenError::Malformed("bearer token is not a b64token"));
+    }
+    Ok(token)
+}
+
+/// A credential that is one RFC 6750 token68: no spaces or commas, and
+/// every byte ASCII, so it is text.
+pub(crate) fn b64token(token: &[u8]) -> Result<&str, TokenError> {
     if token.is_empty() || !all_b64token(token) {
         return Err(TokenError::Malformed("bearer token is not a b64token"));
     }

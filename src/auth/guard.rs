@@ -33,10 +33,10 @@ pub(crate) async fn check(
             "access tokens in the query string are refused",
         ));
     }
-    let token = bearer::extract_bearer(authorization)?;
+    let credential = bearer::credential(authorization)?;
     validator
-        .validate(
-            token,
+        .validate_credential(
+            credential,
             super::Audience::OneOf(policy.audiences),
             policy.scopes,
         )

@@ -154,7 +154,13 @@ pub(crate) fn check_audience(
 
 /// SHA-256 of the token: the only form in which a token is kept.
 pub fn token_hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    token_hash_bytes(token.as_bytes())
+}
+
+/// [`token_hash`] of a token's bytes (a bearer credential not yet checked
+/// as text).
+pub(crate) fn token_hash_bytes(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
 }
 
 /// Checks that the principal holds every scope the app requires.

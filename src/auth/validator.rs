@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::AuthMetrics;
 use super::verify::Verifier;
-use super::{check_audience, check_scopes, token_hash, Audience, Principal, TokenError};
+use super::{
+    check_audience, check_scopes, token_hash, token_hash_bytes, Audience, Principal, TokenError,
+};
 use crate::store::{Store, StoreError};
 use crate::util::clock::Clock;
 use opentelemetry::trace::SpanKind;
@@ -215,9 +217,35 @@ impl TokenValidator {
         audience: Audience<'_>,
         scopes: &[String],
     ) -> Result<Arc<Principal>, TokenError> {
+        self.validate_as(token.as_bytes(), |_| Ok(token), audience, scopes)
+            .await
+    }
+
+    /// Validates a bearer credential whose grammar is checked only when the
+    /// cache does not know it (see [`super::bearer::credential`]). A
+    /// malformed credential is refused before any lookup in the store or
+    /// call to the identity provider, as [`super::extract_bearer`] would.
+    pub(crate) async fn validate_credential(
+        &self,
+        credential: &[u8],
+        audience: Audience<'_>,
+        scopes: &[String],
+    ) -> Result<Arc<Principal>, TokenError> {
+        self.validate_as(credential, super::bearer::b64token, audience, scopes)
+            .await
+    }
+
+    async fn validate_as<'t>(
+        &self,
+        raw: &'t [u8],
+        // The token as text, checked: run on an L1 miss only.
+        text: impl FnOnce(&'t [u8]) -> Result<&'t str, TokenError>,
+        audience: Audience<'_>,
+        scopes: &[String],
+    ) -> Result<Arc<Principal>, TokenError> {
         // None unless this request is traced (see `crate::telemetry`).
         let mut span = crate::telemetry::child("token validation", SpanKind::Internal);
-        let hash = token_hash(token);
+        let hash = token_hash_bytes(raw);
         // The hot path: a hash and a lookup. Not timed (two clock reads would
         // cost as much as the lookup); the duration histogram covers misses.
         if let Some(e) = self.l1.get(&hash).await {
@@ -226,6 +254,7 @@ impl TokenValidator {
             crate::telemetry::validated(&mut span, "l1", outcome(&result));
             return result;
         }
+        let token = text(raw)?;
         let started = Instant::now();
         // Calls to the IdP (introspection, userinfo) nest below this span.
         let cx = span.as_ref().map(crate::telemetry::Child::context);

@@ -230,6 +230,41 @@ async fn every_bad_token_is_refused_before_the_upstream() {
     );
 }
 
+/// The guard finds a token in its cache by hash before it checks the token's
+/// grammar (RFC 6750 token68): the check must still refuse every credential
+/// that is not one, even one that differs from a cached token by a byte.
+#[tokio::test]
+async fn a_malformed_credential_is_refused_beside_a_cached_token() {
+    let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
+    let gw = jwt_gateway(&idp, &up).await;
+    let good = idp.mint_access_token("u", &resource(&gw), "", 600);
+    assert_eq!(
+        status(&gw, Some(&good)).await,
+        200,
+        "the token is now cached"
+    );
+    // (Not spaces or tabs at either end: HTTP strips them from a header
+    // value; inside a token they are covered by the `x` case.)
+    for bad in [",", "@", "\"", "[", "`", "{", ";", "\\", "%", " ", "\t"] {
+        let edges = [format!("{good}{bad}"), format!("{bad}{good}")];
+        let edges = edges.into_iter().filter(|_| !bad.trim().is_empty());
+        for token in edges.chain([format!("{good}{bad}x")]) {
+            eprintln!("case: {bad:?}");
+            assert_refused(call(&gw, Some(&token)).await, 401, Some("invalid_request")).await;
+        }
+    }
+    assert_eq!(
+        status(&gw, Some(&good)).await,
+        200,
+        "still served from the cache"
+    );
+    assert_eq!(
+        up.count(),
+        2,
+        "only the good token's requests reached the upstream"
+    );
+}
+
 #[tokio::test]
 async fn unknown_kid_triggers_one_refetch_then_the_rotated_key_is_accepted() {
     let (idp, up) = (TestIdp::start().await, TestUpstream::start().await);
