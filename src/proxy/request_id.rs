@@ -50,30 +50,13 @@ pub(crate) fn new_id() -> String {
     let bits = (u128::from(hi) << 64) | u128::from(lo);
     // Version 4, variant RFC 9562 (so it parses as a UUID where one is expected).
     let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = [0u8; 32];
-    for (pair, byte) in hex.chunks_exact_mut(2).zip(bits.to_be_bytes()) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
-    }
-    let mut out = String::with_capacity(36);
-    for (i, group) in [
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..],
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        if i > 0 {
-            out.push('-');
-        }
-        // Only ASCII hex digits were written.
-        out.push_str(std::str::from_utf8(group).unwrap_or_default());
-    }
-    out
+    // uuid's encoder writes the 36 characters into a stack buffer: one
+    // allocation (the `String`), no formatting machinery.
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::from_u128(bits)
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
 }
 
 /// Printable token characters only: the id goes into logs and headers.
