@@ -48,12 +48,13 @@ pub(crate) fn new_id() -> String {
         (mix(a ^ x), mix(b.wrapping_add(x) ^ 0x5851_f42d_4c95_7f2d))
     });
     let bits = (u128::from(hi) << 64) | u128::from(lo);
-    // Version 4, variant RFC 9562 (so it parses as a UUID where one is expected).
-    let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
-    // uuid's encoder writes the 36 characters into a stack buffer: one
-    // allocation (the `String`), no formatting machinery.
+    // uuid's builder sets version 4 and the RFC 9562 variant (so the id
+    // parses as a UUID where one is expected); its encoder writes the 36
+    // characters into a stack buffer: one allocation (the `String`), no
+    // formatting machinery.
     let mut buf = uuid::Uuid::encode_buffer();
-    uuid::Uuid::from_u128(bits)
+    uuid::Builder::from_random_bytes(bits.to_be_bytes())
+        .into_uuid()
         .hyphenated()
         .encode_lower(&mut buf)
         .to_owned()
