@@ -32,8 +32,15 @@
 # WRK_THREADS (1), THREADS (1: every proxy's worker threads), WARMUP (2 s per
 # target and round), TARGETS (space-separated subset), GATEWAY_BIN and
 # FLOOR_BIN and FLOOR_MI_BIN (skip the build), STOCK_FLOOR_BIN (skip that
-# build), KEEP_TMP=1,
-# INSTRUMENT=callgrind.
+# build), PROFILE (production: the cargo profile every Rust proxy is built
+# in, fat LTO; release for the quicker build), KEEP_TMP=1,
+# INSTRUMENT=callgrind, PERF=1, PIN=1.
+#
+# PIN=1 (2 or more cores) pins every proxy (all its threads and workers) to
+# the last core and the upstream and wrk to the others (taskset), so each
+# target runs with the same placement: without it the scheduler moves the
+# proxy, the load generator and the upstream between cores from one round
+# to the next, and the same binary's CPU time per request moves with it.
 #
 # INSTRUMENT=callgrind runs every proxy (not the upstream) under valgrind's
 # callgrind and reports instructions per request (all of the proxy's threads
@@ -44,6 +51,16 @@
 # valgrind's, meaningless; only the Ir columns count.
 #
 #   INSTRUMENT=callgrind DURATION=10 ROUNDS=1 bash benches/compare.sh
+#
+# PERF=1 (without INSTRUMENT) also samples each proxy with `perf record -e
+# cpu-clock` (user and kernel, every thread and worker process) over its
+# measured window, and prints, per target, the functions that cost the most
+# CPU time per request (µs/req = samples / PERF_FREQ / requests the
+# upstream received). Natively, unlike under callgrind, it sees what costs
+# time without costing instructions (atomics, cache misses, the kernel).
+# PERF_FREQ (2999 Hz), PERF_TOP (25 functions per target).
+#
+#   PERF=1 TARGETS="floor+auth gw-public gw-bearer" ROUNDS=3 bash benches/compare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=compare
@@ -77,6 +94,28 @@ case $INSTRUMENT in
     ;;
   *) die "INSTRUMENT must be empty or callgrind (got '$INSTRUMENT')" ;;
 esac
+PERF=${PERF:-0}
+PERF_FREQ=${PERF_FREQ:-2999}
+PERF_TOP=${PERF_TOP:-25}
+if [ "$PERF" = 1 ]; then
+  [ -z "$INSTRUMENT" ] || die "PERF=1 samples native runs: leave INSTRUMENT empty"
+  [[ $PERF_FREQ =~ ^[0-9]+$ && $PERF_TOP =~ ^[0-9]+$ ]] || die "PERF_FREQ and PERF_TOP must be whole numbers"
+  need_tools perf:linux-perf
+  mkdir -p "$TMP/perf"
+fi
+PIN=${PIN:-0}
+PX=() # the prefix of every proxy's command line (PIN=1: its core)
+LOAD=() # of the upstream's and wrk's
+if [ "$PIN" = 1 ]; then
+  need_tools taskset:util-linux
+  last=$(($(nproc) - 1))
+  ((last > 0)) || die "PIN=1 needs 2 or more cores"
+  PX=(taskset -c "$last")
+  LOAD=(taskset -c "0-$((last - 1))")
+elif [ "$PIN" != 0 ]; then
+  die "PIN must be 0 or 1 (got '$PIN')"
+fi
+VG=("${PX[@]}" "${VG[@]}")
 NGINX=$(tool nginx)
 HAPROXY=$(tool haproxy)
 
@@ -86,15 +125,15 @@ if [ -n "${FLOOR_BIN:-}" ] && [ -n "${FLOOR_MI_BIN:-}" ] && [ -n "${GATEWAY_BIN:
   [ "$FLOOR_MI_BIN" = unused ] || [ -x "$FLOOR_MI_BIN" ] || die "FLOOR_MI_BIN=$FLOOR_MI_BIN is not an executable"
 else
   build_gateway --example floor_proxy --example floor_proxy_mimalloc
-  FLOOR_BIN=${FLOOR_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy"}
-  FLOOR_MI_BIN=${FLOOR_MI_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/floor_proxy_mimalloc"}
+  FLOOR_BIN=${FLOOR_BIN:-"$OUT/examples/floor_proxy"}
+  FLOOR_MI_BIN=${FLOOR_MI_BIN:-"$OUT/examples/floor_proxy_mimalloc"}
 fi
 if wants floor-stock && [ -z "${STOCK_FLOOR_BIN:-}" ]; then
   # Its own workspace and lockfile (stock Pingora, no [patch]).
   echo "== building the stock-Pingora floor (benches/floor-stock)"
-  cargo build --release --locked -q --manifest-path benches/floor-stock/Cargo.toml \
+  cargo build --profile "$PROFILE" --locked -q --manifest-path benches/floor-stock/Cargo.toml \
     --target-dir "${CARGO_TARGET_DIR:-target}/floor-stock"
-  STOCK_FLOOR_BIN="${CARGO_TARGET_DIR:-target}/floor-stock/release/floor_stock"
+  STOCK_FLOOR_BIN="${CARGO_TARGET_DIR:-target}/floor-stock/$PROFILE/floor_stock"
 fi
 
 free_port UP; free_port NGX; free_port HAP; free_port FLOOR; free_port STOCK; free_port FLOORMI
@@ -127,7 +166,7 @@ nginx_conf upstream "
     location = /ready { return 200; }
     location = /bench-status { stub_status; }
   }"
-start upstream TERM "$TMP/upstream/stdout.log" "$NGINX" -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream/nginx.conf"
+start upstream TERM "$TMP/upstream/stdout.log" "${LOAD[@]}" "$NGINX" -p "$TMP/upstream" -e "$TMP/upstream/error.log" -c "$TMP/upstream/nginx.conf"
 UP_PID=$LAST_PID
 wait_for upstream "$LAST_PID" "$UP" /ready "$TMP/upstream/error.log"
 
@@ -348,7 +387,7 @@ done
 # pays, and under callgrind that is a percent or two of a slow run.
 upstream_count() { curl -s -m 5 "http://127.0.0.1:$UP/bench-status" | awk 'NR == 3 { print $3 }'; }
 run_wrk() { # run_wrk TARGET SECONDS OUT
-  timeout --foreground $(($2 + 30)) wrk --latency --timeout 5s -t "$WRK_THREADS" -c "$CONNECTIONS" \
+  timeout --foreground $(($2 + 30)) "${LOAD[@]}" wrk --latency --timeout 5s -t "$WRK_THREADS" -c "$CONNECTIONS" \
     -d "${2}s" -s "$(script_of "$1")" "$(url_of "$1")" >"$3" 2>&1 ||
     { cat "$3" >&2; die "wrk against $1 failed"; }
 }
@@ -367,10 +406,18 @@ for r in $(seq 1 "$ROUNDS"); do
       run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
       cost=0 # the upstream is not instrumented
     else
+      perf_pid=""
+      if [ "$PERF" = 1 ] && [ "$t" != direct ]; then
+        p=$(pid_of "$t")
+        perf record -q -e cpu-clock -F "$PERF_FREQ" -o "$TMP/perf/$r-$t.data" \
+          -p "$(echo "$p" $(pgrep -P "$p") | tr ' ' ,)" -- sleep "$DURATION" >/dev/null 2>&1 &
+        perf_pid=$!
+      fi
       c0=$(cpu_ticks "$(pid_of "$t")")
       run_wrk "$t" "$DURATION" "$TMP/wrk-$r-$t.txt"
       c1=$(cpu_ticks "$(pid_of "$t")")
       cost=$(((c1 - c0) * TICK_US))
+      [ -z "$perf_pid" ] || wait "$perf_pid" || die "perf record failed for $t"
     fi
     u1=$(upstream_count)
     served=$((${u1:-0} - ${u0:-0} - 1))
@@ -380,6 +427,28 @@ for r in $(seq 1 "$ROUNDS"); do
   done
 done
 echo "== gateway RSS (KiB) and open fds after the load: $(proc_stats "$GW_PID")"
+
+# PERF=1: per target, the costliest functions in µs of CPU per request,
+# summed over the rounds (samples / PERF_FREQ / requests served).
+if [ "$PERF" = 1 ]; then
+  for t in $TARGETS; do
+    [ "$t" = direct ] && continue
+    served=$(awk -v t="$t" '$2 == t { s += ($10 > 0 ? $10 : $3) } END { print s + 0 }' "$TMP/results.txt")
+    for f in "$TMP"/perf/*-"$t".data; do
+      perf report -i "$f" --no-children --sort dso,sym -F sample,dso,sym --stdio -q 2>/dev/null
+    done | awk '$1 ~ /^[0-9]+$/ { n = $1; $1 = ""; sub(/^ +/, ""); s[$0] += n }
+      END { for (k in s) print s[k] "\t" k }' | sort -t "$(printf '\t')" -k1,1nr >"$TMP/perf/$t.txt"
+    awk -F '\t' -v t="$t" -v served="$served" -v freq="$PERF_FREQ" -v top="$PERF_TOP" '
+      { n[NR] = $1; k[NR] = $2; total += $1 }
+      END {
+        if (served == 0 || total == 0) exit
+        printf "\n%s: %.2f µs of CPU per request in %d samples (%d requests)\n\n", t, total / freq / served * 1e6, total, served
+        print "| µs/req | share | dso and function |"
+        print "| --- | --- | --- |"
+        for (i = 1; i <= NR && i <= top; i++) printf "| %.3f | %.1f %% | %s |\n", n[i] / freq / served * 1e6, 100 * n[i] / total, k[i]
+      }' "$TMP/perf/$t.txt"
+  done
+fi
 
 # --- report ----------------------------------------------------------------------
 echo
@@ -417,6 +486,8 @@ awk -v unit="$([ -n "$INSTRUMENT" ] && echo "Ir/req" || echo "CPU µs/req")" -v 
       collect(t, "rf", rps[r, t], rps[r, "floor"]); collect(t, "rsf", rps[r, t], rps[r, sf])
       collect(t, "rsn", rps[r, t], rps[r, sn]); collect(t, "cf", cpu[r, t], cpu[r, "floor"])
       collect(t, "csf", cpu[r, t], cpu[r, sf]); collect(t, "csn", cpu[r, t], cpu[r, sn])
+      if (cpu[r, t] > 0 && (!((t) in best) || cpu[r, t] < best[t])) best[t] = cpu[r, t]
+      if (rps[r, t] > top[t]) top[t] = rps[r, t]
       rounds = r
     }
     # With several rounds, the median of each round'"'"'s ratio: on a shared
@@ -431,6 +502,21 @@ awk -v unit="$([ -n "$INSTRUMENT" ] && echo "Ir/req" || echo "CPU µs/req")" -v 
         t = targets[i]
         printf "| %s | %s | %s | %s | %s | %s | %s |\n", t, median(list[t, "rf"]), median(list[t, "rsf"]),
           median(list[t, "rsn"]), median(list[t, "cf"]), median(list[t, "csf"]), median(list[t, "csn"])
+      }
+      # The best round of each target: interference from the rest of a
+      # shared machine only ever adds cost, so each target'"'"'s cheapest round
+      # is its least disturbed one, and the ratio of two bests is steadier
+      # than any single round'"'"'s.
+      print ""
+      print "Best round of each target (lowest cost, highest req/s) and the ratios of the bests:"
+      print ""
+      print "| path | best req/s | best " unit " | cost vs floor | cost vs floor, same request | cost vs nginx | cost vs nginx, same request |"
+      print "| --- | --- | --- | --- | --- | --- | --- |"
+      for (i = 1; i <= nt; i++) {
+        t = targets[i]; bf = (t == "gw-bearer" || t ~ /\+auth$/) && ("floor+auth" in best) ? "floor+auth" : "floor"
+        bn = (t == "gw-bearer" || t ~ /\+auth$/) && ("nginx+auth" in best) ? "nginx+auth" : "nginx"
+        printf "| %s | %.0f | " fmt " | %s | %s | %s | %s |\n", t, top[t], best[t], ratio(best[t], best["floor"]),
+          ratio(best[t], best[bf]), ratio(best[t], best["nginx"]), ratio(best[t], best[bn])
       }
     }
     exit(errors > 0)

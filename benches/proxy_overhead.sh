@@ -55,9 +55,9 @@ NGINX=$(find_nginx)
 if [ -n "${GATEWAY_BIN:-}" ]; then
   [ -x "$GATEWAY_BIN" ] || die "GATEWAY_BIN=$GATEWAY_BIN is not an executable"
 else
-  echo "== cargo build --release"
-  cargo build --release
-  GATEWAY_BIN="${CARGO_TARGET_DIR:-target}/release/drio-gateway"
+  echo "== cargo build --profile ${PROFILE:-production}"
+  cargo build --profile "${PROFILE:-production}"
+  GATEWAY_BIN="${CARGO_TARGET_DIR:-target}/${PROFILE:-production}/drio-gateway"
   [ -x "$GATEWAY_BIN" ] || die "no binary at $GATEWAY_BIN after the build"
 fi
 

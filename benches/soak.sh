@@ -39,7 +39,7 @@ ulimit -n $((STREAMS * 4 + 4096)) 2>/dev/null || true
 
 if [ -n "${SSE_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then :; else
   build_gateway --example sse_bench
-  SSE_BIN=${SSE_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/sse_bench"}
+  SSE_BIN=${SSE_BIN:-"$OUT/examples/sse_bench"}
 fi
 
 free_port UP; free_port SSE; free_port GW; free_port ADMIN

@@ -51,7 +51,7 @@ ulimit -n "$want" 2>/dev/null || ulimit -n "$hard" || true
 
 if [ -n "${SSE_BIN:-}" ] && [ -n "${GATEWAY_BIN:-}" ]; then :; else
   build_gateway --example sse_bench
-  SSE_BIN=${SSE_BIN:-"${CARGO_TARGET_DIR:-target}/release/examples/sse_bench"}
+  SSE_BIN=${SSE_BIN:-"$OUT/examples/sse_bench"}
 fi
 
 free_port UP; free_port GW; free_port ADMIN

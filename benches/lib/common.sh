@@ -101,15 +101,20 @@ start() {
   LAST_PID=$!
 }
 
-# Builds the release gateway (and extra cargo targets) unless GATEWAY_BIN is set.
+# The cargo profile benchmarks build (PROFILE=release for the quicker build,
+# without LTO), and the directory its binaries land in.
+PROFILE=${PROFILE:-production}
+OUT="${CARGO_TARGET_DIR:-target}/$PROFILE"
+
+# Builds the gateway (and extra cargo targets) in $PROFILE unless GATEWAY_BIN is set.
 build_gateway() { # build_gateway [cargo args for extra targets]
   if [ -n "${GATEWAY_BIN:-}" ]; then
     [ -x "$GATEWAY_BIN" ] || die "GATEWAY_BIN=$GATEWAY_BIN is not an executable"
     [ $# = 0 ] && return 0
   fi
-  echo "== cargo build --release $*"
-  cargo build --release --bin drio-gateway "$@"
-  GATEWAY_BIN=${GATEWAY_BIN:-"${CARGO_TARGET_DIR:-target}/release/drio-gateway"}
+  echo "== cargo build --profile $PROFILE $*"
+  cargo build --profile "$PROFILE" --bin drio-gateway "$@"
+  GATEWAY_BIN=${GATEWAY_BIN:-"$OUT/drio-gateway"}
   [ -x "$GATEWAY_BIN" ] || die "no binary at $GATEWAY_BIN after the build"
 }
 
