@@ -1,6 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process
-//! is serving), `/readyz` (the store answers and the process is not draining,
-//! see [`crate::drain`]) and `POST /tokens/revoke` (an operator revokes a bearer token on every instance, RFC 7009 semantics) and
+//! is serving), `/readyz` (the proxy listener accepts connections, the store
+//! answers and the process is not draining, see [`crate::drain`]) and `POST /tokens/revoke` (an operator revokes a bearer token on every instance, RFC 7009 semantics) and
 //! `POST /oauth/keys/rotate` (a new token-signing key; the previous one stays
 //! published in the JWKS so the tokens it signed verify until they expire).
 //! Kept off the proxy listener so it can stay private.
@@ -12,6 +12,8 @@
 //! Without a configured token they are off (404). `/metrics`, `/healthz` and
 //! `/readyz` stay open for scrapers and probes.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,11 +28,68 @@ use crate::state::State;
 
 pub(crate) struct AdminApp {
     state: Arc<State>,
+    proxy: ProxyListener,
 }
 
 impl AdminApp {
     pub(crate) fn new(state: Arc<State>) -> Self {
-        Self { state }
+        let proxy = ProxyListener::new(state.config.listen.proxy);
+        Self { state, proxy }
+    }
+}
+
+/// Whether the proxy listener accepts connections, as `/readyz` reports it.
+///
+/// Pingora starts each service on its own thread: the admin listener can
+/// answer before the proxy listener is bound, and a proxy address found busy
+/// at that moment is retried for 30 s and then given up while the admin
+/// listener keeps serving. A readiness probe that said "ready" then would
+/// send traffic to a port nobody serves. So readiness connects to the proxy
+/// address itself (a TCP handshake, nothing sent) until it succeeds once;
+/// the process never closes that listener again except to stop, which
+/// `/readyz` reports as draining first.
+pub(crate) struct ProxyListener {
+    /// Where to connect: the configured address, a wildcard one replaced by
+    /// loopback of its family. None for port 0 (the kernel picks a port
+    /// nobody is told, so there is nothing to wait for).
+    probe: Option<SocketAddr>,
+    accepting: AtomicBool,
+}
+
+impl ProxyListener {
+    pub(crate) fn new(listen: SocketAddr) -> Self {
+        let probe = (listen.port() != 0).then(|| {
+            let ip = match listen.ip() {
+                IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            SocketAddr::new(ip, listen.port())
+        });
+        Self {
+            probe,
+            accepting: AtomicBool::new(false),
+        }
+    }
+
+    /// True once a connection to the proxy address has been accepted.
+    pub(crate) async fn accepting(&self) -> bool {
+        if self.accepting.load(Ordering::Relaxed) {
+            return true;
+        }
+        let Some(addr) = self.probe else {
+            return true;
+        };
+        let connected = tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
+        let ok = matches!(connected, Ok(Ok(_)));
+        if ok {
+            self.accepting.store(true, Ordering::Relaxed);
+        }
+        ok
     }
 }
 
@@ -193,6 +252,11 @@ impl ServeHttp for AdminApp {
                 "application/json",
                 br#"{"status":"draining"}"#.to_vec(),
             ),
+            "/readyz" if !self.proxy.accepting().await => reply(
+                503,
+                "application/json",
+                br#"{"status":"not_ready","reason":"the proxy listener does not accept connections yet"}"#.to_vec(),
+            ),
             "/readyz" => {
                 let store = self.state.store.backend();
                 match tokio::time::timeout(Duration::from_secs(1), self.state.store.ping()).await {
@@ -207,5 +271,57 @@ impl ServeHttp for AdminApp {
                 br#"{"error":"not_found"}"#.to_vec(),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loopback port with nothing listening on it (bound, then closed).
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn a_proxy_address_nobody_listens_on_is_not_ready() {
+        let proxy = ProxyListener::new(SocketAddr::from(([127, 0, 0, 1], closed_port())));
+        assert!(!proxy.accepting().await);
+        assert!(!proxy.accepting().await, "still not, asked again");
+    }
+
+    #[tokio::test]
+    async fn ready_once_the_listener_accepts_and_stays_so() {
+        let port = closed_port();
+        let proxy = ProxyListener::new(SocketAddr::from(([127, 0, 0, 1], port)));
+        assert!(!proxy.accepting().await);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        assert!(proxy.accepting().await);
+        drop(listener);
+        assert!(proxy.accepting().await, "latched: no connection per probe");
+    }
+
+    #[tokio::test]
+    async fn a_wildcard_address_is_probed_on_loopback() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let proxy = ProxyListener::new(SocketAddr::from(([0, 0, 0, 0], port)));
+        assert_eq!(proxy.probe, Some(SocketAddr::from(([127, 0, 0, 1], port))));
+        assert!(proxy.accepting().await);
+        let v6 = ProxyListener::new(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)));
+        assert_eq!(
+            v6.probe,
+            Some(SocketAddr::from((Ipv6Addr::LOCALHOST, port)))
+        );
+    }
+
+    #[tokio::test]
+    async fn port_zero_has_nothing_to_wait_for() {
+        let proxy = ProxyListener::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        assert_eq!(proxy.probe, None);
+        assert!(proxy.accepting().await);
     }
 }

@@ -127,8 +127,9 @@ branding = { display_name = "Everything (example)", accent_color = "#0f7b3c", co
   });
   await waitFor('gateway', async () => {
     if (proc.child.exitCode !== null) throw new Error(`gateway exited:\n${proc.tail()}`);
-    const r = await fetch(`http://127.0.0.1:${adminPort}/healthz`).catch(() => null);
-    return r?.ok;
+    // Ready: the proxy listener accepts and the store answers.
+    const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null);
+    return r?.ok === true;
   });
   return { url: base, proc };
 }

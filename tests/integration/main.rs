@@ -22,6 +22,7 @@ mod oauth;
 mod openapi;
 mod proxy_core;
 mod races;
+mod readiness;
 mod sealing_and_hosts;
 mod step_up;
 mod store_conformance;

@@ -110,6 +110,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Keeps gateway state in the Redis at `url` (e.g. behind a test relay).
+    pub fn redis_url(mut self, url: &str) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
     /// Uses this Redis key prefix, so several gateways share one state.
     pub fn shared_state(mut self, prefix: &str) -> Self {
         self.redis_prefix = Some(prefix.into());

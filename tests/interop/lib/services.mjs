@@ -164,13 +164,10 @@ ${app.extra ?? ''}
   });
   await waitFor('gateway', async () => {
     if (proc.child.exitCode !== null) throw new Error(`gateway exited:\n${proc.tail()}`);
-    const r = await fetch(`http://127.0.0.1:${adminPort}/healthz`).catch(() => null);
-    if (!r?.ok) return false;
-    // Pingora starts the admin service before the proxy one, so a healthy
-    // admin listener does not yet mean the proxy listener accepts: a case
-    // could be refused its first connection. Any answer from it will do.
-    const p = await fetch(`${base}/`).catch(() => null);
-    return p !== null;
+    // /readyz answers 200 only once the proxy listener accepts connections
+    // (Pingora starts the admin service first) and the store answers.
+    const r = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => null);
+    return r?.ok === true;
   });
   return {
     url: base,
