@@ -276,7 +276,7 @@ DRIO_SECRETS_KEY=$(openssl rand -base64 32)
 export DRIO_SECRETS_KEY
 start gateway INT "$TMP/gateway.log" "${VG[@]}" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
 GW_PID=$LAST_PID
-wait_for drio-gateway "$GW_PID" "$ADMIN" /healthz "$TMP/gateway.log"
+wait_for drio-gateway "$GW_PID" "$ADMIN" /readyz "$TMP/gateway.log"
 
 # The API key, as a user would add it (management API, admin token).
 MGMT=$(jwt_mint "$ISSUER" bench-admin "$PUBLIC_URL")

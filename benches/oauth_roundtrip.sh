@@ -78,7 +78,7 @@ DRIO_SECRETS_KEY=$(openssl rand -base64 32)
 export DRIO_SECRETS_KEY
 start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
 GW_PID=$LAST_PID
-wait_for drio-gateway "$GW_PID" "$ADMIN" /healthz "$TMP/gateway.log"
+wait_for drio-gateway "$GW_PID" "$ADMIN" /readyz "$TMP/gateway.log"
 RESOURCE="$PUBLIC_URL/apps/notes/mcp"
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }

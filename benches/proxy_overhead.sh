@@ -15,6 +15,7 @@
 #   GATEWAY_THREADS  the gateway's [server] threads (default 2)
 #   WARMUP           seconds of untimed load before each run (default 2; 0 = none)
 #   GATEWAY_BIN      use this gateway binary instead of building one
+#   PROFILE          cargo profile to build (default production; release builds quicker)
 #   KEEP_TMP=1       keep the temporary directory (configs, logs, wrk output)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,8 @@ WRK_THREADS=${WRK_THREADS:-2}
 GATEWAY_THREADS=${GATEWAY_THREADS:-2}
 WARMUP=${WARMUP:-2}
 
-die() { echo "proxy_overhead: $*" >&2; exit 1; }
+NAME=proxy_overhead
+. benches/lib/common.sh
 for v in DURATION CONNECTIONS WRK_THREADS GATEWAY_THREADS WARMUP; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number (got '${!v}')"
 done
@@ -34,127 +36,19 @@ done
 ((WRK_THREADS > 0)) || die "WRK_THREADS must be at least 1"
 ((WRK_THREADS <= CONNECTIONS)) || WRK_THREADS=$CONNECTIONS
 
-# --- tools -------------------------------------------------------------------
-find_nginx() { command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true; }
-missing=()
-command -v wrk >/dev/null 2>&1 || missing+=(wrk)
-[ -n "$(find_nginx)" ] || missing+=(nginx)
-if ((${#missing[@]})); then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  else
-    die "needs ${missing[*]}: install with 'sudo apt-get install -y ${missing[*]}' (Debian/Ubuntu packages of the same names)"
-  fi
-fi
-NGINX=$(find_nginx)
-[ -n "$NGINX" ] || die "nginx is still not installed"
+need_tools wrk:wrk nginx:nginx curl:curl
+NGINX=$(tool nginx)
+build_gateway
 
-# --- the gateway binary ------------------------------------------------------
-if [ -n "${GATEWAY_BIN:-}" ]; then
-  [ -x "$GATEWAY_BIN" ] || die "GATEWAY_BIN=$GATEWAY_BIN is not an executable"
-else
-  echo "== cargo build --profile ${PROFILE:-production}"
-  cargo build --profile "${PROFILE:-production}"
-  GATEWAY_BIN="${CARGO_TARGET_DIR:-target}/${PROFILE:-production}/drio-gateway"
-  [ -x "$GATEWAY_BIN" ] || die "no binary at $GATEWAY_BIN after the build"
-fi
-
-# --- temp dir, processes, cleanup --------------------------------------------
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/drio-bench.XXXXXX")
-nginx_pid=""
-gateway_pid=""
-
-stop() { # pid signal: signal, wait up to 5 s, then SIGKILL
-  local pid=$1 sig=$2
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill "-$sig" "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-cleanup() {
-  stop "$gateway_pid" INT   # Pingora: SIGINT is its fast shutdown
-  stop "$nginx_pid" TERM    # nginx: SIGTERM is its fast shutdown
-  if [ "${KEEP_TMP:-0}" = 1 ]; then echo "== kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A loopback port nothing listens on (probed by connecting; a tiny race with
-# other processes is possible, the bind then fails loudly).
-used_ports=" "
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 30000))
-    [[ $used_ports == *" $p "* ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  die "no free loopback port found"
-}
-UP_PORT=$(free_port)
-used_ports+="$UP_PORT "
-PROXY_PORT=$(free_port)
-used_ports+="$PROXY_PORT "
-ADMIN_PORT=$(free_port)
-
-# HTTP status of one request over bash's /dev/tcp (no curl needed):
-# http_status PORT METHOD PATH [BODY]
-http_status() {
-  local port=$1 method=$2 path=$3 body=${4:-} line
-  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-  printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' \
-    "$method" "$path" "$port" "${#body}" "$body" >&3
-  IFS= read -r -t 5 line <&3 || line=""
-  exec 3<&- 3>&-
-  line=${line%$'\r'}
-  echo "${line#* }" | cut -d' ' -f1
-}
-
-wait_for() { # wait_for WHAT PID PORT PATH LOG
-  local what=$1 pid=$2 port=$3 path=$4 log=$5
-  for _ in $(seq 1 150); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "proxy_overhead: $what exited during startup; its log:" >&2
-      tail -n 40 "$log" >&2 || true
-      exit 1
-    fi
-    [ "$(http_status "$port" GET "$path" 2>/dev/null || true)" = 200 ] && return 0
-    sleep 0.2
-  done
-  echo "proxy_overhead: $what did not answer $path on port $port within 30 s; its log:" >&2
-  tail -n 40 "$log" >&2 || true
-  exit 1
-}
+free_port UP_PORT
+free_port PROXY_PORT
+free_port ADMIN_PORT
 
 BODY='{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
 RESULT='{"jsonrpc":"2.0","id":1,"result":{}}'
 
-# --- upstream: nginx, foreground, unprivileged paths -------------------------
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $TMP/nginx/body;
-  proxy_temp_path $TMP/nginx/proxy;
-  fastcgi_temp_path $TMP/nginx/fastcgi;
-  uwsgi_temp_path $TMP/nginx/uwsgi;
-  scgi_temp_path $TMP/nginx/scgi;
+# --- upstream: nginx answering a fixed JSON-RPC result -----------------------
+nginx_conf nginx "
   server {
     listen 127.0.0.1:$UP_PORT;
     location /mcp {
@@ -162,12 +56,9 @@ http {
       return 200 '$RESULT';
     }
     location = /ready { return 200; }
-  }
-}
-EOF
-"$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" >"$TMP/nginx/stdout.log" 2>&1 &
-nginx_pid=$!
-wait_for nginx "$nginx_pid" "$UP_PORT" /ready "$TMP/nginx/error.log"
+  }"
+start nginx TERM "$TMP/nginx/stdout.log" "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf"
+wait_for nginx "$LAST_PID" "$UP_PORT" /ready "$TMP/nginx/error.log"
 
 # --- the gateway in front of it ----------------------------------------------
 cat >"$TMP/gateway.toml" <<EOF
@@ -197,22 +88,23 @@ upstream = "http://127.0.0.1:$UP_PORT"
 mcp_path = "/mcp"
 public = true
 EOF
-"$GATEWAY_BIN" --config "$TMP/gateway.toml" >"$TMP/gateway.log" 2>&1 &
-gateway_pid=$!
-wait_for drio-gateway "$gateway_pid" "$ADMIN_PORT" /healthz "$TMP/gateway.log"
+# Pingora: SIGINT is its fast shutdown.
+start drio-gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
+wait_for drio-gateway "$LAST_PID" "$ADMIN_PORT" /readyz "$TMP/gateway.log"
 
 DIRECT_URL="http://127.0.0.1:$UP_PORT/mcp"
 GATEWAY_URL="http://127.0.0.1:$PROXY_PORT/apps/bench/mcp"
-check_post() { # check_post PORT PATH: one POST must answer 200 before the load
+check_post() { # check_post URL: one POST must answer 200 before the load
   local status
-  status=$(http_status "$1" POST "$2" "$BODY" || true)
+  status=$(curl -s -o /dev/null -m 5 -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -H 'Accept: application/json, text/event-stream' --data "$BODY" "$1" || true)
   [ "$status" = 200 ] && return 0
-  echo "proxy_overhead: POST http://127.0.0.1:$1$2 answered '${status:-nothing}', not 200; gateway log:" >&2
+  echo "proxy_overhead: POST $1 answered '${status:-nothing}', not 200; gateway log:" >&2
   tail -n 20 "$TMP/gateway.log" >&2 || true
   exit 1
 }
-check_post "$UP_PORT" /mcp
-check_post "$PROXY_PORT" /apps/bench/mcp
+check_post "$DIRECT_URL"
+check_post "$GATEWAY_URL"
 
 # --- wrk ---------------------------------------------------------------------
 # The request, plus a done() hook printing the figures in a parseable line

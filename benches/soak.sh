@@ -122,7 +122,7 @@ DRIO_SECRETS_KEY=$(openssl rand -base64 32)
 export DRIO_SECRETS_KEY
 start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
 GW_PID=$LAST_PID
-wait_for drio-gateway "$GW_PID" "$ADMIN" /healthz "$TMP/gateway.log"
+wait_for drio-gateway "$GW_PID" "$ADMIN" /readyz "$TMP/gateway.log"
 MGMT=$(jwt_mint "$ISSUER" bench-admin "$PUBLIC_URL")
 s=$(curl -s -o "$TMP/auth.json" -w '%{http_code}' -m 10 -X POST -H "Authorization: Bearer $MGMT" \
   -H 'Content-Type: application/json' \

@@ -80,7 +80,7 @@ public = true
 EOF
 start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
 GW_PID=$LAST_PID
-wait_for drio-gateway "$GW_PID" "$ADMIN" /healthz "$TMP/gateway.log"
+wait_for drio-gateway "$GW_PID" "$ADMIN" /readyz "$TMP/gateway.log"
 URL="http://127.0.0.1:$GW/apps/sse/mcp"
 
 open_streams() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^drio_open_streams / {print $2}'; }
