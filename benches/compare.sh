@@ -58,7 +58,9 @@
 # CPU time per request (µs/req = samples / PERF_FREQ / requests the
 # upstream received). Natively, unlike under callgrind, it sees what costs
 # time without costing instructions (atomics, cache misses, the kernel).
-# PERF_FREQ (2999 Hz), PERF_TOP (25 functions per target).
+# PERF_FREQ (2999 Hz), PERF_TOP (25 functions per target). PERF_ARGS adds
+# `perf record` arguments, e.g. "--call-graph dwarf" to ask `perf report -G`
+# (on the data kept with KEEP_TMP=1) who calls a function.
 #
 #   PERF=1 TARGETS="floor+auth gw-public gw-bearer" ROUNDS=3 bash benches/compare.sh
 set -euo pipefail
@@ -409,7 +411,8 @@ for r in $(seq 1 "$ROUNDS"); do
       perf_pid=""
       if [ "$PERF" = 1 ] && [ "$t" != direct ]; then
         p=$(pid_of "$t")
-        perf record -q -e cpu-clock -F "$PERF_FREQ" -o "$TMP/perf/$r-$t.data" \
+        # shellcheck disable=SC2086 # PERF_ARGS is a list of arguments
+        perf record -q -e cpu-clock -F "$PERF_FREQ" ${PERF_ARGS:-} -o "$TMP/perf/$r-$t.data" \
           -p "$(echo "$p" $(pgrep -P "$p") | tr ' ' ,)" -- sleep "$DURATION" >/dev/null 2>&1 &
         perf_pid=$!
       fi
