@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::listening::Service;
@@ -31,6 +32,20 @@ pub(crate) fn init_logging(cfg: &crate::config::Logging) {
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// A plaintext TCP listener whose connections read straight from the socket.
+///
+/// Pingora puts a 64 KiB read buffer in front of every accepted connection by
+/// default, for TLS, whose records are read 16 KiB at a time. Our listeners
+/// are plaintext, and Pingora's HTTP/1 and HTTP/2 sessions read into buffers
+/// of their own, so that buffer only added a copy of every read and 64 KiB
+/// per open connection, zero-filled when the connection is accepted (tokio's
+/// `BufReader` initialises it): most of what an idle keep-alive connection or
+/// an open SSE stream held (`benches/streams.sh`). Writes keep Pingora's
+/// small buffer, which joins a response head with its first body bytes.
+fn plain_listener(addr: &str) -> ListenerConfig {
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE))
 }
 
 /// Builds the state and runs the gateway until a shutdown signal.
@@ -147,10 +162,10 @@ fn build_server(state: Arc<State>, state_runtime: tokio::runtime::Handle, upgrad
             app.server_options = Some(options);
         }
     }
-    proxy.add_tcp(&cfg.listen.proxy.to_string());
+    proxy.add_listener(plain_listener(&cfg.listen.proxy.to_string()));
 
     let mut admin = Service::new("drio-admin".to_string(), AdminApp::new(state.clone()));
-    admin.add_tcp(&cfg.listen.admin.to_string());
+    admin.add_listener(plain_listener(&cfg.listen.admin.to_string()));
 
     server.add_service(proxy);
     server.add_service(admin);

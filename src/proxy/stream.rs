@@ -125,6 +125,26 @@ impl Gateway {
         session: &mut Session,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        // The opening (connect, request head, response head) runs in a future
+        // of its own, freed once the stream is open: a future is as large as
+        // its largest state, and the connector's is several KiB that an open
+        // stream, held for hours, has no use for.
+        let Some((upstream, heartbeat)) = Box::pin(self.open_stream(session, ctx)).await? else {
+            return Ok(());
+        };
+        let (tx, rx) = mpsc::channel(8);
+        let _reader = AbortOnDrop(tokio::spawn(read_upstream(upstream, tx)));
+        relay(session, rx, heartbeat).await
+    }
+
+    /// Sends the request upstream and forwards the response head. Returns the
+    /// upstream session and the heartbeat period when a body follows, `None`
+    /// when the response ended with its head.
+    async fn open_stream(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Option<(UpstreamSession, Option<Duration>)>> {
         let route = ctx
             .route
             .clone()
@@ -171,17 +191,14 @@ impl Gateway {
             .await
             .map_err(|e| e.into_down())?;
         if end {
-            return Ok(());
+            return Ok(None);
         }
-
-        let (tx, rx) = mpsc::channel(8);
-        let _reader = AbortOnDrop(tokio::spawn(read_upstream(upstream, tx)));
         let heartbeat = if ctx.streaming {
             policy.heartbeat
         } else {
             None
         };
-        relay(session, rx, heartbeat).await
+        Ok(Some((upstream, heartbeat)))
     }
 }
 

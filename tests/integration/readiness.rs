@@ -10,52 +10,26 @@
 //! gateway's bind fails and a connection to it is refused) and releases the
 //! relay.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify};
 
-use crate::support::gateway::{
-    client, AppSpec, Layout, TestGateway, ADMIN_TOKEN_ENV, TEST_ADMIN_TOKEN, TEST_SECRETS_KEY,
-};
+use crate::support::gateway::{client, AppSpec, TestGateway};
 use crate::support::ports::free_port;
 use crate::support::redis::RedisServer;
-
-const BINARY: &str = env!("CARGO_BIN_EXE_drio-gateway");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_until_the_proxy_listener_accepts() {
     let redis = RedisServer::start();
     let relay = GatedRelay::start(redis.port()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
     let (proxy_port, admin_port) = (free_port(), free_port());
-    let config = TestGateway::new()
+    let mut gw = TestGateway::new()
         .app_with(AppSpec::new("notes", "http://127.0.0.1:9"))
         .redis_url(&relay.url())
-        .render(&Layout {
-            proxy_port,
-            admin_port,
-            dir: dir.path(),
-        });
-    let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, config).expect("write config");
-    let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
-    let mut child = KillOnDrop(
-        Command::new(BINARY)
-            .arg("--config")
-            .arg(&path)
-            .env_remove("DRIO_CONFIG")
-            .env("DRIO_SECRETS_KEY", TEST_SECRETS_KEY)
-            .env(ADMIN_TOKEN_ENV, TEST_ADMIN_TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn gateway"),
-    );
+        .spawn_on(proxy_port, admin_port);
 
     // The gateway has checked its listen addresses and is opening the store.
     relay.first_connection().await;
@@ -66,9 +40,8 @@ async fn readyz_waits_until_the_proxy_listener_accepts() {
     relay.release();
 
     let http = client();
-    let admin = format!("http://127.0.0.1:{admin_port}");
-    let proxy = format!("http://127.0.0.1:{proxy_port}");
-    poll_until(&mut child, "admin /healthz answers", || async {
+    let (admin, proxy) = (gw.admin_url(), gw.url());
+    gw.poll_until("admin /healthz answers", || async {
         let r = http.get(format!("{admin}/healthz")).send().await.ok()?;
         (r.status() == StatusCode::OK).then_some(())
     })
@@ -89,7 +62,7 @@ async fn readyz_waits_until_the_proxy_listener_accepts() {
     }
 
     drop(taken);
-    poll_until(&mut child, "/readyz reports ready", || async {
+    gw.poll_until("/readyz reports ready", || async {
         let r = http.get(format!("{admin}/readyz")).send().await.ok()?;
         (r.status() == StatusCode::OK).then_some(())
     })
@@ -100,34 +73,6 @@ async fn readyz_waits_until_the_proxy_listener_accepts() {
         r.expect("proxy answers once ready").status(),
         StatusCode::OK
     );
-}
-
-/// Polls `probe` every 50 ms for up to 10 s; fails if the gateway exits.
-async fn poll_until<F, Fut>(child: &mut KillOnDrop, what: &str, mut probe: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<()>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if probe().await.is_some() {
-            return;
-        }
-        if let Some(status) = child.0.try_wait().expect("poll gateway") {
-            panic!("gateway exited ({status}) before: {what}");
-        }
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A TCP relay to a Redis that holds every connection until released.

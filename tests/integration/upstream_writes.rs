@@ -8,7 +8,8 @@
 //! its own shows as a second segment. The head's bytes are read raw too:
 //! the carried pingora-http patch changes how header names are held, and
 //! the client's spelling and the gateway's own headers must come out as
-//! before.
+//! before. Last, what clients send the gateway: its listener reads straight
+//! from the socket, and large heads and bodies must still arrive whole.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -207,14 +208,8 @@ async fn post_raw(
         sock.write_all(part).await.unwrap();
         tokio::time::sleep(pause).await;
     }
-    let mut chunk = [0u8; 4096];
     while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut chunk))
-            .await
-            .expect("an answer within 10 s")
-            .unwrap();
-        assert!(n > 0, "the gateway closed the connection");
-        answer.extend_from_slice(&chunk[..n]);
+        read_more(&mut sock, &mut answer).await;
     }
     let text = String::from_utf8_lossy(&answer).to_string();
     text.lines().next().unwrap_or_default().to_string()
@@ -298,4 +293,82 @@ async fn header_names_reach_the_upstream_spelled_as_sent_and_the_gateways_own_on
         let name = want.split(':').next().unwrap();
         assert_eq!(lines_named(&head, name), [want], "{head}");
     }
+}
+
+/// Writes `request` in one write on `sock` and reads one answer with a
+/// `Content-Length` body; returns its status line.
+async fn exchange(sock: &mut TcpStream, request: &[u8]) -> String {
+    sock.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if answer.len() >= end + 4 + len {
+                return head.lines().next().unwrap_or_default().to_string();
+            }
+        }
+        read_more(sock, &mut answer).await;
+    }
+}
+
+/// Appends what the gateway sends next on `sock` to `answer` (within 10 s).
+async fn read_more(sock: &mut TcpStream, answer: &mut Vec<u8>) {
+    let mut chunk = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut chunk))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    assert!(n > 0, "the gateway closed the connection");
+    answer.extend_from_slice(&chunk[..n]);
+}
+
+/// The proxy listener reads straight from the socket (no 64 KiB L4 buffer in
+/// front, `server::plain_listener`): what Pingora's own buffers must then
+/// handle is a head far larger than its first 4 KiB read, arriving in one
+/// write with its body; a body larger than the old buffer in the same write;
+/// and the next request on the same connection.
+#[tokio::test]
+async fn large_heads_and_bodies_in_one_write_then_the_next_request_arrive_whole() {
+    let up = RawUpstream::start().await;
+    let gw = gateway_in_front_of(&up).await;
+    let authority = gw.url().trim_start_matches("http://").to_string();
+    let mut sock = TcpStream::connect(&authority).await.unwrap();
+    let request = |extra: &str, body: &str| {
+        format!(
+            "POST /apps/raw/mcp HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+            body.len()
+        )
+    };
+    // ~24 KiB of headers: six times Pingora's first read buffer.
+    let big_head: String = (0..96)
+        .map(|i| format!("X-Filler-{i}: {}\r\n", "f".repeat(240)))
+        .collect();
+    let large = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"{}"}}}}}}"#,
+        "y".repeat(100 * 1024)
+    );
+    for (extra, body) in [
+        (big_head.as_str(), SMALL),
+        ("", large.as_str()),
+        ("", SMALL),
+    ] {
+        let status = exchange(&mut sock, request(extra, body).as_bytes()).await;
+        assert!(status.starts_with("http/1.1 200"), "{status}");
+    }
+    let seen = up.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.body_len).collect::<Vec<_>>(),
+        [SMALL.len(), large.len(), SMALL.len()]
+    );
+    let filler = lines_named(&seen[0].head, "X-Filler-95");
+    assert_eq!(filler, [format!("X-Filler-95: {}", "f".repeat(240))]);
+    assert_eq!(
+        seen[0].head.matches("\r\nX-Filler-").count(),
+        96,
+        "every header of the large head arrived"
+    );
 }

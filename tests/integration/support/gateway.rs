@@ -163,6 +163,31 @@ impl GatewayBuilder {
     /// A free port can be taken by someone else before the gateway binds it;
     /// when that happens it is started again on fresh ports.
     pub async fn start(self) -> TestGateway {
+        let mut gw = self.handle();
+        for attempt in 1.. {
+            gw.spawn_configured(&self, free_port(), free_port());
+            match gw.wait_healthy().await {
+                Ok(()) => break,
+                Err(why) if attempt < 3 && why == PORT_TAKEN => {
+                    eprintln!("drio-gateway lost a port race; retrying on other ports");
+                }
+                Err(why) => gw.failed(&why),
+            }
+        }
+        gw
+    }
+
+    /// Writes the config and starts the binary on these ports without waiting
+    /// for it: for tests of start-up itself, which then watch it with
+    /// [`TestGateway::poll_until`]. Tests of anything else use [`Self::start`].
+    pub fn spawn_on(self, proxy_port: u16, admin_port: u16) -> TestGateway {
+        let mut gw = self.handle();
+        gw.spawn_configured(&self, proxy_port, admin_port);
+        gw
+    }
+
+    /// The handle of a gateway not started yet, with its own directory.
+    fn handle(&self) -> TestGateway {
         let dir = tempfile::tempdir().expect("gateway tempdir");
         let mut gw = TestGateway {
             log_path: dir.path().join("gateway.log"),
@@ -180,23 +205,6 @@ impl GatewayBuilder {
         };
         for (name, value) in &self.env {
             gw.set_env(name, Some(value));
-        }
-        for attempt in 1.. {
-            (gw.proxy_port, gw.admin_port) = (free_port(), free_port());
-            let config = self.render(&Layout {
-                proxy_port: gw.proxy_port,
-                admin_port: gw.admin_port,
-                dir: gw.dir.path(),
-            });
-            std::fs::write(&gw.config_path, config).expect("write gateway config");
-            gw.spawn();
-            match gw.wait_healthy().await {
-                Ok(()) => break,
-                Err(why) if attempt < 3 && why == PORT_TAKEN => {
-                    eprintln!("drio-gateway lost a port race; retrying on other ports");
-                }
-                Err(why) => gw.failed(&why),
-            }
         }
         gw
     }
@@ -408,6 +416,45 @@ impl TestGateway {
                 self.log_tail(20)
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Writes `builder`'s config for these ports and starts the binary.
+    fn spawn_configured(&mut self, builder: &GatewayBuilder, proxy_port: u16, admin_port: u16) {
+        (self.proxy_port, self.admin_port) = (proxy_port, admin_port);
+        let config = builder.render(&Layout {
+            proxy_port,
+            admin_port,
+            dir: self.dir.path(),
+        });
+        std::fs::write(&self.config_path, config).expect("write gateway config");
+        self.spawn();
+    }
+
+    /// Polls `probe` every 50 ms until it yields; fails the test with the log
+    /// tail if the process exits first or 10 s pass.
+    pub async fn poll_until<F, Fut>(&mut self, what: &str, mut probe: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<()>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if probe().await.is_some() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                self.failed(&format!("exited ({status}) before: {what}"));
+            }
+            if Instant::now() > deadline {
+                self.failed(&format!("timed out waiting: {what}"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
