@@ -229,24 +229,9 @@ if wants floor-stock; then
 fi
 
 # --- the gateway -------------------------------------------------------------------
-cat >"$TMP/gateway.toml" <<EOF
-public_url = "$PUBLIC_URL"
-
-[listen]
-proxy = "127.0.0.1:$GW"
-admin = "127.0.0.1:$ADMIN"
-
-[server]
-threads = $THREADS
-grace_period_seconds = 0
-graceful_shutdown_timeout_seconds = 1
-
-[storage]
-backend = "embedded"
-path = "$TMP/gateway.redb"
-
-[logging]
-level = "warn"
+{
+  gateway_toml_head "$PUBLIC_URL" "$(embedded_storage "$TMP/gateway.redb")"
+  cat <<EOF
 
 [auth]
 issuer = "$ISSUER"
@@ -274,6 +259,7 @@ id = "app_exchange"
 slug = "exchange"
 upstream = "http://127.0.0.1:$UP/x"
 EOF
+} >"$TMP/gateway.toml"
 DRIO_SECRETS_KEY=$(openssl rand -base64 32)
 export DRIO_SECRETS_KEY
 start gateway INT "$TMP/gateway.log" "${VG[@]}" "$GATEWAY_BIN" --config "$TMP/gateway.toml"

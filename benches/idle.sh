@@ -59,21 +59,8 @@ echo "| connections | RSS before MiB | RSS open MiB | KiB per connection |"
 echo "| --- | --- | --- | --- |"
 for n in $COUNTS; do
   free_port GW; free_port ADMIN
-  cat >"$TMP/gateway-$n.toml" <<EOF
-public_url = "http://127.0.0.1:$GW"
-[listen]
-proxy = "127.0.0.1:$GW"
-admin = "127.0.0.1:$ADMIN"
-[server]
-threads = $THREADS
-grace_period_seconds = 0
-graceful_shutdown_timeout_seconds = 1
-[storage]
-backend = "embedded"
-path = "$TMP/gateway-$n.redb"
-[logging]
-level = "warn"
-EOF
+  gateway_toml_head "http://127.0.0.1:$GW" "$(embedded_storage "$TMP/gateway-$n.redb")" \
+    >"$TMP/gateway-$n.toml"
   start gateway INT "$TMP/gateway-$n.log" "$GATEWAY_BIN" --config "$TMP/gateway-$n.toml"
   pid=$LAST_PID
   wait_for drio-gateway "$pid" "$ADMIN" /readyz "$TMP/gateway-$n.log"

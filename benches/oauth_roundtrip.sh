@@ -38,8 +38,7 @@ free_port GW; free_port ADMIN; free_port UP
 PUBLIC_URL="http://127.0.0.1:$GW"
 REDIRECT="http://127.0.0.1:1/cb"
 case $STORE in
-  embedded) STORAGE="backend = \"embedded\"
-path = \"$TMP/gateway.redb\"" ;;
+  embedded) STORAGE=$(embedded_storage "$TMP/gateway.redb") ;;
   redis)
     need_tools redis-server:redis-server
     free_port REDIS
@@ -49,19 +48,9 @@ path = \"$TMP/gateway.redb\"" ;;
 url = \"redis://127.0.0.1:$REDIS\"" ;;
   *) die "STORE must be embedded or redis" ;;
 esac
-cat >"$TMP/gateway.toml" <<EOF
-public_url = "$PUBLIC_URL"
-[listen]
-proxy = "127.0.0.1:$GW"
-admin = "127.0.0.1:$ADMIN"
-[server]
-threads = $THREADS
-grace_period_seconds = 0
-graceful_shutdown_timeout_seconds = 1
-[storage]
-$STORAGE
-[logging]
-level = "warn"
+{
+  gateway_toml_head "$PUBLIC_URL" "$STORAGE"
+  cat <<EOF
 [oauth]
 token_mode = "gateway"
 # Every sign-in registers a client from 127.0.0.1: lift the per-address limit.
@@ -74,6 +63,7 @@ id = "app_notes"
 slug = "notes"
 upstream = "http://127.0.0.1:$UP"
 EOF
+} >"$TMP/gateway.toml"
 DRIO_SECRETS_KEY=$(openssl rand -base64 32)
 export DRIO_SECRETS_KEY
 start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"

@@ -78,19 +78,9 @@ url = \"redis://127.0.0.1:$REDIS\"" ;;
   *) die "STORE must be embedded or redis" ;;
 esac
 
-cat >"$TMP/gateway.toml" <<EOF
-public_url = "$PUBLIC_URL"
-[listen]
-proxy = "127.0.0.1:$GW"
-admin = "127.0.0.1:$ADMIN"
-[server]
-threads = $THREADS
-grace_period_seconds = 0
-graceful_shutdown_timeout_seconds = 1
-[storage]
-$STORAGE
-[logging]
-level = "warn"
+{
+  gateway_toml_head "$PUBLIC_URL" "$STORAGE"
+  cat <<EOF
 [auth]
 issuer = "$ISSUER"
 jwks_uri = "http://127.0.0.1:$UP/jwks.json"
@@ -118,6 +108,7 @@ ${READ_TIMEOUT_MS:+read_timeout_ms = $READ_TIMEOUT_MS
 }upstream = "http://127.0.0.1:$SSE"
 public = true
 EOF
+} >"$TMP/gateway.toml"
 DRIO_SECRETS_KEY=$(openssl rand -base64 32)
 export DRIO_SECRETS_KEY
 start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"

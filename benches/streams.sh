@@ -57,27 +57,16 @@ fi
 free_port UP; free_port GW; free_port ADMIN
 start upstream INT "$TMP/upstream.log" "$SSE_BIN" upstream "127.0.0.1:$UP" "$EVERY_MS"
 wait_for sse-upstream "$LAST_PID" "$UP" /ready "$TMP/upstream.log"
-cat >"$TMP/gateway.toml" <<EOF
-public_url = "http://127.0.0.1:$GW"
-[listen]
-proxy = "127.0.0.1:$GW"
-admin = "127.0.0.1:$ADMIN"
-[server]
-threads = $THREADS
-grace_period_seconds = 0
-graceful_shutdown_timeout_seconds = 1
-h2c = $H2C
-[storage]
-backend = "embedded"
-path = "$TMP/gateway.redb"
-[logging]
-level = "warn"
+{
+  gateway_toml_head "http://127.0.0.1:$GW" "$(embedded_storage "$TMP/gateway.redb")" "h2c = $H2C"
+  cat <<EOF
 [[apps]]
 id = "app_sse"
 slug = "sse"
 upstream = "http://127.0.0.1:$UP"
 public = true
 EOF
+} >"$TMP/gateway.toml"
 start gateway INT "$TMP/gateway.log" "$GATEWAY_BIN" --config "$TMP/gateway.toml"
 GW_PID=$LAST_PID
 wait_for drio-gateway "$GW_PID" "$ADMIN" /readyz "$TMP/gateway.log"

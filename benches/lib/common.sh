@@ -1,4 +1,4 @@
-# Helpers shared by the benchmark scripts (compare.sh, streams.sh, soak.sh),
+# Helpers shared by the benchmark scripts (compare.sh, streams.sh, soak.sh, ...),
 # taken from proxy_overhead.sh: tool installation, free ports, process
 # cleanup, readiness polling. Source it after setting NAME (used in messages).
 #   NAME=compare; . "$(dirname "$0")/lib/common.sh"
@@ -117,6 +117,22 @@ build_gateway() { # build_gateway [cargo args for extra targets]
   GATEWAY_BIN=${GATEWAY_BIN:-"$OUT/drio-gateway"}
   [ -x "$GATEWAY_BIN" ] || die "no binary at $GATEWAY_BIN after the build"
 }
+
+# The tables every benchmark's gateway config starts with:
+# gateway_toml_head PUBLIC_URL STORAGE_LINES [SERVER_LINES] prints the
+# listeners on $GW and $ADMIN, [server] with $THREADS threads and no grace
+# period (plus SERVER_LINES), [storage] and warn-level logs; the caller
+# appends its own tables.
+gateway_toml_head() {
+  printf '%s\n' "public_url = \"$1\"" '[listen]' "proxy = \"127.0.0.1:$GW\"" \
+    "admin = \"127.0.0.1:$ADMIN\"" '[server]' "threads = $THREADS" 'grace_period_seconds = 0' \
+    'graceful_shutdown_timeout_seconds = 1'
+  if [ -n "${3:-}" ]; then printf '%s\n' "$3"; fi
+  printf '%s\n' '[storage]' "$2" '[logging]' 'level = "warn"'
+}
+
+# The [storage] lines of an embedded store in FILE: embedded_storage FILE
+embedded_storage() { printf 'backend = "embedded"\npath = "%s"' "$1"; }
 
 # An nginx config skeleton in $TMP/$1 with the given server blocks.
 nginx_conf() { # nginx_conf DIR SERVER_BLOCKS
